@@ -1,0 +1,11 @@
+module github.com/physmap/physmap
+
+go 1.26.0
+
+tool github.com/usbarmory/tamago/cmd/tamago
+
+require (
+	github.com/digitalocean/go-qemu v0.0.0-20250212194115-ee9b0668d242 // indirect
+	github.com/usbarmory/tamago v1.26.0 // indirect
+	golang.org/x/arch v0.33.0 // indirect
+)

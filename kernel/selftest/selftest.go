@@ -1,0 +1,152 @@
+package selftest
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// HoldLine is printed by a kernel that stays halted after its report.
+const HoldLine = "physmap: holding"
+
+// closingPrefix starts the closing line.
+const closingPrefix = "selftest: "
+
+// Verdict is the outcome of one check.
+type Verdict bool
+
+// The two verdicts.
+const (
+	Fail Verdict = false
+	Pass Verdict = true
+)
+
+func (v Verdict) String() string {
+	if v {
+		return "PASS"
+	}
+	return "FAIL"
+}
+
+// Result is one check's line.
+type Result struct {
+	Verdict Verdict
+	Check   string
+	Detail  string
+}
+
+// String renders r as one console line, without the newline.
+func (r Result) String() string {
+	return fmt.Sprintf("%s %s: %s", r.Verdict, r.Check, r.Detail)
+}
+
+// Summary is the closing line's content.
+type Summary struct {
+	Passed, Failed int
+}
+
+// String renders s as the closing line, without the newline.
+func (s Summary) String() string {
+	return fmt.Sprintf("%s%d passed, %d failed", closingPrefix, s.Passed, s.Failed)
+}
+
+// OK reports whether the summary is a pass: at least one check ran and none
+// failed.
+func (s Summary) OK() bool { return s.Passed > 0 && s.Failed == 0 }
+
+// ErrNotProtocol is returned for a line that is not part of the protocol.
+var ErrNotProtocol = errors.New("not a self-test line")
+
+// ValidCheckName reports whether name can be used as a check name.
+func ValidCheckName(name string) bool {
+	if name == "" {
+		return false
+	}
+	for _, c := range name {
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.', c == '_', c == '-', c == '/':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// ParseResult parses a PASS or FAIL line. Trailing carriage returns and
+// newlines are ignored.
+func ParseResult(line string) (Result, error) {
+	line = strings.TrimRight(line, "\r\n")
+	var r Result
+	switch {
+	case strings.HasPrefix(line, "PASS "):
+		r.Verdict = Pass
+	case strings.HasPrefix(line, "FAIL "):
+		r.Verdict = Fail
+	default:
+		return Result{}, ErrNotProtocol
+	}
+	name, detail, ok := strings.Cut(line[len("PASS "):], ":")
+	if !ok || !ValidCheckName(name) {
+		return Result{}, fmt.Errorf("%w: malformed check line %q", ErrNotProtocol, line)
+	}
+	r.Check = name
+	r.Detail = strings.TrimPrefix(detail, " ")
+	return r, nil
+}
+
+// ParseSummary parses the closing line.
+func ParseSummary(line string) (Summary, error) {
+	line = strings.TrimRight(line, "\r\n")
+	rest, ok := strings.CutPrefix(line, closingPrefix)
+	if !ok {
+		return Summary{}, ErrNotProtocol
+	}
+	var s Summary
+	p, f, ok := strings.Cut(rest, " passed, ")
+	f, ok2 := strings.CutSuffix(f, " failed")
+	if !ok || !ok2 {
+		return Summary{}, fmt.Errorf("%w: malformed closing line %q", ErrNotProtocol, line)
+	}
+	var err error
+	if s.Passed, err = strconv.Atoi(p); err != nil || s.Passed < 0 {
+		return Summary{}, fmt.Errorf("%w: malformed pass count in %q", ErrNotProtocol, line)
+	}
+	if s.Failed, err = strconv.Atoi(f); err != nil || s.Failed < 0 {
+		return Summary{}, fmt.Errorf("%w: malformed fail count in %q", ErrNotProtocol, line)
+	}
+	return s, nil
+}
+
+// Tally collects results and produces the summary.
+type Tally struct {
+	Results []Result
+}
+
+// Add records r.
+func (t *Tally) Add(r Result) { t.Results = append(t.Results, r) }
+
+// Summary counts the recorded results.
+func (t *Tally) Summary() Summary {
+	var s Summary
+	for _, r := range t.Results {
+		if r.Verdict {
+			s.Passed++
+		} else {
+			s.Failed++
+		}
+	}
+	return s
+}
+
+// Failed returns the recorded failures, in order.
+func (t *Tally) Failed() []Result {
+	var out []Result
+	for _, r := range t.Results {
+		if !r.Verdict {
+			out = append(out, r)
+		}
+	}
+	return out
+}

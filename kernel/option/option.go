@@ -1,0 +1,121 @@
+// Package option parses physmap's kernel command line: the words of QEMU's
+// -append of the form physmap.NAME=VALUE. Words without the physmap. prefix
+// belong to someone else and are kept aside, untouched. An unknown name, a
+// malformed word or a bad value is an error naming the word, never ignored.
+package option
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Prefix starts every physmap option.
+const Prefix = "physmap."
+
+// Options are the parsed settings; the zero value is the default boot.
+type Options struct {
+	// Hold keeps the machine halted with its page tables live after the
+	// report, so the host can inspect it over QMP.
+	Hold bool
+}
+
+// Sentinel errors, wrapped by *Error.
+var (
+	ErrUnknown   = errors.New("unknown option")
+	ErrMalformed = errors.New("malformed option")
+	ErrValue     = errors.New("bad value")
+	ErrRepeated  = errors.New("option given twice")
+)
+
+// Error describes one bad word of the command line.
+type Error struct {
+	Word string // the word as given
+	Err  error  // one of the sentinels, possibly wrapped with detail
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%q: %v", e.Word, e.Err) }
+func (e *Error) Unwrap() error { return e.Err }
+
+// spec is one known option.
+type spec struct {
+	name  string
+	usage string
+	set   func(o *Options, value string) error
+}
+
+// specs lists every option physmap knows, in the order help prints them.
+var specs = []spec{
+	{"hold", "0|1: after the report, print \"physmap: holding\" and stay halted with the page tables live", func(o *Options, v string) (err error) {
+		o.Hold, err = parseBool(v)
+		return err
+	}},
+}
+
+// Names returns the known option names, sorted.
+func Names() []string {
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = s.name
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Usage returns one line per option: "physmap.NAME=VALUES: meaning".
+func Usage() []string {
+	out := make([]string, len(specs))
+	for i, s := range specs {
+		out[i] = Prefix + s.name + "=" + s.usage
+	}
+	return out
+}
+
+func parseBool(v string) (bool, error) {
+	switch v {
+	case "1":
+		return true, nil
+	case "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%w %q: want 0 or 1", ErrValue, v)
+}
+
+// Parse reads a command line. It returns the options, the words that are not
+// physmap's, and one error per bad word; on error the options hold the
+// defaults for the bad words and the values of the good ones.
+func Parse(cmdline string) (o Options, others []string, errs []error) {
+	seen := map[string]bool{}
+	for _, word := range strings.Fields(cmdline) {
+		rest, ok := strings.CutPrefix(word, Prefix)
+		if !ok {
+			others = append(others, word)
+			continue
+		}
+		name, value, ok := strings.Cut(rest, "=")
+		if !ok || name == "" {
+			errs = append(errs, &Error{word, fmt.Errorf("%w: want %sNAME=VALUE", ErrMalformed, Prefix)})
+			continue
+		}
+		var s *spec
+		for j := range specs {
+			if specs[j].name == name {
+				s = &specs[j]
+			}
+		}
+		if s == nil {
+			errs = append(errs, &Error{word, fmt.Errorf("%w %s%s (known: %s)", ErrUnknown, Prefix, name, strings.Join(Names(), ", "))})
+			continue
+		}
+		if seen[name] {
+			errs = append(errs, &Error{word, ErrRepeated})
+			continue
+		}
+		seen[name] = true
+		if err := s.set(&o, value); err != nil {
+			errs = append(errs, &Error{word, err})
+		}
+	}
+	return o, others, errs
+}

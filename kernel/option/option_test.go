@@ -1,0 +1,76 @@
+package option
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestParse(t *testing.T) {
+	for _, tc := range []struct {
+		cmdline string
+		want    Options
+		others  []string
+	}{
+		{"", Options{}, nil},
+		{"physmap.hold=1", Options{Hold: true}, nil},
+		{"  console=ttyS0 physmap.hold=0  quiet ", Options{}, []string{"console=ttyS0", "quiet"}},
+	} {
+		got, others, errs := Parse(tc.cmdline)
+		if len(errs) != 0 {
+			t.Errorf("Parse(%q): unexpected errors %v", tc.cmdline, errs)
+		}
+		if got != tc.want || !reflect.DeepEqual(others, tc.others) {
+			t.Errorf("Parse(%q) = %+v, %q; want %+v, %q", tc.cmdline, got, others, tc.want, tc.others)
+		}
+	}
+}
+
+func TestParseErrors(t *testing.T) {
+	for _, tc := range []struct {
+		cmdline string
+		word    string
+		err     error
+		detail  string
+	}{
+		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, "known: hold"},
+		{"physmap.hold=x", "physmap.hold=x", ErrValue, `"x"`},
+		{"physmap.hold=", "physmap.hold=", ErrValue, "want 0 or 1"},
+		{"physmap.hold", "physmap.hold", ErrMalformed, "NAME=VALUE"},
+		{"physmap.=1", "physmap.=1", ErrMalformed, "NAME=VALUE"},
+		{"physmap.hold=1 physmap.hold=1", "physmap.hold=1", ErrRepeated, "twice"},
+	} {
+		_, _, errs := Parse(tc.cmdline)
+		if len(errs) != 1 {
+			t.Fatalf("Parse(%q): %d errors %v, want 1", tc.cmdline, len(errs), errs)
+		}
+		var e *Error
+		if !errors.As(errs[0], &e) || e.Word != tc.word || !errors.Is(errs[0], tc.err) {
+			t.Errorf("Parse(%q) error = %v, want word %q and %v", tc.cmdline, errs[0], tc.word, tc.err)
+		}
+		if !strings.Contains(errs[0].Error(), tc.detail) {
+			t.Errorf("Parse(%q) error %q does not say %q", tc.cmdline, errs[0], tc.detail)
+		}
+	}
+}
+
+func TestParseKeepsGoodOptionsBesideBadOnes(t *testing.T) {
+	o, _, errs := Parse("physmap.nope=1 physmap.hold=1")
+	if len(errs) != 1 || !o.Hold {
+		t.Errorf("got %+v with %v; want Hold and one error", o, errs)
+	}
+}
+
+func TestUsageCoversEveryOption(t *testing.T) {
+	u := Usage()
+	for i, n := range Names() {
+		found := false
+		for _, line := range u {
+			found = found || strings.HasPrefix(line, Prefix+n+"=")
+		}
+		if !found {
+			t.Errorf("option %d (%s) has no usage line", i, n)
+		}
+	}
+}

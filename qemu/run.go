@@ -1,0 +1,463 @@
+package qemu
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Stop timings: how long QEMU gets to quit through QMP, then after SIGTERM,
+// before it is killed.
+const (
+	quitGrace = 3 * time.Second
+	termGrace = 2 * time.Second
+)
+
+// Runner boots the kernel under QEMU and judges the self-test.
+type Runner struct {
+	// Stdout receives the serial console: whole lines as they arrive, or in
+	// interactive mode every byte as it arrives. Nil discards it.
+	Stdout io.Writer
+	// Stderr receives QEMU's stderr and the runner's notes. Nil discards it.
+	Stderr io.Writer
+	// Stdin goes to QEMU's serial port in interactive mode; nil means
+	// os.Stdin.
+	Stdin io.Reader
+	// Name prefixes the runner's notes ("physmap-run").
+	Name string
+	// ExpectFail, if set, makes the run succeed only if the self-test fails
+	// and a FAIL line names exactly this check.
+	ExpectFail string
+	// OnHold, if set, is called once with the live machine's QMP connection
+	// when the console shows selftest.HoldLine; QEMU is quit when it
+	// returns, and an error from it fails the run. Without it a holding
+	// machine runs until Interrupt fires or the timeout ends.
+	OnHold func(ctx context.Context, m *Monitor) error
+	// Interrupt stops the run (a held machine is then quit normally);
+	// typically fed by signal.Notify for SIGINT and SIGTERM.
+	Interrupt <-chan os.Signal
+	// ProbeKVM checks that KVM can run the guest; nil means ProbeKVM.
+	ProbeKVM func(context.Context, Config) error
+}
+
+// Result is what a run observed.
+type Result struct {
+	Config     Config        // the config actually run (after a KVM fallback)
+	Argv       []string      // QEMU's argv
+	Console    *Console      // the parsed console
+	ExitStatus int           // QEMU's exit status, -1 if killed by a signal or not started
+	Exit       string        // how QEMU ended, for people ("exit status 1", "signal: aborted")
+	StopReason string        // from QMP: "SHUTDOWN guest-reset", ...; may be empty
+	Closing    time.Duration // QEMU start to the closing line; 0 if none
+	Elapsed    time.Duration // QEMU start to its exit
+	Held       bool          // the machine held and was quit by the runner
+	TimedOut   bool
+	Stderr     []string // QEMU's last stderr lines
+}
+
+func (r *Runner) notef(format string, args ...any) {
+	if r.Stderr == nil {
+		return
+	}
+	name := r.Name
+	if name == "" {
+		name = "physmap-run"
+	}
+	fmt.Fprintf(r.Stderr, name+": "+format+"\n", args...)
+}
+
+// prepare validates cfg, finds QEMU and the kernel, and settles the
+// accelerator.
+func (r *Runner) prepare(ctx context.Context, cfg Config) (Config, error) {
+	if _, err := cfg.Command(); err != nil {
+		return cfg, err
+	}
+	bin, err := exec.LookPath(cfg.binary())
+	if err != nil {
+		return cfg, &Error{Op: "start", Err: ErrQEMUMissing,
+			Detail: fmt.Sprintf("%s not found (%v); install it with: apt-get install -y qemu-system-x86", cfg.binary(), err)}
+	}
+	cfg.Binary = bin
+	if fi, err := os.Stat(cfg.Kernel); err != nil || fi.IsDir() {
+		detail := fmt.Sprintf("%s: not a file", cfg.Kernel)
+		if err != nil {
+			detail = err.Error()
+		}
+		return cfg, &Error{Op: "start", Err: ErrKernelMissing, Detail: detail + "; build it with: make kernel"}
+	}
+	if cfg.accel() == KVM {
+		probe := r.ProbeKVM
+		if probe == nil {
+			probe = ProbeKVM
+		}
+		var note string
+		cfg, note = chooseAccel(cfg, probe(ctx, cfg))
+		if note != "" {
+			r.notef("%s", note)
+		}
+	}
+	return cfg, nil
+}
+
+// Run boots cfg and returns what it saw, and nil if the verdict is success.
+// The error is an *Error wrapping one of the package's sentinels; ExitCode
+// maps it to the commands' exit status.
+func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
+	res := &Result{ExitStatus: -1, Console: new(Console)}
+	cfg, err := r.prepare(ctx, cfg)
+	res.Config = cfg
+	if err != nil {
+		return res, err
+	}
+	qmpPath := cfg.QMP
+	if qmpPath == "" {
+		dir, err := os.MkdirTemp("", "physmap-qmp")
+		if err != nil {
+			return res, &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
+		}
+		defer os.RemoveAll(dir)
+		qmpPath = filepath.Join(dir, "qmp.sock")
+	}
+	runCfg := cfg
+	runCfg.QMP = qmpPath
+	argv, err := runCfg.Command()
+	if err != nil {
+		return res, err
+	}
+	res.Argv = argv
+
+	cmd := exec.Command(argv[0], argv[1:]...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return res, &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
+	}
+	errTail := &lineTail{w: r.Stderr, max: TailLines}
+	cmd.Stderr = errTail
+	if cfg.Interactive || cfg.GDB {
+		cmd.Stdin = r.Stdin
+		if cmd.Stdin == nil {
+			cmd.Stdin = os.Stdin
+		}
+	} else {
+		// Own process group: a ^C reaches only the runner, which then
+		// quits QEMU through QMP and still reports.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
+
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return res, &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
+	}
+
+	// Console reader: lines to the loop below, bytes or lines to Stdout.
+	lines := make(chan string)
+	go readConsole(stdout, r.Stdout, cfg.Interactive || cfg.GDB, lines)
+
+	// QMP: connect while QEMU runs; give up when it exits.
+	exited := make(chan struct{})
+	dialCtx, stopDial := context.WithCancel(ctx)
+	defer stopDial()
+	monc := make(chan *Monitor, 1)
+	go func() {
+		m, err := DialMonitor(dialCtx, qmpPath)
+		if err != nil {
+			monc <- nil
+			return
+		}
+		monc <- m
+	}()
+
+	var timeout <-chan time.Time
+	if cfg.Timeout > 0 {
+		t := time.NewTimer(cfg.Timeout)
+		defer t.Stop()
+		timeout = t.C
+	}
+
+	var (
+		mon         *Monitor
+		monDone     bool
+		consoleDone bool
+		waitErr     error
+		interrupted bool
+		stopping    bool
+		hookDone    chan error
+		hookErr     error
+		hookCancel  context.CancelFunc = func() {}
+	)
+	defer func() { hookCancel() }()
+	startHook := func() {
+		if r.OnHold == nil || mon == nil || hookDone != nil || !res.Console.Holding {
+			return
+		}
+		var hctx context.Context
+		hctx, hookCancel = context.WithCancel(ctx)
+		hookDone = make(chan error, 1)
+		go func() { hookDone <- r.OnHold(hctx, mon) }()
+	}
+	stop := func() {
+		if stopping {
+			return
+		}
+		stopping = true
+		go stopQEMU(cmd, mon, exited)
+	}
+
+	for exitWait := (<-chan struct{})(nil); !consoleDone || exitWait != nil; {
+		select {
+		case line, ok := <-lines:
+			if !ok {
+				consoleDone = true
+				lines = nil
+				// The console ends when QEMU exits: reap it.
+				go func() { waitErr = cmd.Wait(); close(exited) }()
+				exitWait = exited
+				continue
+			}
+			switch res.Console.Feed(line) {
+			case LineClosing:
+				res.Closing = time.Since(start)
+				r.notef("closing line after %.2fs", res.Closing.Seconds())
+			case LineHold:
+				if !cfg.Interactive {
+					r.notef("holding; QMP socket %s; interrupt (^C) to quit", qmpPath)
+				}
+				if r.OnHold != nil {
+					if mon == nil && monDone {
+						hookErr = &Error{Op: "hold", Err: ErrHold, Detail: "no QMP connection to the held machine"}
+						stop()
+					}
+					startHook()
+				}
+			}
+		case m := <-monc:
+			monc, monDone, mon = nil, true, m
+			if mon != nil {
+				defer mon.Close()
+			}
+			startHook()
+			if r.OnHold != nil && res.Console.Holding && mon == nil {
+				hookErr = &Error{Op: "hold", Err: ErrHold, Detail: "no QMP connection to the held machine"}
+				stop()
+			}
+		case err := <-hookDone:
+			hookDone = nil
+			if err != nil {
+				hookErr = &Error{Op: "hold", Err: ErrHold, Detail: err.Error(), Tail: res.Console.Tail()}
+			}
+			res.Held = true
+			stop()
+		case <-timeout:
+			timeout = nil
+			res.TimedOut = true
+			if res.Console.Holding {
+				res.Held = true
+			}
+			stop()
+		case <-r.Interrupt:
+			interrupted = true
+			if res.Console.Holding {
+				res.Held = true
+			}
+			stop()
+		case <-exitWait:
+			exitWait = nil
+		}
+	}
+	stopDial()
+	res.Elapsed = time.Since(start)
+	if mon != nil {
+		// Let the last events arrive: QEMU has exited, so the stream ends.
+		select {
+		case <-mon.Closed():
+		case <-time.After(time.Second):
+		}
+		res.StopReason = mon.StopReason()
+	}
+	res.Exit = describeExit(waitErr)
+	if ps := cmd.ProcessState; ps != nil {
+		res.ExitStatus = ps.ExitCode()
+	}
+	res.Stderr = errTail.lines()
+	r.notef("QEMU exited after %.2fs (%s%s)", res.Elapsed.Seconds(), res.Exit, optional(", ", res.StopReason))
+	return res, r.judge(res, interrupted, hookErr)
+}
+
+// judge turns what a run saw into its verdict.
+func (r *Runner) judge(res *Result, interrupted bool, hookErr error) error {
+	c := res.Console
+	fail := func(op string, err error, format string, args ...any) error {
+		return &Error{Op: op, Err: err, Detail: fmt.Sprintf(format, args...), Tail: c.Tail()}
+	}
+	how := res.Exit + optional(", QMP: ", res.StopReason)
+	if res.Config.accel() == KVM && len(c.Tail()) == 0 && !res.TimedOut && !interrupted {
+		how += "; KVM failed at run time, try -accel tcg"
+	}
+	switch {
+	case !c.Closed && res.TimedOut:
+		return fail("boot", ErrTimeout, "no closing line after %v", res.Config.Timeout)
+	case !c.Closed && interrupted:
+		return fail("boot", ErrInterrupted, "before the closing line")
+	case !c.Closed:
+		what := "QEMU exited"
+		if strings.Contains(res.StopReason, "guest-reset") || strings.Contains(res.StopReason, "RESET") {
+			what = "guest reset (triple fault?)"
+		}
+		return fail("boot", ErrNoClosingLine, "%s before the closing line (%s)", what, how)
+	}
+	if err := c.Judge(r.ExpectFail); err != nil {
+		return err
+	}
+	if hookErr != nil {
+		return hookErr
+	}
+	if c.Holding && res.Held {
+		return nil // the runner quit QEMU: its status says nothing
+	}
+	if res.TimedOut {
+		return fail("boot", ErrTimeout, "after the closing line, QEMU did not exit within %v", res.Config.Timeout)
+	}
+	if interrupted {
+		return fail("boot", ErrInterrupted, "after the closing line, before QEMU exited")
+	}
+	if want := ExpectedStatus(c.Summary); res.ExitStatus != want {
+		return fail("verdict", ErrExitStatus, "closing line %q wants QEMU exit status %d, got %s", c.Summary, want, how)
+	}
+	return nil
+}
+
+// stopQEMU quits QEMU through QMP if it can, then by SIGTERM, then SIGKILL.
+func stopQEMU(cmd *exec.Cmd, mon *Monitor, exited <-chan struct{}) {
+	wait := func(d time.Duration) bool {
+		select {
+		case <-exited:
+			return true
+		case <-time.After(d):
+			return false
+		}
+	}
+	if mon != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), quitGrace)
+		mon.Quit(ctx)
+		cancel()
+		if wait(quitGrace) {
+			return
+		}
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	if wait(termGrace) {
+		return
+	}
+	cmd.Process.Kill()
+}
+
+// readConsole copies QEMU's serial output to out and sends its lines on
+// lines, closing lines at end of file. In raw mode bytes go to out as they
+// arrive (a prompt has no newline); otherwise whole lines do.
+func readConsole(in io.Reader, out io.Writer, raw bool, lines chan<- string) {
+	defer close(lines)
+	if out == nil {
+		out = io.Discard
+	}
+	br := bufio.NewReader(in)
+	var partial strings.Builder
+	for {
+		if raw {
+			buf := make([]byte, 4096)
+			n, err := br.Read(buf)
+			out.Write(buf[:n])
+			for _, b := range buf[:n] {
+				if b == '\n' {
+					lines <- partial.String()
+					partial.Reset()
+				} else {
+					partial.WriteByte(b)
+				}
+			}
+			if err != nil {
+				break
+			}
+			continue
+		}
+		line, err := br.ReadString('\n')
+		if line != "" {
+			if !strings.HasSuffix(line, "\n") {
+				line += "\n"
+			}
+			io.WriteString(out, line)
+			lines <- strings.TrimSuffix(line, "\n")
+		}
+		if err != nil {
+			break
+		}
+	}
+	if partial.Len() > 0 {
+		lines <- partial.String()
+	}
+}
+
+// lineTail passes writes through to w and keeps the last max lines.
+type lineTail struct {
+	w   io.Writer
+	max int
+
+	mu   sync.Mutex
+	buf  []string
+	part string
+}
+
+func (t *lineTail) Write(p []byte) (int, error) {
+	if t.w != nil {
+		t.w.Write(p)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s := t.part + string(p)
+	parts := strings.Split(s, "\n")
+	t.part = parts[len(parts)-1]
+	for _, l := range parts[:len(parts)-1] {
+		t.buf = append(t.buf, strings.TrimRight(l, "\r"))
+	}
+	if len(t.buf) > t.max {
+		t.buf = t.buf[len(t.buf)-t.max:]
+	}
+	return len(p), nil
+}
+
+func (t *lineTail) lines() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := append([]string(nil), t.buf...)
+	if t.part != "" {
+		out = append(out, t.part)
+	}
+	return out
+}
+
+// describeExit says how QEMU ended.
+func describeExit(err error) string {
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+		return "exit status 0"
+	case errors.As(err, &ee):
+		return ee.Error()
+	}
+	return err.Error()
+}
+
+func optional(sep, s string) string {
+	if s == "" {
+		return ""
+	}
+	return sep + s
+}

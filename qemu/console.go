@@ -33,7 +33,7 @@ type Console struct {
 	// Holding is set once selftest.HoldLine has been seen after the closing
 	// line.
 	Holding bool
-	tail []string
+	tail    []string
 }
 
 // Feed records one console line (without its newline; a trailing carriage

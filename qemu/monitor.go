@@ -44,6 +44,11 @@ func DialMonitor(ctx context.Context, path string) (*Monitor, error) {
 
 // connect does the handshake on sm, giving up when ctx ends.
 func connect(ctx context.Context, sm *qmp.SocketMonitor) (*Monitor, error) {
+	// The library drops events that arrive while nobody listens, and
+	// counts a listener only from the first Events call; calling it before
+	// Connect (which returns no channel yet) closes that window, so a
+	// SHUTDOWN right after the handshake is not lost.
+	sm.Events(ctx)
 	done := make(chan error, 1)
 	go func() { done <- sm.Connect() }()
 	select {

@@ -275,6 +275,13 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	stopDial()
 	res.Elapsed = time.Since(start)
+	if monc != nil {
+		// QEMU exited before the loop took the connection: take it now
+		// for the events it carried.
+		if mon = <-monc; mon != nil {
+			defer mon.Close()
+		}
+	}
 	if mon != nil {
 		// Let the last events arrive: QEMU has exited, so the stream ends.
 		select {

@@ -1,0 +1,159 @@
+// Command fakeqemu stands in for qemu-system-x86_64 in the harness's tests.
+// It serves QMP on the -qmp socket it is given and plays the script in
+// $FAKEQEMU_SCRIPT, one command a line:
+//
+//	print TEXT        a console line on stdout
+//	stderr TEXT       a line on stderr
+//	waitqmp           wait until a QMP client has negotiated capabilities
+//	event NAME JSON   send a QMP event with data JSON
+//	sleep DURATION    pause
+//	hold              wait (QMP quit or SIGTERM always exit 0, as in QEMU)
+//	exit N            exit with status N
+//	abort             die of a signal
+//
+// A KVM probe run (-accel kvm with -S) behaves as $FAKEQEMU_KVM says: "ok"
+// (query-kvm enabled), "off" (present but not enabled) or "abort" (die
+// while resetting the vCPU, as QEMU 7.2 does on a paravirtual host).
+// $FAKEQEMU_ARGV, if set, names a file that receives the argv, one per line.
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/physmap/physmap/qemu/internal/fakeqmp"
+)
+
+func main() {
+	args := os.Args[1:]
+	if f := os.Getenv("FAKEQEMU_ARGV"); f != "" {
+		os.WriteFile(f, []byte(strings.Join(os.Args, "\n")+"\n"), 0o644)
+	}
+	var qmpPath, accel string
+	paused := false
+	for i, a := range args {
+		switch {
+		case a == "-qmp" && i+1 < len(args):
+			qmpPath = strings.TrimPrefix(strings.SplitN(args[i+1], ",", 2)[0], "unix:")
+		case a == "-accel" && i+1 < len(args):
+			accel = args[i+1]
+		case a == "-S":
+			paused = true
+		}
+	}
+	kvm := os.Getenv("FAKEQEMU_KVM")
+	var srv *fakeqmp.Server
+	if qmpPath != "" {
+		if accel == "kvm" && paused && kvm == "abort" {
+			abort()
+		}
+		var err error
+		srv, err = fakeqmp.Listen(qmpPath)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "fakeqemu:", err)
+			os.Exit(1)
+		}
+		defer srv.Close()
+		srv.Handle = func(name string, _ json.RawMessage) (any, string) {
+			if name == "query-kvm" {
+				return map[string]bool{"enabled": accel == "kvm" && kvm == "ok", "present": true}, ""
+			}
+			if name == "human-monitor-command" {
+				return "fake monitor output\r\n", ""
+			}
+			return nil, "The command " + name + " has not been found"
+		}
+	}
+	term := make(chan os.Signal, 1)
+	signal.Notify(term, syscall.SIGTERM)
+	hold := func() {
+		var quit <-chan struct{}
+		if srv != nil {
+			quit = srv.Quit()
+		}
+		select {
+		case <-quit:
+			time.Sleep(10 * time.Millisecond) // let the reply and event go out
+		case <-term:
+		}
+		if srv != nil {
+			srv.Close()
+		}
+		os.Exit(0)
+	}
+	if accel == "kvm" && paused {
+		hold()
+	}
+	go hold() // like QEMU, quit on QMP quit or SIGTERM at any time
+	for _, line := range strings.Split(os.Getenv("FAKEQEMU_SCRIPT"), "\n") {
+		verb, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+		switch verb {
+		case "":
+		case "print":
+			fmt.Println(rest)
+		case "stderr":
+			fmt.Fprintln(os.Stderr, rest)
+		case "waitqmp":
+			if srv == nil {
+				fail("waitqmp without -qmp")
+			}
+			select {
+			case <-srv.Ready():
+			case <-time.After(5 * time.Second):
+				fail("no QMP client")
+			}
+		case "event":
+			name, data, _ := strings.Cut(rest, " ")
+			var m map[string]any
+			if data != "" && json.Unmarshal([]byte(data), &m) != nil {
+				fail("bad event data " + data)
+			}
+			srv.Event(name, m)
+			time.Sleep(10 * time.Millisecond)
+		case "sleep":
+			d, err := time.ParseDuration(rest)
+			if err != nil {
+				fail(err.Error())
+			}
+			time.Sleep(d)
+		case "hold":
+			select {}
+		case "exit":
+			n, err := strconv.Atoi(rest)
+			if err != nil {
+				fail(err.Error())
+			}
+			if srv != nil {
+				srv.Close()
+			}
+			os.Exit(n)
+		case "abort":
+			abort()
+		default:
+			fail("unknown script verb " + verb)
+		}
+	}
+	if srv != nil {
+		srv.Close()
+	}
+}
+
+func abort() {
+	fmt.Fprintln(os.Stderr, "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69")
+	// The Go runtime turns SIGABRT into exit status 2; SIGKILL still shows
+	// the harness a death by signal, which is what matters.
+	syscall.Kill(os.Getpid(), syscall.SIGKILL)
+	time.Sleep(time.Second)
+	os.Exit(134)
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "fakeqemu:", msg)
+	os.Exit(99)
+}

@@ -1,0 +1,156 @@
+// Command physmap-test runs physmap's boot matrix (see matrix.go) under
+// QEMU, a few boots at a time, prints one line per boot and a closing line
+// "N passed, M failed", and exits non-zero if any boot failed.
+//
+//	physmap-test [-kernel build/physmap.elf] [-timeout 120s] [-run REGEXP] [-parallel 2] [-v]
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"regexp"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/physmap/physmap/qemu"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+// outcome is one finished boot.
+type outcome struct {
+	c   Case
+	res *qemu.Result
+	err error
+	d   time.Duration
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("physmap-test", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	kernel := fs.String("kernel", "build/physmap.elf", "kernel ELF image")
+	timeout := fs.Duration("timeout", 120*time.Second, "bound on each boot")
+	pattern := fs.String("run", "", "run only the cases whose name matches this regexp")
+	parallel := fs.Int("parallel", 2, "boots at a time")
+	verbose := fs.Bool("v", false, "print every boot's console")
+	list := fs.Bool("list", false, "list the cases and exit")
+	if err := fs.Parse(args); err != nil {
+		return qemu.ExitUsage
+	}
+	re, err := regexp.Compile(*pattern)
+	if err != nil || *parallel < 1 || fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "physmap-test: bad -run, -parallel or arguments (%v)\n", err)
+		return qemu.ExitUsage
+	}
+	var cases []Case
+	for _, c := range matrix() {
+		if re.MatchString(c.Name) {
+			cases = append(cases, c)
+		}
+	}
+	if *list {
+		for _, c := range cases {
+			fmt.Fprintln(stdout, c.Name)
+		}
+		return qemu.ExitOK
+	}
+	if len(cases) == 0 {
+		fmt.Fprintf(stderr, "physmap-test: no case matches -run %q\n", *pattern)
+		return qemu.ExitUsage
+	}
+
+	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	var (
+		mu      sync.Mutex
+		results []outcome
+		wg      sync.WaitGroup
+		sem     = make(chan struct{}, *parallel)
+	)
+	for _, c := range cases {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				return
+			}
+			cfg := c.config(*kernel)
+			cfg.Timeout = *timeout
+			r := &qemu.Runner{ExpectFail: c.ExpectFail, Interrupt: interruptOn(ctx)}
+			start := time.Now()
+			res, err := r.Run(ctx, cfg)
+			o := outcome{c, res, err, time.Since(start)}
+			mu.Lock()
+			defer mu.Unlock()
+			results = append(results, o)
+			report(stdout, o, *verbose)
+		}()
+	}
+	wg.Wait()
+
+	passed, failed, usage := 0, 0, false
+	for _, o := range results {
+		if o.err == nil {
+			passed++
+		} else {
+			failed++
+			usage = usage || qemu.ExitCode(o.err) == qemu.ExitUsage
+		}
+	}
+	failed += len(cases) - len(results) // not run: interrupted
+	fmt.Fprintf(stdout, "%d passed, %d failed\n", passed, failed)
+	switch {
+	case failed == 0:
+		return qemu.ExitOK
+	case usage && passed == 0:
+		return qemu.ExitUsage
+	}
+	return qemu.ExitFailed
+}
+
+// report prints one boot's line, and on failure its reason and console tail.
+func report(w io.Writer, o outcome, verbose bool) {
+	verdict, what := "ok  ", "pass"
+	if o.c.ExpectFail != "" {
+		what = "FAIL " + o.c.ExpectFail + " as expected"
+	}
+	if o.err != nil {
+		verdict, what = "FAIL", o.err.Error()
+	}
+	closing := "-"
+	if o.res != nil && o.res.Closing > 0 {
+		closing = fmt.Sprintf("%.2fs", o.res.Closing.Seconds())
+	}
+	fmt.Fprintf(w, "%s %-28s closing %-7s total %.2fs  %s\n", verdict, o.c.Name, closing, o.d.Seconds(), what)
+	var he *qemu.Error
+	tail := errors.As(o.err, &he) && len(he.Tail) > 0
+	if verbose && o.res != nil {
+		for _, l := range o.res.Console.Tail() {
+			fmt.Fprintf(w, "    | %s\n", l)
+		}
+	} else if tail {
+		for _, l := range he.Tail {
+			fmt.Fprintf(w, "    | %s\n", l)
+		}
+	}
+	if o.err != nil && o.res != nil {
+		for _, l := range o.res.Stderr {
+			fmt.Fprintf(w, "    ! %s\n", l)
+		}
+	}
+}
+
+// interruptOn turns ctx's end into a runner interrupt.
+func interruptOn(ctx context.Context) <-chan os.Signal {
+	c := make(chan os.Signal, 1)
+	go func() { <-ctx.Done(); c <- os.Interrupt }()
+	return c
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/physmap/physmap/kernel/selftest"
+	"github.com/physmap/physmap/qemu"
+)
+
+func TestMatrix(t *testing.T) {
+	want := map[string]bool{
+		"m=512M/cpu=max": true, "m=512M/cpu=qemu64,+rdrand": true,
+		"m=2G/cpu=max": true, "m=2G/cpu=qemu64,+rdrand": true,
+		"m=6G/cpu=max": true, "m=6G/cpu=qemu64,+rdrand": true,
+		"option/unknown": true, "option/malformed-hold": true,
+	}
+	seen := map[string]bool{}
+	for _, c := range matrix() {
+		if seen[c.Name] {
+			t.Errorf("duplicate case %q", c.Name)
+		}
+		seen[c.Name] = true
+		if _, err := c.config("k.elf").Command(); err != nil {
+			t.Errorf("case %q: %v", c.Name, err)
+		}
+		if c.ExpectFail != "" && !selftest.ValidCheckName(c.ExpectFail) {
+			t.Errorf("case %q expects bad check name %q", c.Name, c.ExpectFail)
+		}
+	}
+	for name := range want {
+		if !seen[name] {
+			t.Errorf("matrix lacks %q", name)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Errorf("matrix has %d cases, want %d", len(seen), len(want))
+	}
+}
+
+func TestRunListAndSelect(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"-list", "-run", "^option/"}, &out, &errOut); code != qemu.ExitOK {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if got := strings.Fields(out.String()); len(got) != 2 || got[0] != "option/unknown" {
+		t.Errorf("-run ^option/ listed %q", got)
+	}
+	if code := run([]string{"-run", "nothing-matches"}, &out, &errOut); code != qemu.ExitUsage {
+		t.Errorf("empty selection exit %d, want %d", code, qemu.ExitUsage)
+	}
+}
+
+func TestRunMissingKernelFailsEveryCase(t *testing.T) {
+	var out, errOut bytes.Buffer
+	code := run([]string{"-kernel", t.TempDir() + "/none.elf", "-run", "cpu=max"}, &out, &errOut)
+	if code == qemu.ExitOK || !strings.HasSuffix(out.String(), "\n0 passed, 3 failed\n") {
+		t.Errorf("exit %d, output:\n%s", code, out.String())
+	}
+}

@@ -1,0 +1,200 @@
+package mm
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// Problem is one broken invariant found by [Check].
+type Problem struct {
+	VA    VirtAddr // first address the faulty entry maps
+	Level Level    // level of the entry
+	Table PhysAddr // table holding the entry
+	Index int      // index of the entry in its table
+	Entry Entry    // the raw entry
+	What  string   // what is wrong
+}
+
+// Error formats the problem; a Problem is an error so Check can join them.
+func (p Problem) Error() string {
+	return fmt.Sprintf("mm: check: %v %v[%d] = %#016x (va %v): %s",
+		p.Level, p.Table, p.Index, uint64(p.Entry), p.VA, p.What)
+}
+
+// CheckOptions selects what Check knows beyond the tables themselves.
+type CheckOptions struct {
+	// PhysBits is MAXPHYADDR (CPUID 0x80000008 EAX[7:0]); 0 means 52.
+	PhysBits uint
+	// Owns, if set, must report true for every table page, the root
+	// included (e.g. (*Memblock).Owns).
+	Owns func(PhysAddr) bool
+	// Aliases are virtual ranges whose leaves may map table pages, such as
+	// the direct map, which maps all RAM. Elsewhere a leaf that maps a
+	// table page is a problem.
+	Aliases []VirtRange
+	// Layout, if set, must be of the address space's mode with every region
+	// canonical in it, and no leaf may lie in its guard hole.
+	Layout *Layout
+	// AllowWX stops Check from reporting writable and executable leaves.
+	AllowWX bool
+}
+
+// Check verifies the structural invariants of an address space in the
+// manner of testing/fstest.TestFS: reserved bits clear; huge pages only at
+// pmd and pud and aligned to their size; no table page referenced twice or
+// mapped as data outside opt.Aliases; every table page owned by the
+// allocator (with opt.Owns); every address canonical for the mode; and no
+// W+X leaf (unless opt.AllowWX). It returns nil or the problems joined.
+func Check(as *AddressSpace, opt CheckOptions) error {
+	ps := Problems(as, opt)
+	if len(ps) == 0 {
+		return nil
+	}
+	errs := make([]error, len(ps))
+	for i, p := range ps {
+		errs[i] = p
+	}
+	return errors.Join(errs...)
+}
+
+// Problems returns what Check reports, as a list.
+func Problems(as *AddressSpace, opt CheckOptions) []Problem {
+	physBits := opt.PhysBits
+	if physBits == 0 || physBits > MaxPhysBits {
+		physBits = MaxPhysBits
+	}
+	var probs []Problem
+	add := func(v *visit, format string, args ...any) {
+		probs = append(probs, Problem{VA: v.va, Level: v.level, Table: v.table,
+			Index: v.index, Entry: v.entry, What: fmt.Sprintf(format, args...)})
+	}
+	if opt.Owns != nil && !opt.Owns(as.root) {
+		probs = append(probs, Problem{Level: PGD, Table: as.root, Index: -1,
+			What: "root table page not owned by the allocator"})
+	}
+	var guard VirtRange
+	if l := opt.Layout; l != nil {
+		if l.Mode != as.mode {
+			probs = append(probs, Problem{Level: NoLevel, Index: -1,
+				What: fmt.Sprintf("layout is for %v paging, address space is %v", l.Mode, as.mode)})
+		}
+		for _, r := range l.Regions {
+			if r.Kind == KindNonCanonical {
+				continue
+			}
+			if !as.mode.Canonical(r.Start) || !as.mode.Canonical(r.Last()) {
+				probs = append(probs, Problem{VA: r.Start, Level: NoLevel, Index: -1,
+					What: fmt.Sprintf("layout region %q is not canonical in %v mode", r.Name, as.mode)})
+			}
+		}
+		if g, ok := l.Region(KindGuardHole); ok {
+			guard = VirtRange{g.Start, g.Last()}
+		}
+	}
+	addrRes := addrMask &^ (Entry(1)<<physBits - 1)
+	tables := map[PhysAddr]VirtAddr{as.root: 0}
+	as.walkAll(func(v *visit) walkAction {
+		e, l := v.entry, v.level
+		if !e.IsPresent() {
+			return walkSkip
+		}
+		if r := e & addrRes; r != 0 {
+			add(v, "reserved address bits %#x set (MAXPHYADDR %d)", uint64(r), physBits)
+		}
+		if (l == PGD || l == P4D) && e&PS != 0 {
+			add(v, "PS set at %v: huge pages exist only at pmd and pud", l)
+			return walkSkip
+		}
+		if e.IsLeaf(l) {
+			size := pageSizeAt(l)
+			if l != PTE && !PhysAddr(e&addrMask&^PATHuge).IsAligned(uint64(size)) {
+				add(v, "huge page frame %#x not aligned to %v", uint64(e&addrMask&^PATHuge), size)
+			}
+			if !as.mode.Canonical(v.va) || !as.mode.Canonical(v.va.Add(uint64(size)-1)) {
+				add(v, "leaf maps non-canonical addresses")
+			}
+			if !guard.Empty() && guard.Overlaps(VirtRange{v.va, v.va.Add(uint64(size) - 1)}) {
+				add(v, "leaf in the guard hole %v", guard)
+			}
+			if !opt.AllowWX && v.eff&AttrWrite != 0 && v.eff&AttrNX == 0 {
+				add(v, "W+X mapping")
+			}
+			return walkSkip
+		}
+		child := e.Addr(l)
+		if first, dup := tables[child]; dup {
+			add(v, "table page %v referenced twice (also for va %v)", child, first)
+			return walkSkip
+		}
+		tables[child] = v.va
+		if opt.Owns != nil && !opt.Owns(child) {
+			add(v, "table page %v not owned by the allocator", child)
+			return walkSkip
+		}
+		return walkDescend
+	})
+	// A second pass finds leaves that map table pages.
+	sorted := make([]PhysAddr, 0, len(tables))
+	for pa := range tables {
+		sorted = append(sorted, pa)
+	}
+	slices.Sort(sorted)
+	as.walkAll(func(v *visit) walkAction {
+		e, l := v.entry, v.level
+		if !e.IsPresent() || ((l == PGD || l == P4D) && e&PS != 0) {
+			return walkSkip
+		}
+		if !e.IsLeaf(l) {
+			if _, ok := tables[e.Addr(l)]; ok && opt.Owns != nil && !opt.Owns(e.Addr(l)) {
+				return walkSkip
+			}
+			return walkDescend
+		}
+		for _, a := range opt.Aliases {
+			if a.Contains(v.va) {
+				return walkSkip
+			}
+		}
+		pa := e.Addr(l)
+		end := pa.Add(uint64(pageSizeAt(l)))
+		i, _ := slices.BinarySearch(sorted, pa)
+		if i < len(sorted) && sorted[i] < end {
+			add(v, "data mapping covers table page %v", sorted[i])
+		}
+		return walkSkip
+	})
+	return probs
+}
+
+// WXPages returns the number of 4 KiB pages in r that are mapped writable
+// and executable (effective permissions).
+func WXPages(as *AddressSpace, r VirtRange) uint64 {
+	var n uint64
+	for lf := range as.Leaves(r) {
+		if lf.Attrs&AttrWrite != 0 && lf.Attrs&AttrNX == 0 {
+			lo, hi := max(lf.VA, r.Start), min(lf.VA.Add(uint64(lf.Size)-1), r.End-1)
+			n += (uint64(hi-lo) + 1) / frameSize
+		}
+	}
+	return n
+}
+
+// AllWXPages returns WXPages over the whole address space.
+func AllWXPages(as *AddressSpace) uint64 {
+	var n uint64
+	for lf := range as.AllLeaves() {
+		if lf.Attrs&AttrWrite != 0 && lf.Attrs&AttrNX == 0 {
+			n += uint64(lf.Size) / frameSize
+		}
+	}
+	return n
+}
+
+// WXReport returns the line Linux's CONFIG_DEBUG_WX prints for n W+X pages.
+func WXReport(n uint64) string {
+	if n == 0 {
+		return "x86/mm: Checked W+X mappings: passed, no W+X pages found."
+	}
+	return fmt.Sprintf("x86/mm: Checked W+X mappings: FAILED, %d W+X pages found.", n)
+}

@@ -316,8 +316,14 @@ func (r *Runner) judge(res *Result, interrupted bool, hookErr error) error {
 		return fail("boot", ErrInterrupted, "before the closing line")
 	case !c.Closed:
 		what := "QEMU exited"
-		if strings.Contains(res.StopReason, "guest-reset") || strings.Contains(res.StopReason, "RESET") {
+		switch {
+		case strings.Contains(res.StopReason, "guest-reset") || strings.Contains(res.StopReason, "RESET"):
 			what = "guest reset (triple fault?)"
+		case res.StopReason == "" && res.ExitStatus == 0:
+			// No QMP event seen (QEMU may beat the connection), but
+			// status 0 under -no-reboot without debug-exit is a reset
+			// or a shutdown.
+			what = "QEMU exited with status 0, a guest reset (triple fault?) or shutdown,"
 		}
 		return fail("boot", ErrNoClosingLine, "%s before the closing line (%s)", what, how)
 	}

@@ -69,6 +69,7 @@ func TestRunVerdicts(t *testing.T) {
 		{"zero checks", "print selftest: 0 passed, 0 failed\nexit 3", "", ErrNoChecks, ""},
 		{"pass line but fail status", "print PASS a: x\nprint selftest: 1 passed, 0 failed\nexit 3", "", ErrExitStatus, ""},
 		{"triple fault", "waitqmp\nprint PASS a: x\nevent SHUTDOWN {\"guest\":true,\"reason\":\"guest-reset\"}\nexit 0", "", ErrNoClosingLine, "SHUTDOWN guest-reset"},
+		{"status 0 without event", "print PASS a: x\nexit 0", "", ErrNoClosingLine, ""},
 		{"exit before closing", "print PASS a: x\nstderr qemu: something broke\nexit 1", "", ErrNoClosingLine, ""},
 		{"killed", "print PASS a: x\nabort", "", ErrNoClosingLine, ""},
 		{"expect fail", "print FAIL option: unknown option \"physmap.bogus=1\"\nprint selftest: 0 passed, 1 failed\nexit 3", "option", nil, ""},
@@ -89,7 +90,7 @@ func TestRunVerdicts(t *testing.T) {
 			if tc.want == ErrNoClosingLine && !strings.Contains(err.Error(), res.Exit) {
 				t.Errorf("error %q does not give QEMU's exit (%s)", err, res.Exit)
 			}
-			if tc.reason == "SHUTDOWN guest-reset" && !strings.Contains(err.Error(), "triple fault") {
+			if (tc.reason == "SHUTDOWN guest-reset" || res.ExitStatus == 0) && tc.want != nil && !strings.Contains(err.Error(), "triple fault") {
 				t.Errorf("error %q does not call the reset a triple fault", err)
 			}
 			if res.Console.Closed != (res.Closing > 0) || res.Elapsed < res.Closing {

@@ -105,6 +105,10 @@ func main() {
 			}
 			select {
 			case <-srv.Ready():
+				// go-qemu's handshake reads through a buffered decoder
+				// that can swallow an event sent right behind its reply;
+				// real QEMU's guest is not that quick, so pause.
+				time.Sleep(50 * time.Millisecond)
 			case <-time.After(5 * time.Second):
 				fail("no QMP client")
 			}

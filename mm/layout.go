@@ -382,10 +382,16 @@ func exactIn(n, unit uint64) (string, bool) {
 }
 
 // sizeString writes n bytes in the largest unit that holds it exactly with
-// at most two decimals (0.25 at least), else approximately ("~16 EB").
+// at most two decimals and below 2048 ("0.5 TB", "1520 MB"; fractions below
+// 1 only from MB up), else approximately in the largest unit reached
+// ("~8 PB").
 func sizeString(n uint64) string {
 	for _, u := range byteUnits {
-		if n >= u.size/4 {
+		low := u.size
+		if u.size >= MB {
+			low = u.size / 4
+		}
+		if n >= low && n/u.size < 2048 {
 			if s, ok := exactIn(n, u.size); ok {
 				return s + " " + u.name
 			}
@@ -393,15 +399,18 @@ func sizeString(n uint64) string {
 	}
 	for _, u := range byteUnits {
 		if n >= u.size {
-			return fmt.Sprintf("~%d %s", (n+u.size/2)/u.size, u.name)
+			q := n / u.size
+			if n%u.size >= u.size/2 {
+				q++
+			}
+			return fmt.Sprintf("~%d %s", q, u.name)
 		}
 	}
 	return fmt.Sprintf("%d B", n)
 }
 
 // offsetString writes a as a distance from the bottom ("+128 TB") or, in
-// the upper half, from the top ("-119.5 TB") of the 64-bit space, in the
-// largest unit that gives at least 1.
+// the upper half, from the top ("-119.5 TB") of the 64-bit space.
 func offsetString(a VirtAddr) string {
 	if a == 0 {
 		return "0"
@@ -410,13 +419,9 @@ func offsetString(a VirtAddr) string {
 	if a >= kernelSpaceMarker {
 		sign, n = "-", uint64(-a)
 	}
-	for _, u := range byteUnits {
-		if n >= u.size {
-			if s, ok := exactIn(n, u.size); ok {
-				return sign + s + " " + u.name
-			}
-			return fmt.Sprintf("~%s%d %s", sign, (n+u.size/2)/u.size, u.name)
-		}
+	s := sizeString(n)
+	if strings.HasPrefix(s, "~") {
+		return "~" + sign + s[1:]
 	}
-	return fmt.Sprintf("%s%d B", sign, n)
+	return sign + s
 }

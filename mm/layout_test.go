@@ -152,7 +152,13 @@ func TestLayoutValidateErrors(t *testing.T) {
 		{"gap", func(rs []Region) []Region { return append(rs[:4], rs[5:]...) }, "gap"},
 		{"empty", func(rs []Region) []Region { rs[5].Size = 0; return rs }, "empty"},
 		{"misaligned", func(rs []Region) []Region { rs[4].Size -= 0x800; rs[5].Start -= 0x800; rs[5].Size += 0x800; return rs }, "4 KiB"},
-		{"not-1G", func(rs []Region) []Region { rs[4].Size -= 0x1000; rs[5].Start -= 0x1000; rs[5].Size += 0x1000; rs[5].Kind = KindVmalloc; return rs }, "1 GiB"},
+		{"not-1G", func(rs []Region) []Region {
+			rs[4].Size -= 0x1000
+			rs[5].Start -= 0x1000
+			rs[5].Size += 0x1000
+			rs[5].Kind = KindVmalloc
+			return rs
+		}, "1 GiB"},
 		{"short", func(rs []Region) []Region { return rs[:len(rs)-1] }, "not at the top"},
 		{"noncanonical-moved", func(rs []Region) []Region { rs[1].Kind = KindHole; return rs }, "not canonical"},
 		{"noncanonical-wrong", func(rs []Region) []Region { rs[0].Kind = KindNonCanonical; return rs }, "not the non-canonical hole"},

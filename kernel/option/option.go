@@ -8,7 +8,9 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
+	"time"
 )
 
 // Prefix starts every physmap option.
@@ -19,7 +21,13 @@ type Options struct {
 	// Hold keeps the machine halted with its page tables live after the
 	// report, so the host can inspect it over QMP.
 	Hold bool
+	// Sleep, when non-zero, makes the kernel sleep that long between two
+	// console lines, so the host can compare the guest's clock with its own.
+	Sleep time.Duration
 }
+
+// MaxSleep bounds physmap.sleep.
+const MaxSleep = 60 * time.Second
 
 // Sentinel errors, wrapped by *Error.
 var (
@@ -38,11 +46,21 @@ type Error struct {
 func (e *Error) Error() string { return fmt.Sprintf("%q: %v", e.Word, e.Err) }
 func (e *Error) Unwrap() error { return e.Err }
 
+// String renders every option as it would be written on the command line.
+func (o Options) String() string {
+	words := make([]string, len(specs))
+	for i, s := range specs {
+		words[i] = Prefix + s.name + "=" + s.get(&o)
+	}
+	return strings.Join(words, " ")
+}
+
 // spec is one known option.
 type spec struct {
 	name  string
 	usage string
 	set   func(o *Options, value string) error
+	get   func(o *Options) string
 }
 
 // specs lists every option physmap knows, in the order help prints them.
@@ -50,7 +68,15 @@ var specs = []spec{
 	{"hold", "0|1: after the report, print \"physmap: holding\" and stay halted with the page tables live", func(o *Options, v string) (err error) {
 		o.Hold, err = parseBool(v)
 		return err
-	}},
+	}, func(o *Options) string { return formatBool(o.Hold) }},
+	{"sleep", "SECONDS: sleep that long (0 to 60) between the lines \"clock: sleeping\" and \"clock: slept\", for the host to time", func(o *Options, v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || time.Duration(n)*time.Second > MaxSleep {
+			return fmt.Errorf("%w %q: want whole seconds from 0 to %d", ErrValue, v, int(MaxSleep/time.Second))
+		}
+		o.Sleep = time.Duration(n) * time.Second
+		return nil
+	}, func(o *Options) string { return strconv.Itoa(int(o.Sleep / time.Second)) }},
 }
 
 // Names returns the known option names, sorted.
@@ -70,6 +96,13 @@ func Usage() []string {
 		out[i] = Prefix + s.name + "=" + s.usage
 	}
 	return out
+}
+
+func formatBool(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
 }
 
 func parseBool(v string) (bool, error) {

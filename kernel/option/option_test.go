@@ -5,6 +5,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestParse(t *testing.T) {
@@ -15,6 +16,7 @@ func TestParse(t *testing.T) {
 	}{
 		{"", Options{}, nil},
 		{"physmap.hold=1", Options{Hold: true}, nil},
+		{"physmap.sleep=2 physmap.hold=1", Options{Hold: true, Sleep: 2 * time.Second}, nil},
 		{"  console=ttyS0 physmap.hold=0  quiet ", Options{}, []string{"console=ttyS0", "quiet"}},
 	} {
 		got, others, errs := Parse(tc.cmdline)
@@ -34,7 +36,10 @@ func TestParseErrors(t *testing.T) {
 		err     error
 		detail  string
 	}{
-		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, "known: hold"},
+		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, "known: hold, sleep"},
+		{"physmap.sleep=61", "physmap.sleep=61", ErrValue, "0 to 60"},
+		{"physmap.sleep=1.5", "physmap.sleep=1.5", ErrValue, "whole seconds"},
+		{"physmap.sleep=-1", "physmap.sleep=-1", ErrValue, "0 to 60"},
 		{"physmap.hold=x", "physmap.hold=x", ErrValue, `"x"`},
 		{"physmap.hold=", "physmap.hold=", ErrValue, "want 0 or 1"},
 		{"physmap.hold", "physmap.hold", ErrMalformed, "NAME=VALUE"},
@@ -71,6 +76,15 @@ func TestUsageCoversEveryOption(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("option %d (%s) has no usage line", i, n)
+		}
+	}
+}
+
+func TestStringParsesBack(t *testing.T) {
+	for _, o := range []Options{{}, {Hold: true}, {Sleep: 7 * time.Second}} {
+		got, _, errs := Parse(o.String())
+		if len(errs) != 0 || got != o {
+			t.Errorf("Parse(%q) = %+v, %v; want %+v", o.String(), got, errs, o)
 		}
 	}
 }

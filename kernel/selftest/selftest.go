@@ -10,6 +10,15 @@ import (
 // HoldLine is printed by a kernel that stays halted after its report.
 const HoldLine = "physmap: holding"
 
+// Lines around a sleep the kernel makes for the host to time
+// (physmap.sleep=N): "clock: sleeping 2s", then "clock: slept 2.0001s by
+// the guest clock". The duration after SleepingPrefix is in
+// time.Duration's format.
+const (
+	SleepingPrefix = "clock: sleeping "
+	SleptPrefix    = "clock: slept "
+)
+
 // closingPrefix starts the closing line.
 const closingPrefix = "selftest: "
 

@@ -3,6 +3,7 @@ package qemu
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/physmap/physmap/kernel/selftest"
 )
@@ -33,7 +34,53 @@ type Console struct {
 	// Holding is set once selftest.HoldLine has been seen after the closing
 	// line.
 	Holding bool
-	tail    []string
+	// Sleep is the guest sleep announced by a "clock: sleeping" line, and
+	// HostSleep how long the host saw between that line and "clock: slept";
+	// zero until both lines arrived.
+	Sleep, HostSleep time.Duration
+	// Now reads the host clock; nil means time.Now.
+	Now        func() time.Time
+	sleepStart time.Time
+	tail       []string
+}
+
+// ClockTolerance is how far, as a fraction, the host's measure of a guest
+// sleep may be from the sleep asked for.
+const ClockTolerance = 0.10
+
+func (c *Console) now() time.Time {
+	if c.Now != nil {
+		return c.Now()
+	}
+	return time.Now()
+}
+
+// feedClock times the kernel's physmap.sleep lines with the host clock.
+func (c *Console) feedClock(line string) {
+	if d, ok := strings.CutPrefix(line, selftest.SleepingPrefix); ok {
+		if dur, err := time.ParseDuration(d); err == nil {
+			c.Sleep, c.sleepStart = dur, c.now()
+		}
+	} else if strings.HasPrefix(line, selftest.SleptPrefix) && !c.sleepStart.IsZero() {
+		c.HostSleep = c.now().Sub(c.sleepStart)
+	}
+}
+
+// ClockError compares a timed guest sleep with the host's measure of it: nil
+// when there was none or they agree within ClockTolerance.
+func (c *Console) ClockError() error {
+	if c.Sleep == 0 {
+		return nil
+	}
+	if c.HostSleep == 0 {
+		return &Error{Op: "clock", Err: ErrClock, Detail: fmt.Sprintf("the guest announced a %v sleep but never said it ended", c.Sleep), Tail: c.Tail()}
+	}
+	off := float64(c.HostSleep-c.Sleep) / float64(c.Sleep)
+	if off < -ClockTolerance || off > ClockTolerance {
+		return &Error{Op: "clock", Err: ErrClock, Detail: fmt.Sprintf("a %v guest sleep took %v of host time (%+.1f%%, more than %.0f%%)",
+			c.Sleep, c.HostSleep.Round(time.Millisecond), off*100, ClockTolerance*100), Tail: c.Tail()}
+	}
+	return nil
 }
 
 // Feed records one console line (without its newline; a trailing carriage
@@ -51,6 +98,7 @@ func (c *Console) Feed(line string) LineKind {
 		}
 		return LineOther
 	}
+	c.feedClock(line)
 	if r, err := selftest.ParseResult(line); err == nil {
 		c.Tally.Add(r)
 		return LineResult
@@ -99,7 +147,7 @@ func (c *Console) Judge(expectFail string) error {
 		if !c.Summary.OK() {
 			return verdict(ErrSelfTestFailed, "%d failed: %s", c.Summary.Failed, strings.Join(failed, ", "))
 		}
-		return nil
+		return c.ClockError()
 	}
 	if c.Summary.Failed == 0 {
 		return verdict(ErrUnexpectedPass, "expected FAIL %s, but %d checks passed and none failed", expectFail, c.Summary.Passed)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/physmap/physmap/kernel/selftest"
 )
@@ -91,5 +92,38 @@ func TestTail(t *testing.T) {
 	tail := c.Tail()
 	if len(tail) != TailLines || tail[0] != "line 5" || tail[TailLines-1] != fmt.Sprintf("line %d", TailLines+4) {
 		t.Errorf("Tail() = %q", tail)
+	}
+}
+
+func TestClockAgainstHost(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		host time.Duration // host time between the two clock lines
+		want error
+	}{
+		{"agrees", 2*time.Second + 30*time.Millisecond, nil},
+		{"9% slow", 2180 * time.Millisecond, nil},
+		{"guest clock too fast", 1500 * time.Millisecond, ErrClock},
+		{"guest clock too slow", 2300 * time.Millisecond, ErrClock},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			host := time.Unix(1000, 0)
+			c := &Console{Now: func() time.Time { return host }}
+			c.Feed("PASS clock: TSC at 2596.000 MHz, measured against pit")
+			c.Feed(selftest.SleepingPrefix + "2s")
+			host = host.Add(tc.host)
+			c.Feed(selftest.SleptPrefix + "2.0001s by the guest clock")
+			c.Feed("selftest: 1 passed, 0 failed")
+			if c.Sleep != 2*time.Second || c.HostSleep != tc.host {
+				t.Fatalf("Sleep, HostSleep = %v, %v; want 2s, %v", c.Sleep, c.HostSleep, tc.host)
+			}
+			if err := c.Judge(""); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+				t.Errorf("Judge = %v, want %v", err, tc.want)
+			}
+		})
+	}
+	c := feed(selftest.SleepingPrefix+"2s", "PASS a: x", "selftest: 1 passed, 0 failed")
+	if err := c.Judge(""); !errors.Is(err, ErrClock) {
+		t.Errorf("a sleep that never ended: Judge = %v, want ErrClock", err)
 	}
 }

@@ -28,6 +28,7 @@ var (
 	ErrUnexpectedPass = errors.New("self-test passed, a failure was expected")
 	ErrWrongFailure   = errors.New("self-test failed, but not the expected check")
 	ErrCountMismatch  = errors.New("closing line disagrees with the check lines")
+	ErrClock          = errors.New("the guest clock disagrees with the host's")
 	ErrExitStatus     = errors.New("QEMU exit status disagrees with the self-test")
 	ErrHold           = errors.New("hold mode failed")
 	ErrQMP            = errors.New("QMP failed")

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/physmap/physmap/kernel/selftest"
 )
 
 // Stop timings: how long QEMU gets to quit through QMP, then after SIGTERM,
@@ -224,6 +226,10 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 				continue
 			}
 			switch res.Console.Feed(line) {
+			case LineOther:
+				if c := res.Console; c.HostSleep != 0 && strings.HasPrefix(line, selftest.SleptPrefix) {
+					r.notef("a %v guest sleep took %.3fs of host time", c.Sleep, c.HostSleep.Seconds())
+				}
 			case LineClosing:
 				res.Closing = time.Since(start)
 				r.notef("closing line after %.2fs", res.Closing.Seconds())

@@ -28,6 +28,14 @@ var (
 var negative = []Case{
 	{Name: "option/unknown", Append: "physmap.bogus=1", ExpectFail: "option"},
 	{Name: "option/malformed-hold", Append: "physmap.hold=x", ExpectFail: "option"},
+	{Name: "cpu/no-nx", CPU: "qemu64,+rdrand,-nx", ExpectFail: "cpu.nx"},
+}
+
+// extra lists further boots that must pass. clock/sleep makes the guest
+// sleep 2 s by its own clock between two lines the harness times with the
+// host's: they must agree within qemu.ClockTolerance.
+var extra = []Case{
+	{Name: "clock/sleep=2s", Memory: "2G", CPU: "max", Append: "physmap.sleep=2"},
 }
 
 // matrix returns every case in a stable order.
@@ -38,6 +46,7 @@ func matrix() []Case {
 			cases = append(cases, Case{Name: "m=" + m + "/cpu=" + c, Memory: m, CPU: c})
 		}
 	}
+	cases = append(cases, extra...)
 	for _, n := range negative {
 		if n.Memory == "" {
 			n.Memory = "2G"

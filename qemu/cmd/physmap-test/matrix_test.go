@@ -14,7 +14,8 @@ func TestMatrix(t *testing.T) {
 		"m=512M/cpu=max": true, "m=512M/cpu=qemu64,+rdrand": true,
 		"m=2G/cpu=max": true, "m=2G/cpu=qemu64,+rdrand": true,
 		"m=6G/cpu=max": true, "m=6G/cpu=qemu64,+rdrand": true,
-		"option/unknown": true, "option/malformed-hold": true,
+		"option/unknown": true, "option/malformed-hold": true, "cpu/no-nx": true,
+		"clock/sleep=2s": true,
 	}
 	seen := map[string]bool{}
 	for _, c := range matrix() {

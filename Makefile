@@ -1,0 +1,83 @@
+# physmap: build, boot and test the unikernel.
+#
+#   make qemu    build the kernel and boot it, console on this terminal
+#   make test    host unit tests, then the QEMU boot matrix under TCG
+#
+# The QEMU command line lives in one place, the Go harness qemu/
+# (go run ./qemu/cmd/physmap-run -print shows it); this file never repeats it.
+
+SHELL := /bin/bash
+
+APP      := physmap
+BUILD    := build
+ELF      := $(BUILD)/$(APP).elf
+
+# The TamaGo compiler. By default it is the one `go tool tamago` runs: the
+# tool declared in go.mod, which fetches and builds tamago-go at the tag
+# matching the tamago module version on first use. The host go command
+# refuses GOOS=tamago, so the tool is resolved with the host environment and
+# then run directly. Override with TAMAGO=/path/to/tamago-go/bin/go.
+TAMAGO ?= $(shell go tool -n tamago)
+
+GOENV := GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago CGO_ENABLED=0
+# ramStart (TamaGo amd64/mem.go, 0x10000000) + 0x10000
+TEXT_START := 0x10010000
+# linkramsize: boot/board.go sets the runtime's memory window.
+BUILD_TAGS := linkramsize
+GOFLAGS := -tags $(BUILD_TAGS) -trimpath -ldflags "-T $(TEXT_START) -R 0x1000"
+
+KERNEL_SRC := $(shell find kernel boot amd64 mm -name '*.go' -o -name '*.s') go.mod go.sum
+
+# Options for the harness, e.g. make qemu RUNFLAGS='-m 6G -append physmap.hold=1'
+RUNFLAGS ?=
+
+.PHONY: all kernel qemu qemu-gdb test test-unit test-boot vet cover check-tamago check-qemu clean
+
+all: kernel
+
+kernel: $(ELF)
+
+$(ELF): $(KERNEL_SRC) | check-tamago
+	@mkdir -p $(BUILD)
+	$(GOENV) $(TAMAGO) build $(GOFLAGS) -o $@ ./kernel
+
+check-tamago:
+	@if [ -z "$(TAMAGO)" ]; then \
+		echo 'make: no TamaGo compiler: `go tool -n tamago` failed (is Go installed, and go.mod intact?)'; \
+		echo '      or set TAMAGO=/path/to/tamago-go/bin/go'; exit 1; fi
+
+# QEMU comes from Debian's qemu-system-x86; as root it is installed here.
+check-qemu:
+	@command -v qemu-system-x86_64 >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo 'make: installing QEMU (apt-get install -y qemu-system-x86)'; \
+			(apt-get install -y qemu-system-x86 || { apt-get update && apt-get install -y qemu-system-x86; }) >/dev/null; \
+		else \
+			echo 'make: QEMU is missing: run  sudo apt-get install -y qemu-system-x86'; exit 1; \
+		fi; }
+
+qemu: $(ELF) check-qemu
+	go run ./qemu/cmd/physmap-run -interactive -kernel $(ELF) $(RUNFLAGS)
+
+qemu-gdb: $(ELF) check-qemu
+	@echo 'make: QEMU waits for gdb: gdb -ex "target remote :1234" $(ELF)'
+	go run ./qemu/cmd/physmap-run -gdb -kernel $(ELF) $(RUNFLAGS)
+
+test: test-unit test-boot
+
+test-unit:
+	go vet ./...
+	go test -cover ./...
+
+test-boot: $(ELF) check-qemu
+	go run ./qemu/cmd/physmap-test -kernel $(ELF)
+
+# The kernel packages checked by vet as the TamaGo compiler sees them.
+vet: check-tamago
+	$(GOENV) $(TAMAGO) vet -tags $(BUILD_TAGS) ./kernel/... ./boot/... ./amd64/...
+
+cover:
+	go test -coverprofile=$(BUILD)/cover.out ./mm/... && go tool cover -func=$(BUILD)/cover.out | tail -1
+
+clean:
+	rm -rf $(BUILD)

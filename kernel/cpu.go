@@ -30,7 +30,7 @@ func checkClock(r *report) {
 
 // checkCPU reports the processor features physmap needs and the state of
 // paging the boot left.
-func checkCPU(r *report) {
+func checkCPU(r *report) amd64.Features {
 	f := amd64.ReadFeatures(amd64.Cpuid)
 	need := func(name string, have bool, what string) {
 		if have {
@@ -51,6 +51,7 @@ func checkCPU(r *report) {
 	state := fmt.Sprintf("CR0.PG=%d CR4.PAE=%d EFER.LMA=%d, %d-level paging; CPUID Page1GB=%s LA57=%s, %d physical address bits",
 		bit(cr0&amd64.CR0_PG), bit(cr4&amd64.CR4_PAE), bit(efer&amd64.EFER_LMA), levels, yes(f.Page1GB), yes(f.LA57), f.PhysAddrBits)
 	r.check("cpu.paging", cr0&amd64.CR0_PG != 0 && cr4&amd64.CR4_PAE != 0 && efer&amd64.EFER_LMA != 0, "%s", state)
+	return f
 }
 
 func bit(v uint64) int {

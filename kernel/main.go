@@ -33,7 +33,10 @@ func main() {
 	memmap := readMemoryMap(&r, fw)
 	checkRuntimeWindow(&r, memmap)
 	checkClock(&r)
-	checkCPU(&r)
+	f := checkCPU(&r)
+	if memmap != nil {
+		proveLayout(&r, memmap, opts.Inject, uint(f.PhysAddrBits))
+	}
 	if opts.Sleep > 0 {
 		sleep(opts.Sleep)
 	}

@@ -24,6 +24,9 @@ type Options struct {
 	// Sleep, when non-zero, makes the kernel sleep that long between two
 	// console lines, so the host can compare the guest's clock with its own.
 	Sleep time.Duration
+	// Inject names a fault to inject into the live page tables before the
+	// proofs run; the kernel knows the names.
+	Inject string
 }
 
 // MaxSleep bounds physmap.sleep.
@@ -77,6 +80,10 @@ var specs = []spec{
 		o.Sleep = time.Duration(n) * time.Second
 		return nil
 	}, func(o *Options) string { return strconv.Itoa(int(o.Sleep / time.Second)) }},
+	{"inject", "NAME: corrupt the live page tables before the proofs, to show a check catches it (an unknown NAME lists the known ones)", func(o *Options, v string) error {
+		o.Inject = v
+		return nil
+	}, func(o *Options) string { return o.Inject }},
 }
 
 // Names returns the known option names, sorted.

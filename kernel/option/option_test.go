@@ -36,7 +36,7 @@ func TestParseErrors(t *testing.T) {
 		err     error
 		detail  string
 	}{
-		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, "known: hold, sleep"},
+		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, "known: hold, inject, sleep"},
 		{"physmap.sleep=61", "physmap.sleep=61", ErrValue, "0 to 60"},
 		{"physmap.sleep=1.5", "physmap.sleep=1.5", ErrValue, "whole seconds"},
 		{"physmap.sleep=-1", "physmap.sleep=-1", ErrValue, "0 to 60"},
@@ -81,7 +81,7 @@ func TestUsageCoversEveryOption(t *testing.T) {
 }
 
 func TestStringParsesBack(t *testing.T) {
-	for _, o := range []Options{{}, {Hold: true}, {Sleep: 7 * time.Second}} {
+	for _, o := range []Options{{}, {Hold: true}, {Sleep: 7 * time.Second}, {Inject: "no-invlpg"}} {
 		got, _, errs := Parse(o.String())
 		if len(errs) != 0 || got != o {
 			t.Errorf("Parse(%q) = %+v, %v; want %+v", o.String(), got, errs, o)

@@ -1,0 +1,132 @@
+//go:build tamago
+
+package main
+
+import (
+	"fmt"
+
+	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/boot"
+	"github.com/physmap/physmap/mm"
+)
+
+// oldPageOffset is page_offset_base before Linux 4.20 moved it for the LDT
+// remap: the old-base injection builds the direct map there.
+const oldPageOffset mm.VirtAddr = 0xffff_8800_0000_0000
+
+// enableCPU turns on what the layout relies on: NX bits honoured
+// (EFER.NXE), read-only pages enforced on the kernel too (CR0.WP) and
+// global pages (CR4.PGE); then reports the state read back.
+func enableCPU(r *report) {
+	amd64.Wrmsr(amd64.MSR_EFER, amd64.Rdmsr(amd64.MSR_EFER)|amd64.EFER_NXE)
+	amd64.WriteCR0(amd64.ReadCR0() | amd64.CR0_WP)
+	amd64.WriteCR4(amd64.ReadCR4() | amd64.CR4_PGE)
+	efer, cr0, cr4 := amd64.Rdmsr(amd64.MSR_EFER), amd64.ReadCR0(), amd64.ReadCR4()
+	r.check("cpu.state", efer&amd64.EFER_NXE != 0 && cr0&amd64.CR0_WP != 0 && cr4&amd64.CR4_PGE != 0,
+		"EFER.NXE=%d CR0.WP=%d CR4.PGE=%d", bit(efer&amd64.EFER_NXE), bit(cr0&amd64.CR0_WP), bit(cr4&amd64.CR4_PGE))
+}
+
+// injections corrupt the live tables before the proofs run, each to show
+// that a named check catches it.
+var injections = map[string]string{
+	"kernel-frame-off": "walk.image",     // one kernel-image entry points one frame off
+	"directmap-hole":   "walk.directmap", // 2 MiB of RAM missing from the direct map
+	"directmap-exec":   "walk.perms",     // the direct map without NX
+	"text-writable":    "walk.perms",     // kernel text writable through __START_KERNEL_map
+	"no-invlpg":        "tlb",            // a changed entry without TLB invalidation
+	"old-base":         "walk.directmap", // the direct map at the pre-4.20 base
+}
+
+// inject applies a named corruption to the live tables.
+func (k *kspace) inject(name string) error {
+	switch name {
+	case "kernel-frame-off":
+		va := k.kernelVA(k.img.data.Start)
+		t, err := k.as.Translate(va)
+		if err != nil {
+			return err
+		}
+		if t.Level != mm.PTE {
+			return fmt.Errorf("%v is mapped by a %v leaf, not a pte", va, t.Size)
+		}
+		step := t.Path()[t.NSteps-1]
+		k.mem.Write64(step.Table.Add(uint64(step.Index)*8), uint64(step.Entry)+page)
+		amd64.Invlpg(uint64(va))
+		return nil
+	case "directmap-hole":
+		last := k.ram[len(k.ram)-1]
+		size := uint64(mm.Size2M)
+		pa := mm.PhysAddr(uint64(last.End.AlignDown(size)) - size)
+		return k.as.Unmap(k.directVA(pa), uint64(mm.Size2M))
+	case "directmap-exec":
+		dm, _ := k.layout.Region(mm.KindDirectMap)
+		for _, r := range k.directMapRAM() {
+			if err := k.as.Protect(dm.Start.Add(uint64(r.Start)), r.Len(), mm.AttrWrite|mm.AttrGlobal); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "text-writable":
+		return k.as.Protect(k.kernelVA(k.img.text.Start), k.img.text.Len(), mm.AttrWrite|mm.AttrGlobal)
+	}
+	return nil // no-invlpg and old-base act elsewhere
+}
+
+// proveLayout builds the Linux layout, switches CR3 to it and proves it.
+func proveLayout(r *report, memmap boot.MemoryMap, inject string, physBits uint) {
+	if _, ok := injections[inject]; inject != "" && !ok {
+		r.fail("inject", "unknown injection %q; known: %s", inject, injectionNames())
+		return
+	}
+	if err := amd64.InstallFaultHandler(); err != nil {
+		r.fail("fault.handler", "%v", err)
+		return
+	}
+	enableCPU(r)
+	f := amd64.ReadFeatures(amd64.Cpuid)
+	mode := mm.Mode4Level
+	if amd64.ReadCR4()&amd64.CR4_LA57 != 0 {
+		mode = mm.Mode5Level
+	}
+	base := mm.VirtAddr(0)
+	if inject == "old-base" {
+		base = oldPageOffset
+	}
+	k, err := buildKernelSpace(memmap, mode, f.Page1GB, base)
+	if err != nil {
+		r.fail("layout.build", "%v", err)
+		return
+	}
+	fmt.Print(k.plan.Meminfo())
+	k.activate()
+	r.pass("layout.build", "%v tables at %v live in CR3: %d table pages (the direct map alone needs at least %d)",
+		mode, k.as.Root(), k.as.TablePages(), k.plan.MinTablePages)
+	if inject != "" {
+		if err := k.inject(inject); err != nil {
+			r.fail("inject", "%s: %v", inject, err)
+			return
+		}
+		fmt.Printf("physmap: injected %s\n", inject)
+	}
+	live := k.live()
+	k.proveWalk(r, live)
+	k.proveDirectMap(r, live)
+	k.provePerms(r, live)
+	k.proveContent(r)
+	k.proveWriteThrough(r)
+	k.proveExec(r)
+	k.proveFaults(r)
+	k.proveTLB(r, inject == "no-invlpg")
+	k.proveStructure(r, live, physBits)
+}
+
+func injectionNames() string {
+	names := ""
+	for _, n := range []string{"kernel-frame-off", "directmap-hole", "directmap-exec", "text-writable", "no-invlpg", "old-base"} {
+		if names != "" {
+			names += ","
+		}
+		names += n
+	}
+	return names
+}

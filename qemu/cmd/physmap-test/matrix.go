@@ -29,6 +29,14 @@ var negative = []Case{
 	{Name: "option/unknown", Append: "physmap.bogus=1", ExpectFail: "option"},
 	{Name: "option/malformed-hold", Append: "physmap.hold=x", ExpectFail: "option"},
 	{Name: "cpu/no-nx", CPU: "qemu64,+rdrand,-nx", ExpectFail: "cpu.nx"},
+	{Name: "inject/unknown", Append: "physmap.inject=bogus", ExpectFail: "inject"},
+	{Name: "inject/kernel-frame-off", Append: "physmap.inject=kernel-frame-off", ExpectFail: "walk.image"},
+	{Name: "inject/directmap-hole", Append: "physmap.inject=directmap-hole", ExpectFail: "walk.directmap"},
+	{Name: "inject/directmap-exec", Append: "physmap.inject=directmap-exec", ExpectFail: "walk.perms"},
+	{Name: "inject/text-writable", Append: "physmap.inject=text-writable", ExpectFail: "walk.perms"},
+	{Name: "inject/no-invlpg", Append: "physmap.inject=no-invlpg", ExpectFail: "tlb"},
+	{Name: "inject/old-base", Append: "physmap.inject=old-base", ExpectFail: "walk.directmap"},
+	{Name: "inject/directmap-hole-no-1g", CPU: "qemu64,+rdrand", Memory: "6G", Append: "physmap.inject=directmap-hole", ExpectFail: "walk.directmap"},
 }
 
 // extra lists further boots that must pass. clock/sleep makes the guest

@@ -15,7 +15,9 @@ func TestMatrix(t *testing.T) {
 		"m=2G/cpu=max": true, "m=2G/cpu=qemu64,+rdrand": true,
 		"m=6G/cpu=max": true, "m=6G/cpu=qemu64,+rdrand": true,
 		"option/unknown": true, "option/malformed-hold": true, "cpu/no-nx": true,
-		"clock/sleep=2s": true,
+		"clock/sleep=2s": true, "inject/unknown": true, "inject/kernel-frame-off": true,
+		"inject/directmap-hole": true, "inject/directmap-exec": true, "inject/text-writable": true,
+		"inject/no-invlpg": true, "inject/old-base": true, "inject/directmap-hole-no-1g": true,
 	}
 	seen := map[string]bool{}
 	for _, c := range matrix() {

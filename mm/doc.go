@@ -13,12 +13,12 @@
 // Code uses Linux's names for the levels. This is the one table that maps
 // them to Intel's (SDM Vol. 3A 4.5):
 //
-//	Linux  Intel (4-level)  Intel (5-level)  one entry maps  leaf?
-//	pgd    PML4             PML5             512 GiB / 256 TiB  never
-//	p4d    (folded)         PML4             512 GiB          never
-//	pud    PDPT             PDPT             1 GiB            PS=1 (Page1GB)
-//	pmd    PD               PD               2 MiB            PS=1
-//	pte    PT               PT               4 KiB            always
+//	Linux  Intel, 4-level  Intel, 5-level  one entry maps         leaf
+//	pgd    PML4            PML5            512 GiB / 256 TiB (5)  never
+//	p4d    (folded)        PML4            512 GiB                never
+//	pud    PDPT            PDPT            1 GiB                  if PS (Page1GB)
+//	pmd    PD              PD              2 MiB                  if PS
+//	pte    PT              PT              4 KiB                  always
 //
 // In 4-level mode the p4d is folded as in Linux: the pgd is the PML4, and
 // [Mode.Below] goes from PGD straight to PUD. The paging mode is a value

@@ -130,7 +130,8 @@ func (as *AddressSpace) checkRange(op string, va VirtAddr, length uint64) (VirtA
 // va and pa and the rest of the range allow. Mapping over an existing
 // mapping fails with ErrAlreadyMapped and changes nothing; running out of
 // frames undoes what was mapped. New mappings replace only not-present
-// entries, which the TLB does not cache, so Map asks for no invalidation.
+// entries, which the TLB does not cache, so Map asks for an invalidation
+// only when it adds U/S to an existing table entry above a user mapping.
 func (as *AddressSpace) Map(va VirtAddr, pa PhysAddr, length uint64, attrs Attr, sizes PageSizes) error {
 	last, err := as.checkRange("map", va, length)
 	if err != nil {
@@ -164,13 +165,12 @@ func (as *AddressSpace) Map(va VirtAddr, pa PhysAddr, length uint64, attrs Attr,
 		return opErr("map", max(busy.va, va), busy.level, ErrAlreadyMapped)
 	}
 	m := mapper{as: as, attrs: attrs, sizes: sizes, user: attrs&AttrUser != 0}
-	if err := m.mapRange(as.root, as.top(), va, last, pa); err != nil {
-		var f flusher
-		as.unmapRange(as.root, as.top(), va, last, &f) // undo; frees cannot fail on our own tables
-		f.flush(as.tlb)
-		return err
+	err = m.mapRange(as.root, as.top(), va, last, pa)
+	if err != nil {
+		as.unmapRange(as.root, as.top(), va, last, &m.f) // undo; frees cannot fail on our own tables
 	}
-	return nil
+	m.f.flush(as.tlb)
+	return err
 }
 
 type mapper struct {
@@ -178,6 +178,7 @@ type mapper struct {
 	attrs Attr
 	sizes PageSizes
 	user  bool
+	f     flusher
 }
 
 func (m *mapper) mapRange(table PhysAddr, h int, va, last VirtAddr, pa PhysAddr) error {
@@ -206,8 +207,9 @@ func (m *mapper) mapRange(table PhysAddr, h int, va, last VirtAddr, pa PhysAddr)
 				e = makeTable(child, m.user)
 				as.write(table, i, e)
 			} else if m.user && e&User == 0 {
-				e |= User
+				e |= User // more permissive: flushed so no spurious fault follows
 				as.write(table, i, e)
+				m.f.add(va)
 			}
 			if err := m.mapRange(e.Addr(l), h-1, va, chunkLast, pa); err != nil {
 				return err
@@ -369,6 +371,7 @@ func (as *AddressSpace) protectRange(table PhysAddr, h int, va, last VirtAddr, a
 			if user && e&User == 0 {
 				e |= User
 				as.write(table, i, e)
+				f.add(va)
 			}
 			if err := as.protectRange(e.Addr(l), h-1, va, chunkLast, attrs, f); err != nil {
 				return err

@@ -78,12 +78,18 @@ func proveLayout(r *report, memmap boot.MemoryMap, inject string, physBits uint)
 		r.fail("inject", "unknown injection %q; known: %s", inject, injectionNames())
 		return
 	}
+	f := amd64.ReadFeatures(amd64.Cpuid)
+	if !f.NX {
+		// An NX bit with EFER.NXE unavailable is a reserved bit: the first
+		// walk through such a table would fault.
+		r.fail("layout.build", "not built: the CPU has no NX, so Linux's NX permissions cannot be expressed")
+		return
+	}
 	if err := amd64.InstallFaultHandler(); err != nil {
 		r.fail("fault.handler", "%v", err)
 		return
 	}
 	enableCPU(r)
-	f := amd64.ReadFeatures(amd64.Cpuid)
 	mode := mm.Mode4Level
 	if amd64.ReadCR4()&amd64.CR4_LA57 != 0 {
 		mode = mm.Mode5Level

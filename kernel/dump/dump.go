@@ -1,0 +1,183 @@
+// Package dump is the machine-readable description of physmap's live
+// address space: the kernel prints it on the serial console between
+// BeginLine and EndLine, and host tools (the QEMU cross-check, the SVG map)
+// extract it from the console. It is pure Go, shared by both sides.
+//
+// Addresses are JSON strings in hex ("0xffff888000000000"): JSON numbers
+// lose precision above 2^53 in many readers.
+package dump
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/physmap/physmap/mm"
+)
+
+// The lines around the JSON document on the console. The document itself is
+// one line.
+const (
+	BeginLine = "physmap: json begin"
+	EndLine   = "physmap: json end"
+)
+
+// Addr is a 64-bit address or size that marshals as a hex string.
+type Addr uint64
+
+// MarshalJSON writes a as "0x...".
+func (a Addr) MarshalJSON() ([]byte, error) {
+	return []byte(`"` + fmt.Sprintf("%#x", uint64(a)) + `"`), nil
+}
+
+// UnmarshalJSON reads a hex string.
+func (a *Addr) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return fmt.Errorf("dump: address %s is not a string", b)
+	}
+	v, err := strconv.ParseUint(strings.TrimPrefix(s, "0x"), 16, 64)
+	if err != nil || !strings.HasPrefix(s, "0x") {
+		return fmt.Errorf("dump: address %q is not 0x-prefixed hex", s)
+	}
+	*a = Addr(v)
+	return nil
+}
+
+// Dump is the whole document.
+type Dump struct {
+	Mode    int      `json:"mode"`    // paging levels: 4 or 5
+	CR3     Addr     `json:"cr3"`     // physical address of the top-level table
+	Regions []Region `json:"regions"` // the Linux layout in force, in address order
+	Runs    []Run    `json:"runs"`    // present leaves, merged into runs, in VA order
+	Aliases []Alias  `json:"aliases"` // physical ranges mapped at several VAs
+}
+
+// Region is one row of the layout table.
+type Region struct {
+	Start  Addr   `json:"start"`
+	End    Addr   `json:"end"` // exclusive; 0 means the top of the space
+	Name   string `json:"name"`
+	Symbol string `json:"symbol,omitempty"` // Linux's name, e.g. page_offset_base
+	Marker string `json:"marker,omitempty"` // ptdump's section marker
+}
+
+// Flags are a leaf's effective permissions and caching bits.
+type Flags struct {
+	Write  bool `json:"rw"`
+	User   bool `json:"user"`
+	NX     bool `json:"nx"`
+	Global bool `json:"global"`
+	PWT    bool `json:"pwt,omitempty"`
+	PCD    bool `json:"pcd,omitempty"`
+	PAT    bool `json:"pat,omitempty"`
+}
+
+// FlagsOf converts mm's attributes.
+func FlagsOf(a mm.Attr) Flags {
+	return Flags{Write: a&mm.AttrWrite != 0, User: a&mm.AttrUser != 0, NX: a&mm.AttrNX != 0, Global: a&mm.AttrGlobal != 0,
+		PWT: a&mm.AttrPWT != 0, PCD: a&mm.AttrPCD != 0, PAT: a&mm.AttrPAT != 0}
+}
+
+// Run is Count leaves of one size and level, virtually and physically
+// contiguous, with the same flags.
+type Run struct {
+	VA     Addr   `json:"va"`
+	PA     Addr   `json:"pa"`
+	Size   Addr   `json:"size"` // page size in bytes
+	Count  uint64 `json:"count"`
+	Level  string `json:"level"` // pte, pmd, pud
+	Flags  Flags  `json:"flags"`
+	Region string `json:"region"` // name of the layout region holding VA
+}
+
+// End returns the first VA after the run.
+func (r Run) End() Addr { return r.VA + r.Size*Addr(r.Count) }
+
+// Leaf returns the run's i-th leaf as a run of one.
+func (r Run) Leaf(i uint64) Run {
+	l := r
+	l.VA, l.PA, l.Count = r.VA+r.Size*Addr(i), r.PA+r.Size*Addr(i), 1
+	return l
+}
+
+// Alias is a physical range and every virtual range that maps it.
+type Alias struct {
+	What string `json:"what"` // e.g. "kernel text", "module data"
+	PA   Addr   `json:"pa"`
+	Len  Addr   `json:"len"`
+	VAs  []Addr `json:"vas"` // first address of each virtual alias
+}
+
+// Runs merges an address space's leaves into runs, naming each run's region
+// from layout.
+func Runs(as *mm.AddressSpace, layout *mm.Layout) []Run {
+	var out []Run
+	for leaf := range as.AllLeaves() {
+		r := Run{VA: Addr(leaf.VA), PA: Addr(leaf.PA), Size: Addr(leaf.Size), Count: 1, Level: leaf.Level.String(),
+			Flags: FlagsOf(leaf.Attrs), Region: layout.Find(leaf.VA).Name}
+		if n := len(out); n > 0 {
+			last := &out[n-1]
+			if last.End() == r.VA && last.PA+last.Size*Addr(last.Count) == r.PA && last.Size == r.Size &&
+				last.Level == r.Level && last.Flags == r.Flags && last.Region == r.Region {
+				last.Count++
+				continue
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// RegionsOf converts a layout.
+func RegionsOf(l *mm.Layout) []Region {
+	out := make([]Region, len(l.Regions))
+	for i, r := range l.Regions {
+		out[i] = Region{Start: Addr(r.Start), End: Addr(r.Start.Add(r.Size)), Name: r.Name, Symbol: r.Symbol, Marker: r.Marker}
+	}
+	return out
+}
+
+// Write prints d between BeginLine and EndLine, the JSON on one line.
+func Write(w io.Writer, d *Dump) error {
+	b, err := json.Marshal(d)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n%s\n%s\n", BeginLine, b, EndLine)
+	return err
+}
+
+// ErrNoDump reports a console without a complete dump.
+var ErrNoDump = errors.New("dump: no complete JSON dump on the console")
+
+// Extract finds the dump in a console log.
+func Extract(console io.Reader) (*Dump, error) {
+	sc := bufio.NewScanner(console)
+	sc.Buffer(make([]byte, 0, 1<<20), 256<<20)
+	var body []string
+	in := false
+	for sc.Scan() {
+		line := strings.TrimRight(sc.Text(), "\r")
+		switch {
+		case line == BeginLine:
+			in, body = true, nil
+		case line == EndLine && in:
+			var d Dump
+			if err := json.Unmarshal([]byte(strings.Join(body, "")), &d); err != nil {
+				return nil, fmt.Errorf("dump: %w", err)
+			}
+			return &d, nil
+		case in:
+			body = append(body, line)
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	return nil, ErrNoDump
+}

@@ -51,6 +51,7 @@ type kspace struct {
 	alloc  *mm.Memblock
 	plan   *mm.DirectMapPlan
 	img    image
+	mod    *module
 	window mm.PhysRange // the runtime's memory, identity mapped
 	pool   mm.PhysRange // where table frames come from, inside window
 	ram    []mm.PhysRange

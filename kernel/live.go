@@ -7,6 +7,7 @@ import (
 
 	"github.com/physmap/physmap/amd64"
 	"github.com/physmap/physmap/boot"
+	"github.com/physmap/physmap/kernel/option"
 	"github.com/physmap/physmap/mm"
 )
 
@@ -34,6 +35,7 @@ var injections = map[string]string{
 	"directmap-exec":   "walk.perms",     // the direct map without NX
 	"text-writable":    "walk.perms",     // kernel text writable through __START_KERNEL_map
 	"no-invlpg":        "tlb",            // a changed entry without TLB invalidation
+	"module-pt-frame":  "walk.module",    // a module page backed by a page-table frame
 	"old-base":         "walk.directmap", // the direct map at the pre-4.20 base
 }
 
@@ -66,6 +68,11 @@ func (k *kspace) inject(name string) error {
 			}
 		}
 		return nil
+	case "module-pt-frame":
+		if err := k.as.Unmap(k.mod.data, page); err != nil {
+			return err
+		}
+		return k.as.Map(k.mod.data, k.as.Root(), page, mm.PageKernel, mm.Only(mm.Size4K))
 	case "text-writable":
 		return k.as.Protect(k.kernelVA(k.img.text.Start), k.img.text.Len(), mm.AttrWrite|mm.AttrGlobal)
 	}
@@ -73,7 +80,8 @@ func (k *kspace) inject(name string) error {
 }
 
 // proveLayout builds the Linux layout, switches CR3 to it and proves it.
-func proveLayout(r *report, memmap boot.MemoryMap, inject string, physBits uint) {
+func proveLayout(r *report, memmap boot.MemoryMap, opts option.Options, physBits uint) {
+	inject := opts.Inject
 	if _, ok := injections[inject]; inject != "" && !ok {
 		r.fail("inject", "unknown injection %q; known: %s", inject, injectionNames())
 		return
@@ -105,6 +113,10 @@ func proveLayout(r *report, memmap boot.MemoryMap, inject string, physBits uint)
 	}
 	fmt.Print(k.plan.Meminfo())
 	k.activate()
+	if err := k.loadModule(); err != nil {
+		r.fail("layout.build", "module: %v", err)
+		return
+	}
 	r.pass("layout.build", "%v tables at %v live in CR3: %d table pages (the direct map alone needs at least %d)",
 		mode, k.as.Root(), k.as.TablePages(), k.plan.MinTablePages)
 	if inject != "" {
@@ -121,14 +133,16 @@ func proveLayout(r *report, memmap boot.MemoryMap, inject string, physBits uint)
 	k.proveContent(r)
 	k.proveWriteThrough(r)
 	k.proveExec(r)
+	k.proveModule(r, live)
 	k.proveFaults(r)
 	k.proveTLB(r, inject == "no-invlpg")
 	k.proveStructure(r, live, physBits)
+	k.show(r, live, opts.Ptdump)
 }
 
 func injectionNames() string {
 	names := ""
-	for _, n := range []string{"kernel-frame-off", "directmap-hole", "directmap-exec", "text-writable", "no-invlpg", "old-base"} {
+	for _, n := range []string{"kernel-frame-off", "directmap-hole", "directmap-exec", "text-writable", "no-invlpg", "module-pt-frame", "old-base"} {
 		if names != "" {
 			names += ","
 		}

@@ -23,7 +23,7 @@ func main() {
 	fw, err := boot.OpenFwCfg()
 	if err != nil {
 		r.fail("fwcfg", "%v", err)
-		finish(&r, option.Options{})
+		finish(&r, option.Defaults())
 		return
 	}
 	cmdline := fw.CommandLine()
@@ -35,7 +35,7 @@ func main() {
 	checkClock(&r)
 	f := checkCPU(&r)
 	if memmap != nil {
-		proveLayout(&r, memmap, opts.Inject, uint(f.PhysAddrBits))
+		proveLayout(&r, memmap, opts, uint(f.PhysAddrBits))
 	}
 	if opts.Sleep > 0 {
 		sleep(opts.Sleep)

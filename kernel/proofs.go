@@ -201,16 +201,15 @@ func (k *kspace) proveWriteThrough(r *report) {
 
 // decode disassembles the instruction at va (read through the low window
 // alias lowVA, which is always readable).
-func decode(lowVA mm.VirtAddr) string {
-	var b [16]byte
-	for i := range b {
-		b[i] = *(*byte)(ptrAt(lowVA.Add(uint64(i))))
-	}
-	inst, err := x86asm.Decode(b[:], 64)
+func decode(lowVA mm.VirtAddr) string { return disasm(readBytes(lowVA, 16), uint64(lowVA)) }
+
+// disasm decodes the instruction at the start of b, located at pc.
+func disasm(b []byte, pc uint64) string {
+	inst, err := x86asm.Decode(b, 64)
 	if err != nil {
 		return fmt.Sprintf("(undecodable: %v)", err)
 	}
-	return x86asm.IntelSyntax(inst, uint64(lowVA), nil)
+	return x86asm.IntelSyntax(inst, pc, nil)
 }
 
 // proveExec calls RIPProbe through its kernel text mapping alias.

@@ -16,7 +16,7 @@ import (
 // Prefix starts every physmap option.
 const Prefix = "physmap."
 
-// Options are the parsed settings; the zero value is the default boot.
+// Options are the parsed settings; Defaults gives the default boot.
 type Options struct {
 	// Hold keeps the machine halted with its page tables live after the
 	// report, so the host can inspect it over QMP.
@@ -27,6 +27,9 @@ type Options struct {
 	// Inject names a fault to inject into the live page tables before the
 	// proofs run; the kernel knows the names.
 	Inject string
+	// Ptdump is "1" (the default) to print the live tables in Linux's
+	// ptdump format, "phys" to add a physical-address column, "0" for none.
+	Ptdump string
 }
 
 // MaxSleep bounds physmap.sleep.
@@ -48,6 +51,9 @@ type Error struct {
 
 func (e *Error) Error() string { return fmt.Sprintf("%q: %v", e.Word, e.Err) }
 func (e *Error) Unwrap() error { return e.Err }
+
+// Defaults returns the options of a command line without physmap words.
+func Defaults() Options { return Options{Ptdump: "1"} }
 
 // String renders every option as it would be written on the command line.
 func (o Options) String() string {
@@ -84,6 +90,14 @@ var specs = []spec{
 		o.Inject = v
 		return nil
 	}, func(o *Options) string { return o.Inject }},
+	{"ptdump", "0|1|phys: print the live page tables in Linux's ptdump format (default 1); phys adds each run's physical address", func(o *Options, v string) error {
+		switch v {
+		case "0", "1", "phys":
+			o.Ptdump = v
+			return nil
+		}
+		return fmt.Errorf("%w %q: want 0, 1 or phys", ErrValue, v)
+	}, func(o *Options) string { return o.Ptdump }},
 }
 
 // Names returns the known option names, sorted.
@@ -126,6 +140,7 @@ func parseBool(v string) (bool, error) {
 // physmap's, and one error per bad word; on error the options hold the
 // defaults for the bad words and the values of the good ones.
 func Parse(cmdline string) (o Options, others []string, errs []error) {
+	o = Defaults()
 	seen := map[string]bool{}
 	for _, word := range strings.Fields(cmdline) {
 		rest, ok := strings.CutPrefix(word, Prefix)

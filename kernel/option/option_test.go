@@ -14,10 +14,10 @@ func TestParse(t *testing.T) {
 		want    Options
 		others  []string
 	}{
-		{"", Options{}, nil},
-		{"physmap.hold=1", Options{Hold: true}, nil},
-		{"physmap.sleep=2 physmap.hold=1", Options{Hold: true, Sleep: 2 * time.Second}, nil},
-		{"  console=ttyS0 physmap.hold=0  quiet ", Options{}, []string{"console=ttyS0", "quiet"}},
+		{"", Defaults(), nil},
+		{"physmap.hold=1", Options{Hold: true, Ptdump: "1"}, nil},
+		{"physmap.sleep=2 physmap.hold=1 physmap.ptdump=phys", Options{Hold: true, Sleep: 2 * time.Second, Ptdump: "phys"}, nil},
+		{"  console=ttyS0 physmap.hold=0  quiet ", Defaults(), []string{"console=ttyS0", "quiet"}},
 	} {
 		got, others, errs := Parse(tc.cmdline)
 		if len(errs) != 0 {
@@ -36,8 +36,9 @@ func TestParseErrors(t *testing.T) {
 		err     error
 		detail  string
 	}{
-		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, "known: hold, inject, sleep"},
+		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, "known: hold, inject, ptdump, sleep"},
 		{"physmap.sleep=61", "physmap.sleep=61", ErrValue, "0 to 60"},
+		{"physmap.ptdump=2", "physmap.ptdump=2", ErrValue, "0, 1 or phys"},
 		{"physmap.sleep=1.5", "physmap.sleep=1.5", ErrValue, "whole seconds"},
 		{"physmap.sleep=-1", "physmap.sleep=-1", ErrValue, "0 to 60"},
 		{"physmap.hold=x", "physmap.hold=x", ErrValue, `"x"`},
@@ -81,7 +82,7 @@ func TestUsageCoversEveryOption(t *testing.T) {
 }
 
 func TestStringParsesBack(t *testing.T) {
-	for _, o := range []Options{{}, {Hold: true}, {Sleep: 7 * time.Second}, {Inject: "no-invlpg"}} {
+	for _, o := range []Options{Defaults(), {Hold: true, Ptdump: "0"}, {Sleep: 7 * time.Second, Ptdump: "phys"}, {Inject: "no-invlpg", Ptdump: "1"}} {
 		got, _, errs := Parse(o.String())
 		if len(errs) != 0 || got != o {
 			t.Errorf("Parse(%q) = %+v, %v; want %+v", o.String(), got, errs, o)

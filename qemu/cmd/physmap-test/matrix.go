@@ -35,6 +35,7 @@ var negative = []Case{
 	{Name: "inject/directmap-exec", Append: "physmap.inject=directmap-exec", ExpectFail: "walk.perms"},
 	{Name: "inject/text-writable", Append: "physmap.inject=text-writable", ExpectFail: "walk.perms"},
 	{Name: "inject/no-invlpg", Append: "physmap.inject=no-invlpg", ExpectFail: "tlb"},
+	{Name: "inject/module-pt-frame", Append: "physmap.inject=module-pt-frame", ExpectFail: "walk.module"},
 	{Name: "inject/old-base", Append: "physmap.inject=old-base", ExpectFail: "walk.directmap"},
 	{Name: "inject/directmap-hole-no-1g", CPU: "qemu64,+rdrand", Memory: "6G", Append: "physmap.inject=directmap-hole", ExpectFail: "walk.directmap"},
 }

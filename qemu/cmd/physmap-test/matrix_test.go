@@ -17,7 +17,7 @@ func TestMatrix(t *testing.T) {
 		"option/unknown": true, "option/malformed-hold": true, "cpu/no-nx": true,
 		"clock/sleep=2s": true, "inject/unknown": true, "inject/kernel-frame-off": true,
 		"inject/directmap-hole": true, "inject/directmap-exec": true, "inject/text-writable": true,
-		"inject/no-invlpg": true, "inject/old-base": true, "inject/directmap-hole-no-1g": true,
+		"inject/no-invlpg": true, "inject/old-base": true, "inject/module-pt-frame": true, "inject/directmap-hole-no-1g": true,
 	}
 	seen := map[string]bool{}
 	for _, c := range matrix() {

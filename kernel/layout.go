@@ -119,6 +119,7 @@ func buildKernelSpace(memmap boot.MemoryMap, mode mm.Mode, page1G bool, pageOffs
 	if err := k.plan.Build(k.as, mm.PageKernel); err != nil {
 		return nil, fmt.Errorf("direct map: %w", err)
 	}
+	phase("directmap")
 
 	// The kernel image at __START_KERNEL_map + pa, with Linux's
 	// permissions, and the direct-map alias of its text read-only too.

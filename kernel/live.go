@@ -111,12 +111,15 @@ func proveLayout(r *report, memmap boot.MemoryMap, opts option.Options, physBits
 		r.fail("layout.build", "%v", err)
 		return
 	}
+	phase("image")
 	fmt.Print(k.plan.Meminfo())
 	k.activate()
+	phase("cr3")
 	if err := k.loadModule(); err != nil {
 		r.fail("layout.build", "module: %v", err)
 		return
 	}
+	phase("module")
 	r.pass("layout.build", "%v tables at %v live in CR3: %d table pages (the direct map alone needs at least %d)",
 		mode, k.as.Root(), k.as.TablePages(), k.plan.MinTablePages)
 	if inject != "" {
@@ -137,6 +140,7 @@ func proveLayout(r *report, memmap boot.MemoryMap, opts option.Options, physBits
 	k.proveFaults(r)
 	k.proveTLB(r, inject == "no-invlpg")
 	k.proveStructure(r, live, physBits)
+	phase("proofs")
 	k.show(r, live, opts.Ptdump)
 }
 

@@ -31,6 +31,7 @@ func main() {
 	opts := checkOptions(&r, cmdline)
 
 	memmap := readMemoryMap(&r, fw)
+	phase("firmware-map")
 	checkRuntimeWindow(&r, memmap)
 	checkClock(&r)
 	f := checkCPU(&r)
@@ -107,6 +108,7 @@ func sleep(d time.Duration) {
 
 // finish prints the closing line, then holds or exits.
 func finish(r *report, opts option.Options) {
+	phase("report")
 	ok := r.close()
 	if opts.Hold {
 		fmt.Println(selftest.HoldLine)

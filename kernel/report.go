@@ -4,6 +4,10 @@ package main
 
 import (
 	"fmt"
+	"time"
+
+	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/boot"
 
 	"github.com/physmap/physmap/kernel/selftest"
 )
@@ -29,4 +33,16 @@ func (r *report) close() bool {
 	s := r.tally.Summary()
 	fmt.Println(s)
 	return s.OK()
+}
+
+// phase prints a phase line: the guest time, by the calibrated TSC, at
+// which a phase of the boot ended.
+func phase(name string) {
+	hz := boot.Clock.TSCHz
+	if hz == 0 {
+		return
+	}
+	tsc := amd64.Rdtsc()
+	ns := tsc/hz*1e9 + tsc%hz*1e9/hz
+	fmt.Println(selftest.Phase{Name: name, At: time.Duration(ns)})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // HoldLine is printed by a kernel that stays halted after its report.
@@ -18,6 +19,34 @@ const (
 	SleepingPrefix = "clock: sleeping "
 	SleptPrefix    = "clock: slept "
 )
+
+// PhasePrefix starts a line that marks the end of one phase of the boot
+// with the guest's time since the TSC started (about QEMU's start):
+// "phase: NAME NANOSECONDS".
+const PhasePrefix = "phase: "
+
+// Phase is one phase line.
+type Phase struct {
+	Name string
+	At   time.Duration
+}
+
+// String renders p as its console line.
+func (p Phase) String() string { return fmt.Sprintf("%s%s %d", PhasePrefix, p.Name, p.At.Nanoseconds()) }
+
+// ParsePhase parses a phase line.
+func ParsePhase(line string) (Phase, error) {
+	rest, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), PhasePrefix)
+	if !ok {
+		return Phase{}, ErrNotProtocol
+	}
+	name, ns, ok := strings.Cut(rest, " ")
+	n, err := strconv.ParseInt(ns, 10, 64)
+	if !ok || err != nil || n < 0 || !ValidCheckName(name) {
+		return Phase{}, fmt.Errorf("%w: malformed phase line %q", ErrNotProtocol, line)
+	}
+	return Phase{Name: name, At: time.Duration(n)}, nil
+}
 
 // closingPrefix starts the closing line.
 const closingPrefix = "selftest: "

@@ -73,3 +73,16 @@ func TestTally(t *testing.T) {
 		t.Errorf("Failed() = %+v, want [b]", f)
 	}
 }
+
+func TestPhase(t *testing.T) {
+	p := Phase{Name: "directmap", At: 123456789}
+	got, err := ParsePhase(p.String() + "\r\n")
+	if err != nil || got != p {
+		t.Fatalf("ParsePhase(%q) = %+v, %v", p.String(), got, err)
+	}
+	for _, bad := range []string{"phase: x", "phase: x -1", "phase: two words 5", "phase:x 5", "PASS a: b"} {
+		if _, err := ParsePhase(bad); !errors.Is(err, ErrNotProtocol) {
+			t.Errorf("ParsePhase(%q) err = %v, want ErrNotProtocol", bad, err)
+		}
+	}
+}

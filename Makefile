@@ -22,8 +22,9 @@ TAMAGO ?= $(shell go tool -n tamago)
 GOENV := GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago CGO_ENABLED=0
 # ramStart (TamaGo amd64/mem.go, 0x10000000) + 0x10000
 TEXT_START := 0x10010000
-# linkramsize: boot/board.go sets the runtime's memory window.
-BUILD_TAGS := linkramsize
+# linkramsize: boot/board.go sets the runtime's memory window;
+# linkcpuinit: boot/cpuinit.s replaces TamaGo's early boot (LA57, no 1 GiB pages).
+BUILD_TAGS := linkramsize,linkcpuinit
 GOFLAGS := -tags $(BUILD_TAGS) -trimpath -ldflags "-T $(TEXT_START) -R 0x1000"
 
 KERNEL_SRC := $(shell find kernel boot amd64 mm -name '*.go' -o -name '*.s') go.mod go.sum

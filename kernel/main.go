@@ -34,7 +34,7 @@ func main() {
 	phase("firmware-map")
 	checkRuntimeWindow(&r, memmap)
 	checkClock(&r)
-	f := checkCPU(&r)
+	f := checkCPU(&r, opts.Levels)
 	if memmap != nil {
 		proveLayout(&r, memmap, opts, uint(f.PhysAddrBits))
 	}

@@ -30,6 +30,10 @@ type Options struct {
 	// Ptdump is "1" (the default) to print the live tables in Linux's
 	// ptdump format, "phys" to add a physical-address column, "0" for none.
 	Ptdump string
+	// Levels is the paging mode asked for: 4, 5, or 0 for the default (5
+	// where the CPU has LA57, as Linux does). boot's early code reads
+	// physmap.levels=4 itself, before paging; the kernel checks the result.
+	Levels int
 }
 
 // MaxSleep bounds physmap.sleep.
@@ -98,6 +102,22 @@ var specs = []spec{
 		}
 		return fmt.Errorf("%w %q: want 0, 1 or phys", ErrValue, v)
 	}, func(o *Options) string { return o.Ptdump }},
+	{"levels", "4|5|auto: paging levels (default: 5 where the CPU has LA57, else 4), like Linux's no5lvl for 4", func(o *Options, v string) error {
+		switch v {
+		case "auto":
+			o.Levels = 0
+			return nil
+		case "4", "5":
+			o.Levels = int(v[0] - '0')
+			return nil
+		}
+		return fmt.Errorf("%w %q: want 4, 5 or auto", ErrValue, v)
+	}, func(o *Options) string {
+		if o.Levels == 0 {
+			return "auto"
+		}
+		return strconv.Itoa(o.Levels)
+	}},
 }
 
 // Names returns the known option names, sorted.

@@ -36,9 +36,10 @@ func TestParseErrors(t *testing.T) {
 		err     error
 		detail  string
 	}{
-		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, "known: hold, inject, ptdump, sleep"},
+		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, "known: hold, inject, levels, ptdump, sleep"},
 		{"physmap.sleep=61", "physmap.sleep=61", ErrValue, "0 to 60"},
 		{"physmap.ptdump=2", "physmap.ptdump=2", ErrValue, "0, 1 or phys"},
+		{"physmap.levels=3", "physmap.levels=3", ErrValue, "4, 5 or auto"},
 		{"physmap.sleep=1.5", "physmap.sleep=1.5", ErrValue, "whole seconds"},
 		{"physmap.sleep=-1", "physmap.sleep=-1", ErrValue, "0 to 60"},
 		{"physmap.hold=x", "physmap.hold=x", ErrValue, `"x"`},
@@ -82,7 +83,7 @@ func TestUsageCoversEveryOption(t *testing.T) {
 }
 
 func TestStringParsesBack(t *testing.T) {
-	for _, o := range []Options{Defaults(), {Hold: true, Ptdump: "0"}, {Sleep: 7 * time.Second, Ptdump: "phys"}, {Inject: "no-invlpg", Ptdump: "1"}} {
+	for _, o := range []Options{Defaults(), {Hold: true, Ptdump: "0"}, {Sleep: 7 * time.Second, Ptdump: "phys"}, {Inject: "no-invlpg", Ptdump: "1"}, {Levels: 4, Ptdump: "1"}, {Levels: 5, Ptdump: "0"}} {
 		got, _, errs := Parse(o.String())
 		if len(errs) != 0 || got != o {
 			t.Errorf("Parse(%q) = %+v, %v; want %+v", o.String(), got, errs, o)

@@ -32,7 +32,9 @@ type Phase struct {
 }
 
 // String renders p as its console line.
-func (p Phase) String() string { return fmt.Sprintf("%s%s %d", PhasePrefix, p.Name, p.At.Nanoseconds()) }
+func (p Phase) String() string {
+	return fmt.Sprintf("%s%s %d", PhasePrefix, p.Name, p.At.Nanoseconds())
+}
 
 // ParsePhase parses a phase line.
 func ParsePhase(line string) (Phase, error) {

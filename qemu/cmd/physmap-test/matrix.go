@@ -18,8 +18,22 @@ func (c Case) config(kernel string) qemu.Config {
 // Axes of the passing part of the matrix: every memory size with every CPU.
 var (
 	memories = []string{"512M", "2G", "6G"}
-	cpus     = []string{"max", "qemu64,+rdrand"}
+	// max has LA57 under TCG (5-level paging), max,-la57 does not (4-level),
+	// qemu64,+rdrand has neither LA57 nor Page1GB.
+	cpus = []string{"max", "max,-la57", "qemu64,+rdrand"}
 )
+
+// injections are the fault injections of the kernel (physmap.inject=NAME)
+// and the check each must make fail. Each is booted in both paging modes.
+var injections = []struct{ name, check string }{
+	{"kernel-frame-off", "walk.image"},
+	{"directmap-hole", "walk.directmap"},
+	{"directmap-exec", "walk.perms"},
+	{"text-writable", "walk.perms"},
+	{"no-invlpg", "tlb"},
+	{"module-pt-frame", "walk.module"},
+	{"old-base", "walk.directmap"},
+}
 
 // negative lists boots that must fail with a named check. Add fault
 // injections here as {Name: "inject/NAME", Append: "physmap.inject=NAME",
@@ -30,14 +44,8 @@ var negative = []Case{
 	{Name: "option/malformed-hold", Append: "physmap.hold=x", ExpectFail: "option"},
 	{Name: "cpu/no-nx", CPU: "qemu64,+rdrand,-nx", ExpectFail: "cpu.nx"},
 	{Name: "inject/unknown", Append: "physmap.inject=bogus", ExpectFail: "inject"},
-	{Name: "inject/kernel-frame-off", Append: "physmap.inject=kernel-frame-off", ExpectFail: "walk.image"},
-	{Name: "inject/directmap-hole", Append: "physmap.inject=directmap-hole", ExpectFail: "walk.directmap"},
-	{Name: "inject/directmap-exec", Append: "physmap.inject=directmap-exec", ExpectFail: "walk.perms"},
-	{Name: "inject/text-writable", Append: "physmap.inject=text-writable", ExpectFail: "walk.perms"},
-	{Name: "inject/no-invlpg", Append: "physmap.inject=no-invlpg", ExpectFail: "tlb"},
-	{Name: "inject/module-pt-frame", Append: "physmap.inject=module-pt-frame", ExpectFail: "walk.module"},
-	{Name: "inject/old-base", Append: "physmap.inject=old-base", ExpectFail: "walk.directmap"},
 	{Name: "inject/directmap-hole-no-1g", CPU: "qemu64,+rdrand", Memory: "6G", Append: "physmap.inject=directmap-hole", ExpectFail: "walk.directmap"},
+	{Name: "levels/5-without-la57", CPU: "max,-la57", Append: "physmap.levels=5", ExpectFail: "paging.mode"},
 }
 
 // extra lists further boots that must pass. clock/sleep makes the guest
@@ -45,6 +53,7 @@ var negative = []Case{
 // host's: they must agree within qemu.ClockTolerance.
 var extra = []Case{
 	{Name: "clock/sleep=2s", Memory: "2G", CPU: "max", Append: "physmap.sleep=2"},
+	{Name: "levels/4-on-la57", Memory: "2G", CPU: "max", Append: "physmap.levels=4"},
 }
 
 // matrix returns every case in a stable order.
@@ -56,7 +65,14 @@ func matrix() []Case {
 		}
 	}
 	cases = append(cases, extra...)
-	for _, n := range negative {
+	neg := append([]Case(nil), negative...)
+	for _, in := range injections {
+		for _, mode := range []struct{ name, cpu string }{{"5-level", "max"}, {"4-level", "max,-la57"}} {
+			neg = append(neg, Case{Name: "inject/" + mode.name + "/" + in.name, CPU: mode.cpu,
+				Append: "physmap.inject=" + in.name, ExpectFail: in.check})
+		}
+	}
+	for _, n := range neg {
 		if n.Memory == "" {
 			n.Memory = "2G"
 		}

@@ -11,13 +11,19 @@ import (
 
 func TestMatrix(t *testing.T) {
 	want := map[string]bool{
-		"m=512M/cpu=max": true, "m=512M/cpu=qemu64,+rdrand": true,
-		"m=2G/cpu=max": true, "m=2G/cpu=qemu64,+rdrand": true,
-		"m=6G/cpu=max": true, "m=6G/cpu=qemu64,+rdrand": true,
+		"m=512M/cpu=max": true, "m=512M/cpu=max,-la57": true, "m=512M/cpu=qemu64,+rdrand": true,
+		"m=2G/cpu=max": true, "m=2G/cpu=max,-la57": true, "m=2G/cpu=qemu64,+rdrand": true,
+		"m=6G/cpu=max": true, "m=6G/cpu=max,-la57": true, "m=6G/cpu=qemu64,+rdrand": true,
 		"option/unknown": true, "option/malformed-hold": true, "cpu/no-nx": true,
-		"clock/sleep=2s": true, "inject/unknown": true, "inject/kernel-frame-off": true,
-		"inject/directmap-hole": true, "inject/directmap-exec": true, "inject/text-writable": true,
-		"inject/no-invlpg": true, "inject/old-base": true, "inject/module-pt-frame": true, "inject/directmap-hole-no-1g": true,
+		"clock/sleep=2s": true, "levels/4-on-la57": true, "levels/5-without-la57": true,
+		"inject/unknown": true, "inject/directmap-hole-no-1g": true,
+		"inject/5-level/kernel-frame-off": true, "inject/4-level/kernel-frame-off": true,
+		"inject/5-level/directmap-hole": true, "inject/4-level/directmap-hole": true,
+		"inject/5-level/directmap-exec": true, "inject/4-level/directmap-exec": true,
+		"inject/5-level/text-writable": true, "inject/4-level/text-writable": true,
+		"inject/5-level/no-invlpg": true, "inject/4-level/no-invlpg": true,
+		"inject/5-level/module-pt-frame": true, "inject/4-level/module-pt-frame": true,
+		"inject/5-level/old-base": true, "inject/4-level/old-base": true,
 	}
 	seen := map[string]bool{}
 	for _, c := range matrix() {
@@ -57,7 +63,7 @@ func TestRunListAndSelect(t *testing.T) {
 
 func TestRunMissingKernelFailsEveryCase(t *testing.T) {
 	var out, errOut bytes.Buffer
-	code := run([]string{"-kernel", t.TempDir() + "/none.elf", "-run", "cpu=max"}, &out, &errOut)
+	code := run([]string{"-kernel", t.TempDir() + "/none.elf", "-run", "cpu=max$"}, &out, &errOut)
 	if code == qemu.ExitOK || !strings.HasSuffix(out.String(), "\n0 passed, 3 failed\n") {
 		t.Errorf("exit %d, output:\n%s", code, out.String())
 	}

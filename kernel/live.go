@@ -120,6 +120,11 @@ func proveLayout(r *report, memmap boot.MemoryMap, opts option.Options, physBits
 		return
 	}
 	phase("module")
+	if err := k.populateRegions(); err != nil {
+		r.fail("layout.build", "regions: %v", err)
+		return
+	}
+	phase("regions")
 	r.pass("layout.build", "%v tables at %v live in CR3: %d table pages (the direct map alone needs at least %d)",
 		mode, k.as.Root(), k.as.TablePages(), k.plan.MinTablePages)
 	if inject != "" {
@@ -137,6 +142,7 @@ func proveLayout(r *report, memmap boot.MemoryMap, opts option.Options, physBits
 	k.proveWriteThrough(r)
 	k.proveExec(r)
 	k.proveModule(r, live)
+	k.proveRegions(r, live)
 	k.proveFaults(r)
 	k.proveTLB(r, inject == "no-invlpg")
 	k.proveStructure(r, live, physBits)

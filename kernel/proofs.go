@@ -64,11 +64,13 @@ func (k *kspace) proveWalk(r *report, live *mm.AddressSpace) {
 	r.pass("walk.image", "%d image pages of %v, each the same frame at __START_KERNEL_map+pa, page_offset_base+pa and pa", n, k.img.all())
 }
 
-// proveDirectMap checks that the direct map at the documented
-// page_offset_base covers every RAM range exactly and nothing else.
+// proveDirectMap checks that the direct map at page_offset_base (the
+// documented base, or the one memory KASLR chose) covers every RAM range
+// exactly and nothing else.
 func (k *kspace) proveDirectMap(r *report, live *mm.AddressSpace) {
 	dm := mm.DefaultLayout(k.as.Mode())
 	region, _ := dm.Region(mm.KindDirectMap)
+	region.Start = k.wantPageOffset
 	want := k.directMapRAM()
 	var covered, total uint64
 	for _, ram := range want {

@@ -1,0 +1,128 @@
+package shell
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"testing"
+
+	"github.com/physmap/physmap/mm"
+)
+
+// The fake machine's physical memory: a small kernel image whose text is
+// mapped three times (identity, direct map, __START_KERNEL_map), the rest
+// of RAM in the direct map, a module page whose last bytes start an
+// instruction that runs into an unmapped page, and a page at the top of
+// the lower half.
+const (
+	fakeRAM      = 32 << 20   // RAM is [0, 32 MiB)
+	fakeText     = 0x100_0000 // kernel text: 16 KiB at 16 MiB
+	fakeTextLen  = 0x4000
+	fakeModule   = 0x180_0000 // the module's text frame
+	fakeTopFrame = 0x190_0000 // the frame behind the last page of the lower half
+	fakePhysBits = 40
+)
+
+// fakeCode is the start of the fake kernel text.
+var fakeCode = []byte{
+	0x49, 0x3b, 0x66, 0x10, // cmp rsp, qword ptr [r14+0x10]
+	0x76, 0x10, // jbe .+0x12
+	0x55,             // push rbp
+	0x48, 0x89, 0xe5, // mov rbp, rsp
+	0x0f, 0x0b, // ud2
+}
+
+// fakeTableRAM is where the fake's page tables live: apart from its RAM.
+var fakeTableRAM = mm.PhysRange{Start: 0x7_4000_0000, End: 0x7_4000_0000 + 4<<20}
+
+// fakeMachine is a Machine over mm's simulated memory.
+type fakeMachine struct {
+	t        *testing.T
+	layout   *mm.Layout
+	as       *mm.AddressSpace
+	ram      map[mm.PhysAddr]byte
+	noTables bool
+	selftest bool // what Selftest reports
+	reruns   int
+}
+
+// newFake builds the fake machine's tables in mode; wx adds one writable
+// executable page in vmalloc space.
+func newFake(t *testing.T, mode mm.Mode, wx bool) *fakeMachine {
+	t.Helper()
+	f := &fakeMachine{t: t, layout: mm.DefaultLayout(mode), ram: map[mm.PhysAddr]byte{}, selftest: true}
+	mem := mm.NewSparseMem(fakeTableRAM)
+	as, err := mm.New(mode, mem, mm.NewMemblock([]mm.PhysRange{fakeTableRAM}, nil), mm.NopTLB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.as = as
+	po := f.layout.PageOffset()
+	ktext, _ := f.layout.Region(mm.KindKernelText)
+	mod, _ := f.layout.Region(mm.KindModules)
+	vm, _ := f.layout.Region(mm.KindVmalloc)
+	all := mm.Only(mm.Size4K) | mm.Only(mm.Size2M)
+	steps := []error{
+		as.Map(po, 0, fakeRAM, mm.PageKernel, all),
+		as.Protect(po.Add(fakeText), fakeTextLen, mm.PageKernelRO),
+		as.Map(ktext.Start.Add(fakeText), fakeText, fakeTextLen, mm.PageKernelExec, all),
+		as.Map(mm.VirtAddr(fakeText), fakeText, fakeTextLen, 0, all),
+		as.Map(mod.Start, fakeModule, uint64(mm.Size4K), mm.PageKernelExec, all),
+		as.Map(mode.UserEnd().Sub(uint64(mm.Size4K)), fakeTopFrame, uint64(mm.Size4K), mm.AttrNX, all),
+	}
+	if wx {
+		steps = append(steps, as.Map(vm.Start, 0x1000, uint64(mm.Size4K), mm.AttrWrite, all))
+	}
+	if err := errors.Join(steps...); err != nil {
+		t.Fatal(err)
+	}
+	for i, b := range fakeCode {
+		f.ram[mm.PhysAddr(fakeText+i)] = b
+	}
+	// The module page ends with the first two bytes of "mov rax, [rbx]".
+	f.ram[fakeModule+0xffe], f.ram[fakeModule+0xfff] = 0x48, 0x8b
+	for i := range 16 {
+		f.ram[mm.PhysAddr(fakeTopFrame+0x1000-16+i)] = byte('A' + i)
+	}
+	return f
+}
+
+func (f *fakeMachine) Layout() *mm.Layout { return f.layout }
+
+func (f *fakeMachine) Tables() (*mm.AddressSpace, error) {
+	if f.noTables {
+		return nil, fmt.Errorf("%w: the layout was not built", ErrNoTables)
+	}
+	return f.as, nil
+}
+
+func (f *fakeMachine) PhysBits() uint { return fakePhysBits }
+
+// Read translates byte by byte, as the CPU would, and "faults" like the
+// kernel's probe reports it.
+func (f *fakeMachine) Read(va mm.VirtAddr, p []byte) (int, error) {
+	mode := f.layout.Mode
+	if len(p) > 0 && (!mode.Canonical(va) || !mode.Canonical(va.Add(uint64(len(p)-1)))) {
+		f.t.Errorf("Read(%v, %d bytes): not canonical", va, len(p))
+	}
+	for i := range p {
+		a := va.Add(uint64(i))
+		t, err := f.as.Translate(a)
+		if err != nil {
+			return i, fmt.Errorf("#PF cr2=%#x code=0x0 (not-present read) rip=0x100b1360", uint64(a))
+		}
+		p[i] = f.ram[t.PA]
+	}
+	return len(p), nil
+}
+
+func (f *fakeMachine) Regions(w io.Writer) error {
+	_, err := io.WriteString(w, "fake regions table\n")
+	return err
+}
+
+func (f *fakeMachine) Selftest(w io.Writer) bool {
+	f.reruns++
+	fmt.Fprintf(w, "selftest: %d passed, %d failed\n", map[bool]int{true: 1}[f.selftest], map[bool]int{false: 1}[f.selftest])
+	return f.selftest
+}

@@ -34,6 +34,9 @@ type Options struct {
 	// where the CPU has LA57, as Linux does). boot's early code reads
 	// physmap.levels=4 itself, before paging; the kernel checks the result.
 	Levels int
+	// Shell leaves the user at the serial console's shell after the report
+	// (before holding, if Hold is set too); its exit ends the machine.
+	Shell bool
 }
 
 // MaxSleep bounds physmap.sleep.
@@ -118,6 +121,10 @@ var specs = []spec{
 		}
 		return strconv.Itoa(o.Levels)
 	}},
+	{"shell", "0|1: after the report, run the serial console's shell (help lists its commands); its exit ends QEMU with the self-test's status", func(o *Options, v string) (err error) {
+		o.Shell, err = parseBool(v)
+		return err
+	}, func(o *Options) string { return formatBool(o.Shell) }},
 }
 
 // Names returns the known option names, sorted.

@@ -37,6 +37,27 @@ type Options struct {
 	// Shell leaves the user at the serial console's shell after the report
 	// (before holding, if Hold is set too); its exit ends the machine.
 	Shell bool
+	// KASLR randomizes page_offset_base, vmalloc_base, vmemmap_base, the
+	// kernel image's slot and the module area's start.
+	KASLR KASLR
+}
+
+// KASLR is physmap.kaslr: off, on (seeded from RDRAND), or a fixed seed
+// that makes a boot's layout reproducible.
+type KASLR struct {
+	On     bool
+	Seed   uint64
+	Seeded bool // Seed was given
+}
+
+func (k KASLR) String() string {
+	switch {
+	case k.Seeded:
+		return fmt.Sprintf("%#x", k.Seed)
+	case k.On:
+		return "on"
+	}
+	return "off"
 }
 
 // MaxSleep bounds physmap.sleep.
@@ -105,6 +126,22 @@ var specs = []spec{
 		}
 		return fmt.Errorf("%w %q: want 0, 1 or phys", ErrValue, v)
 	}, func(o *Options) string { return o.Ptdump }},
+	{"kaslr", "on|off|SEED: memory and image KASLR, off by default; on draws a seed from RDRAND and prints it, SEED (decimal or 0x-hex) repeats a layout", func(o *Options, v string) error {
+		switch v {
+		case "on":
+			o.KASLR = KASLR{On: true}
+			return nil
+		case "off":
+			o.KASLR = KASLR{}
+			return nil
+		}
+		n, err := strconv.ParseUint(v, 0, 64)
+		if err != nil {
+			return fmt.Errorf("%w %q: want on, off or a seed number", ErrValue, v)
+		}
+		o.KASLR = KASLR{On: true, Seed: n, Seeded: true}
+		return nil
+	}, func(o *Options) string { return o.KASLR.String() }},
 	{"levels", "4|5|auto: paging levels (default: 5 where the CPU has LA57, else 4), like Linux's no5lvl for 4", func(o *Options, v string) error {
 		switch v {
 		case "auto":

@@ -17,6 +17,8 @@ func TestParse(t *testing.T) {
 		{"", Defaults(), nil},
 		{"physmap.hold=1", Options{Hold: true, Ptdump: "1"}, nil},
 		{"physmap.sleep=2 physmap.hold=1 physmap.ptdump=phys", Options{Hold: true, Sleep: 2 * time.Second, Ptdump: "phys"}, nil},
+		{"physmap.kaslr=42", Options{KASLR: KASLR{On: true, Seed: 42, Seeded: true}, Ptdump: "1"}, nil},
+		{"physmap.kaslr=0x2a physmap.ptdump=0", Options{KASLR: KASLR{On: true, Seed: 42, Seeded: true}, Ptdump: "0"}, nil},
 		{"  console=ttyS0 physmap.hold=0  quiet ", Defaults(), []string{"console=ttyS0", "quiet"}},
 		{"physmap.shell=1", Options{Shell: true, Ptdump: "1"}, nil},
 	} {
@@ -37,10 +39,11 @@ func TestParseErrors(t *testing.T) {
 		err     error
 		detail  string
 	}{
-		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, "known: hold, inject, levels, ptdump, shell, sleep"},
+		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, "known: hold, inject, kaslr, levels, ptdump, shell, sleep"},
 		{"physmap.sleep=61", "physmap.sleep=61", ErrValue, "0 to 60"},
 		{"physmap.ptdump=2", "physmap.ptdump=2", ErrValue, "0, 1 or phys"},
 		{"physmap.levels=3", "physmap.levels=3", ErrValue, "4, 5 or auto"},
+		{"physmap.kaslr=yes", "physmap.kaslr=yes", ErrValue, "on, off or a seed"},
 		{"physmap.sleep=1.5", "physmap.sleep=1.5", ErrValue, "whole seconds"},
 		{"physmap.sleep=-1", "physmap.sleep=-1", ErrValue, "0 to 60"},
 		{"physmap.hold=x", "physmap.hold=x", ErrValue, `"x"`},
@@ -85,7 +88,7 @@ func TestUsageCoversEveryOption(t *testing.T) {
 }
 
 func TestStringParsesBack(t *testing.T) {
-	for _, o := range []Options{Defaults(), {Hold: true, Ptdump: "0"}, {Sleep: 7 * time.Second, Ptdump: "phys"}, {Inject: "no-invlpg", Ptdump: "1"}, {Levels: 4, Ptdump: "1"}, {Levels: 5, Ptdump: "0"}, {Shell: true, Hold: true, Ptdump: "1"}} {
+	for _, o := range []Options{Defaults(), {Hold: true, Ptdump: "0"}, {Sleep: 7 * time.Second, Ptdump: "phys"}, {Inject: "no-invlpg", Ptdump: "1"}, {Levels: 4, Ptdump: "1"}, {Levels: 5, Ptdump: "0"}, {Shell: true, Hold: true, Ptdump: "1"}, {KASLR: KASLR{On: true}, Ptdump: "1"}, {KASLR: KASLR{On: true, Seed: 0xdead, Seeded: true}, Ptdump: "1"}} {
 		got, _, errs := Parse(o.String())
 		if len(errs) != 0 || got != o {
 			t.Errorf("Parse(%q) = %+v, %v; want %+v", o.String(), got, errs, o)

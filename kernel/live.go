@@ -127,6 +127,7 @@ func proveLayout(r *report, memmap boot.MemoryMap, opts option.Options, physBits
 	phase("regions")
 	r.pass("layout.build", "%v tables at %v live in CR3: %d table pages (the direct map alone needs at least %d)",
 		mode, k.as.Root(), k.as.TablePages(), k.plan.MinTablePages)
+	built, builtPhysBits = k, physBits // for the shell
 	if inject != "" {
 		if err := k.inject(inject); err != nil {
 			r.fail("inject", "%s: %v", inject, err)
@@ -135,6 +136,14 @@ func proveLayout(r *report, memmap boot.MemoryMap, opts option.Options, physBits
 		fmt.Printf("physmap: injected %s\n", inject)
 	}
 	live := k.live()
+	k.prove(r, live, physBits, inject == "no-invlpg")
+	phase("proofs")
+	k.show(r, live, opts.Ptdump)
+}
+
+// prove runs every proof on the live tables: at boot, and again from the
+// shell's selftest command.
+func (k *kspace) prove(r *report, live *mm.AddressSpace, physBits uint, skipInvlpg bool) {
 	k.proveWalk(r, live)
 	k.proveDirectMap(r, live)
 	k.provePerms(r, live)
@@ -144,10 +153,8 @@ func proveLayout(r *report, memmap boot.MemoryMap, opts option.Options, physBits
 	k.proveModule(r, live)
 	k.proveRegions(r, live)
 	k.proveFaults(r)
-	k.proveTLB(r, inject == "no-invlpg")
+	k.proveTLB(r, skipInvlpg)
 	k.proveStructure(r, live, physBits)
-	phase("proofs")
-	k.show(r, live, opts.Ptdump)
 }
 
 func injectionNames() string {

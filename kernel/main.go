@@ -106,10 +106,14 @@ func sleep(d time.Duration) {
 	fmt.Printf("%s%v by the guest clock\n", selftest.SleptPrefix, time.Since(t0))
 }
 
-// finish prints the closing line, then holds or exits.
+// finish prints the closing line, then runs the shell if asked, then holds
+// or exits.
 func finish(r *report, opts option.Options) {
 	phase("report")
 	ok := r.close()
+	if opts.Shell {
+		ok = runShell(ok)
+	}
 	if opts.Hold {
 		fmt.Println(selftest.HoldLine)
 		boot.Halt()

@@ -60,7 +60,7 @@ func (s *Shell) walk(args []string) error {
 
 // regionName names a region with its Linux symbol, if it has one.
 func regionName(r mm.Region) string {
-	if r.Symbol != "" {
+	if r.Symbol != "" && !strings.Contains(r.Name, r.Symbol) {
 		return fmt.Sprintf("%s (%s)", r.Name, r.Symbol)
 	}
 	return r.Name

@@ -62,7 +62,7 @@ func TestCommands(t *testing.T) {
 		{"aliases/text", "aliases 0x1000000", []string{
 			`(?m)^0x1000000 \(frame 0x1000000\) is mapped at 3 virtual addresses:$`,
 			`(?m)^  0x0000000001000000  4K pte  ro x            user-space virtual memory, different per mm$`,
-			`(?m)^  0xffff888001000000  4K pte  ro GLB NX       direct mapping of all physical memory \(page_offset_base\) \(page_offset_base\)$`,
+			`(?m)^  0xffff888001000000  4K pte  ro GLB NX       direct mapping of all physical memory \(page_offset_base\)$`,
 			`(?m)^  0xffffffff81000000  4K pte  ro GLB x        kernel text mapping, mapped to physical address 0 \(__START_KERNEL_map\)$`,
 		}, nil, nil},
 		{"aliases/offset", "aliases 1000008", []string{`(?m)^0x1000008 \(frame 0x1000000\) is mapped at 3`, `0x0000000001000008 `, `0xffff888001000008 `, `0xffffffff81000008 `}, nil, nil},

@@ -1,0 +1,124 @@
+//go:build tamago
+
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/boot"
+	"github.com/physmap/physmap/kernel/dump"
+	"github.com/physmap/physmap/kernel/shell"
+	"github.com/physmap/physmap/mm"
+)
+
+// The kernel space proveLayout built and loaded into CR3, and MAXPHYADDR,
+// for the shell; built stays nil when the layout was not built.
+var (
+	built         *kspace
+	builtPhysBits uint
+)
+
+// uartPoll is how long the console waits between two looks at an empty
+// receive buffer: TamaGo has no UART interrupt, so reading is polling.
+const uartPoll = 2 * time.Millisecond
+
+// uartReader reads the serial console (COM1) a byte at a time, waiting for
+// input.
+type uartReader struct{}
+
+func (uartReader) ReadByte() (byte, error) {
+	for {
+		if c, ok := boot.UART0.Rx(); ok {
+			return c, nil
+		}
+		time.Sleep(uartPoll)
+	}
+}
+
+// machine is the shell's view of the running kernel.
+type machine struct {
+	k        *kspace
+	physBits uint
+}
+
+// Layout is the layout in force, or the documented one of the CPU's
+// paging mode when none was built.
+func (m machine) Layout() *mm.Layout {
+	if m.k != nil {
+		return m.k.layout
+	}
+	mode := mm.Mode4Level
+	if amd64.ReadCR4()&amd64.CR4_LA57 != 0 {
+		mode = mm.Mode5Level
+	}
+	return mm.DefaultLayout(mode)
+}
+
+// Tables opens the tables in CR3, independently of the builder's
+// bookkeeping, as the proofs do.
+func (m machine) Tables() (*mm.AddressSpace, error) {
+	if m.k == nil {
+		return nil, fmt.Errorf("%w: physmap did not build its layout (see the FAIL lines above)", shell.ErrNoTables)
+	}
+	return m.k.live(), nil
+}
+
+func (m machine) PhysBits() uint { return m.physBits }
+
+// Read reads through the CPU a qword at a time with amd64.ProbeRead64, so a
+// fault is caught and described instead of ending the machine. A qword is
+// aligned, so it never straddles two pages: the first fault is at va+n.
+func (m machine) Read(va mm.VirtAddr, p []byte) (int, error) {
+	if m.k == nil {
+		// Without the layout the fault handler may not be installed.
+		return 0, fmt.Errorf("%w: physmap did not build its layout", shell.ErrNoTables)
+	}
+	n := 0
+	for n < len(p) {
+		a := va.Add(uint64(n))
+		q := a.AlignDown(8)
+		v, f := amd64.ProbeRead64(uint64(q))
+		if f.Faulted {
+			return n, fmt.Errorf("%v", f)
+		}
+		for sh := uint64(a-q) * 8; sh < 64 && n < len(p); sh += 8 {
+			p[n] = byte(v >> sh)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Regions prints the table the boot printed, from the live tables.
+// showLayout prints on the console, which is also the shell's w.
+func (m machine) Regions(w io.Writer) error {
+	as, err := m.Tables()
+	if err != nil {
+		return err
+	}
+	m.k.showLayout(dump.Runs(as, m.k.layout))
+	return nil
+}
+
+// Selftest runs the layout proofs again, with their own closing line.
+func (m machine) Selftest(w io.Writer) bool {
+	r := &report{}
+	if m.k == nil {
+		r.fail("layout.build", "physmap did not build its layout: nothing to prove")
+		return r.close()
+	}
+	m.k.prove(r, m.k.live(), m.physBits, false)
+	return r.close()
+}
+
+// runShell runs the serial console's shell until exit and returns the
+// status QEMU should exit with.
+func runShell(passed bool) bool {
+	m := machine{k: built, physBits: builtPhysBits}
+	s := shell.New(m, os.Stdout, passed)
+	return s.Run(shell.NewLines(uartReader{}, os.Stdout))
+}

@@ -44,11 +44,18 @@ type Runner struct {
 	// returns, and an error from it fails the run. Without it a holding
 	// machine runs until Interrupt fires or the timeout ends.
 	OnHold func(ctx context.Context, m *Monitor) error
+	// DialQMP connects to QEMU's QMP socket at path; nil means DialMonitor.
+	// CrossCheck.Dial relays answers too long for the QMP library.
+	DialQMP func(ctx context.Context, path string) (*Monitor, error)
 	// Interrupt stops the run (a held machine is then quit normally);
 	// typically fed by signal.Notify for SIGINT and SIGTERM.
 	Interrupt <-chan os.Signal
 	// ProbeKVM checks that KVM can run the guest; nil means ProbeKVM.
 	ProbeKVM func(context.Context, Config) error
+	// Shell, if set, is typed at the kernel's shell (physmap.shell=1), a
+	// line after each prompt, through QEMU's stdin; each answer must match.
+	// End it with exit, which ends QEMU. Not with Interactive or GDB.
+	Shell []Exchange
 }
 
 // Result is what a run observed.
@@ -63,6 +70,7 @@ type Result struct {
 	Elapsed    time.Duration // QEMU start to its exit
 	Held       bool          // the machine held and was quit by the runner
 	TimedOut   bool
+	Shell      []Answer // the shell's answers to Runner.Shell
 	Stderr     []string // QEMU's last stderr lines
 }
 
@@ -144,6 +152,19 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	errTail := &lineTail{w: r.Stderr, max: TailLines}
 	cmd.Stderr = errTail
+	var sc *scripter
+	if len(r.Shell) > 0 {
+		if cfg.Interactive || cfg.GDB {
+			return res, &Error{Op: "start", Err: ErrStart, Detail: "a shell script needs QEMU's stdin: not with -interactive or -gdb"}
+		}
+		stdin, err := cmd.StdinPipe()
+		if err == nil {
+			sc, err = newScripter(r.Shell, stdin)
+		}
+		if err != nil {
+			return res, err
+		}
+	}
 	if cfg.Interactive || cfg.GDB {
 		cmd.Stdin = r.Stdin
 		if cmd.Stdin == nil {
@@ -162,15 +183,24 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 
 	// Console reader: lines to the loop below, bytes or lines to Stdout.
 	lines := make(chan string)
-	go readConsole(stdout, r.Stdout, cfg.Interactive || cfg.GDB, lines)
+	// A shell script reads the raw bytes too: its prompt ends no line.
+	console := r.Stdout
+	if sc != nil {
+		console = io.MultiWriter(orDiscard(r.Stdout), sc)
+	}
+	go readConsole(stdout, console, cfg.Interactive || cfg.GDB || sc != nil, lines)
 
 	// QMP: connect while QEMU runs; give up when it exits.
 	exited := make(chan struct{})
 	dialCtx, stopDial := context.WithCancel(ctx)
 	defer stopDial()
 	monc := make(chan *Monitor, 1)
+	dial := r.DialQMP
+	if dial == nil {
+		dial = DialMonitor
+	}
 	go func() {
-		m, err := DialMonitor(dialCtx, qmpPath)
+		m, err := dial(dialCtx, qmpPath)
 		if err != nil {
 			monc <- nil
 			return
@@ -257,7 +287,11 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 		case err := <-hookDone:
 			hookDone = nil
-			if err != nil {
+			var he *Error
+			switch {
+			case errors.As(err, &he):
+				hookErr = he // the hook's own verdict, such as a cross-check's
+			case err != nil:
 				hookErr = &Error{Op: "hold", Err: ErrHold, Detail: err.Error(), Tail: res.Console.Tail()}
 			}
 			res.Held = true
@@ -302,7 +336,17 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 	}
 	res.Stderr = errTail.lines()
 	r.notef("QEMU exited after %.2fs (%s%s)", res.Elapsed.Seconds(), res.Exit, optional(", ", res.StopReason))
-	return res, r.judge(res, interrupted, hookErr)
+	err = r.judge(res, interrupted, hookErr)
+	if sc != nil {
+		var shellErr error
+		res.Shell, shellErr = sc.finish(res.Console.Tail())
+		if shellErr != nil && (err == nil || errors.Is(err, ErrTimeout) || errors.Is(err, ErrExitStatus)) {
+			// A script stuck at a prompt ends in a timeout, one cut
+			// short in the wrong status: say why.
+			err = shellErr
+		}
+	}
+	return res, err
 }
 
 // judge turns what a run saw into its verdict.

@@ -3,6 +3,9 @@
 // $FAKEQEMU_SCRIPT, one command a line:
 //
 //	print TEXT        a console line on stdout
+//	prompt TEXT       TEXT on stdout without a newline (a trailing space kept)
+//	readline WANT     read a line from stdin and echo it; another line is a
+//	                  "fakeqemu: typed ..." stderr line and exit status 99
 //	stderr TEXT       a line on stderr
 //	waitqmp           wait until a QMP client has negotiated capabilities
 //	event NAME JSON   send a QMP event with data JSON
@@ -18,6 +21,7 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -91,12 +95,26 @@ func main() {
 		hold()
 	}
 	go hold() // like QEMU, quit on QMP quit or SIGTERM at any time
+	stdin := bufio.NewReader(os.Stdin)
 	for _, line := range strings.Split(os.Getenv("FAKEQEMU_SCRIPT"), "\n") {
-		verb, rest, _ := strings.Cut(strings.TrimSpace(line), " ")
+		verb, rest, _ := strings.Cut(strings.TrimLeft(line, " \t"), " ")
+		if verb != "prompt" {
+			rest = strings.TrimSpace(rest)
+		}
 		switch verb {
 		case "":
 		case "print":
 			fmt.Println(rest)
+		case "prompt":
+			fmt.Print(rest)
+		case "readline":
+			got, err := stdin.ReadString('\n')
+			got = strings.TrimSuffix(got, "\n")
+			if err != nil || got != rest {
+				fmt.Fprintf(os.Stderr, "fakeqemu: typed %q (%v), want %q\n", got, err, rest)
+				os.Exit(99)
+			}
+			fmt.Println(got)
 		case "stderr":
 			fmt.Fprintln(os.Stderr, rest)
 		case "waitqmp":

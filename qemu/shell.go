@@ -9,8 +9,23 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/physmap/physmap/kernel/option"
 	"github.com/physmap/physmap/kernel/shell"
 )
+
+// ShellOption is the kernel option that leaves the console at the shell.
+const ShellOption = option.Prefix + "shell=1"
+
+// WithShell returns the kernel command line with ShellOption added, unless
+// it already says physmap.shell= either way.
+func WithShell(cmdline string) string {
+	for _, w := range strings.Fields(cmdline) {
+		if strings.HasPrefix(w, option.Prefix+"shell=") {
+			return cmdline
+		}
+	}
+	return strings.TrimSpace(cmdline + " " + ShellOption)
+}
 
 // ErrShell reports a scripted shell session whose answers were not the
 // expected ones, or that ended early. ExitCode maps it to 1.

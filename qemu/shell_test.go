@@ -106,3 +106,17 @@ func TestScripterSplitPrompt(t *testing.T) {
 		t.Errorf("answers %+v, err %v", answers, err)
 	}
 }
+
+func TestWithShell(t *testing.T) {
+	for in, want := range map[string]string{
+		"":                                 "physmap.shell=1",
+		"physmap.hold=1":                   "physmap.hold=1 physmap.shell=1",
+		"physmap.shell=0 physmap.ptdump=0": "physmap.shell=0 physmap.ptdump=0",
+		" physmap.shell=1":                 " physmap.shell=1",
+		"xphysmap.shell=0":                 "xphysmap.shell=0 physmap.shell=1",
+	} {
+		if got := WithShell(in); got != want {
+			t.Errorf("WithShell(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -32,7 +32,7 @@ func run(args []string) int {
 	qmpPath := fs.String("qmp", "", "also serve QMP on this unix socket path")
 	timeout := fs.Duration("timeout", 120*time.Second, "bound on the run (not applied with -gdb or -interactive unless given)")
 	gdb := fs.Bool("gdb", false, "wait for gdb on :1234 (-s -S); interactive")
-	interactive := fs.Bool("interactive", false, "give the serial console to a person (stdin goes to QEMU)")
+	interactive := fs.Bool("interactive", false, "give the serial console to a person (stdin goes to QEMU), who lands at the kernel's shell ("+qemu.ShellOption+" unless -append sets physmap.shell)")
 	expectFail := fs.String("expect-fail", "", "succeed only if the self-test fails with a FAIL line naming this check")
 	printOnly := fs.Bool("print", false, "print the QEMU command line, shell-quoted, and exit")
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +66,9 @@ func run(args []string) int {
 	}
 	if cfg.Interactive && !set["timeout"] {
 		cfg.Timeout = 0
+	}
+	if *interactive {
+		cfg.Append = qemu.WithShell(cfg.Append)
 	}
 	if *expectFail != "" && *gdb {
 		fmt.Fprintln(os.Stderr, "physmap-run: -expect-fail and -gdb do not go together")

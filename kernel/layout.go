@@ -55,9 +55,10 @@ type kspace struct {
 	window mm.PhysRange // the runtime's memory, identity mapped
 	pool   mm.PhysRange // where table frames come from, inside window
 	ram    []mm.PhysRange
-	// The documented page_offset_base, which a layout built elsewhere
-	// (the old-base injection) does not match.
+	// The page_offset_base in force (documented, or KASLR's), which a
+	// layout built elsewhere (the old-base injection) does not match.
 	wantPageOffset mm.VirtAddr
+	place          placement
 }
 
 // directMapRAM is what the direct map covers: the ISA range and every RAM
@@ -75,26 +76,34 @@ func (k *kspace) directMapRAM() []mm.PhysRange {
 	return out
 }
 
-// kernelVA is an image frame's address in the kernel text mapping, where
-// __START_KERNEL_map maps physical address 0.
+// kernelVA is an image frame's address in the kernel text mapping: where
+// __START_KERNEL_map maps physical address 0, or with KASLR the image's
+// randomly chosen slot (Linux's __START_KERNEL_map + pa - phys_base).
 func (k *kspace) kernelVA(pa mm.PhysAddr) mm.VirtAddr {
-	r, _ := k.layout.Region(mm.KindKernelText)
-	return r.Start.Add(uint64(pa))
+	return k.place.imageVA.Add(uint64(pa - k.place.imagePA))
 }
 
 // directVA is __va(pa).
 func (k *kspace) directVA(pa mm.PhysAddr) mm.VirtAddr { return k.layout.PageOffset().Add(uint64(pa)) }
 
 // buildKernelSpace builds the tables; it does not load them.
-func buildKernelSpace(memmap boot.MemoryMap, mode mm.Mode, page1G bool, pageOffset mm.VirtAddr) (*kspace, error) {
+// pageOffset, when not 0, overrides the placement's direct-map base in the
+// layout built (the old-base injection).
+func buildKernelSpace(memmap boot.MemoryMap, mode mm.Mode, page1G bool, p placement, pageOffset mm.VirtAddr) (*kspace, error) {
+	opts := p.layout
+	want := mm.NewLayout(mode, opts).PageOffset()
+	if pageOffset != 0 {
+		opts.PageOffset = pageOffset
+	}
 	k := &kspace{
-		layout:         mm.NewLayout(mode, mm.LayoutOptions{PageOffset: pageOffset}),
+		layout:         mm.NewLayout(mode, opts),
+		place:          p,
 		mem:            &physMem{},
 		tlb:            &skippingTLB{TLB: mm.NopTLB},
 		img:            readImage(),
 		window:         mm.PhysRange{Start: mm.PhysAddr(goos.RamStart), End: mm.PhysAddr(goos.RamStart + goos.RamSize)},
 		ram:            memmap.RAM(),
-		wantPageOffset: mm.DefaultLayout(mode).PageOffset(),
+		wantPageOffset: want,
 	}
 	pool := make([]byte, tablePoolSize+page)
 	start := mm.PhysAddr(uintptr(unsafe.Pointer(&pool[0]))).AlignUp(page)

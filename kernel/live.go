@@ -36,6 +36,7 @@ var injections = map[string]string{
 	"text-writable":    "walk.perms",     // kernel text writable through __START_KERNEL_map
 	"no-invlpg":        "tlb",            // a changed entry without TLB invalidation
 	"module-pt-frame":  "walk.module",    // a module page backed by a page-table frame
+	"kaslr-misaligned": "kaslr.memory",   // vmalloc_base off the 1 GiB grid (with physmap.kaslr)
 	"old-base":         "walk.directmap", // the direct map at the pre-4.20 base
 }
 
@@ -106,7 +107,17 @@ func proveLayout(r *report, memmap boot.MemoryMap, opts option.Options, physBits
 	if inject == "old-base" {
 		base = oldPageOffset
 	}
-	k, err := buildKernelSpace(memmap, mode, f.Page1GB, base)
+	p := place(r, mode, memmap, readImage(), opts.KASLR)
+	if inject == "kaslr-misaligned" {
+		if p.kaslr == nil {
+			r.fail("inject", "kaslr-misaligned needs physmap.kaslr=on or a seed")
+			return
+		}
+		// vmalloc_base 4 KiB off its 1 GiB grid.
+		p.kaslr.Regions[1].Base = p.kaslr.Regions[1].Base.Add(page)
+		p.layout.VmallocBase = p.kaslr.Regions[1].Base
+	}
+	k, err := buildKernelSpace(memmap, mode, f.Page1GB, p, base)
 	if err != nil {
 		r.fail("layout.build", "%v", err)
 		return
@@ -150,6 +161,7 @@ func (k *kspace) prove(r *report, live *mm.AddressSpace, physBits uint, skipInvl
 	k.proveContent(r)
 	k.proveWriteThrough(r)
 	k.proveExec(r)
+	k.proveKASLR(r, k.place)
 	k.proveModule(r, live)
 	k.proveRegions(r, live)
 	k.proveFaults(r)
@@ -159,7 +171,7 @@ func (k *kspace) prove(r *report, live *mm.AddressSpace, physBits uint, skipInvl
 
 func injectionNames() string {
 	names := ""
-	for _, n := range []string{"kernel-frame-off", "directmap-hole", "directmap-exec", "text-writable", "no-invlpg", "module-pt-frame", "old-base"} {
+	for _, n := range []string{"kernel-frame-off", "directmap-hole", "directmap-exec", "text-writable", "no-invlpg", "module-pt-frame", "old-base", "kaslr-misaligned"} {
 		if names != "" {
 			names += ","
 		}

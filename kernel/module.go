@@ -51,7 +51,8 @@ func (k *kspace) loadModule() error {
 		return err
 	}
 	mod, _ := k.layout.Region(mm.KindModules)
-	m := &module{text: mod.Start, data: mod.Start.Add(page), textPA: frames[0], dataPA: frames[1]}
+	base := mod.Start.Add(k.place.moduleOffset)
+	m := &module{text: base, data: base.Add(page), textPA: frames[0], dataPA: frames[1]}
 	code := k.directVA(m.textPA)
 	for off := uint64(0); off < page; off++ {
 		b := byte(int3)

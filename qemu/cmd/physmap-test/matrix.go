@@ -46,6 +46,9 @@ var negative = []Case{
 	{Name: "inject/unknown", Append: "physmap.inject=bogus", ExpectFail: "inject"},
 	{Name: "inject/directmap-hole-no-1g", CPU: "qemu64,+rdrand", Memory: "6G", Append: "physmap.inject=directmap-hole", ExpectFail: "walk.directmap"},
 	{Name: "levels/5-without-la57", CPU: "max,-la57", Append: "physmap.levels=5", ExpectFail: "paging.mode"},
+	{Name: "inject/5-level/kaslr-misaligned", Append: "physmap.kaslr=3 physmap.inject=kaslr-misaligned", ExpectFail: "kaslr.memory"},
+	{Name: "inject/4-level/kaslr-misaligned", CPU: "max,-la57", Append: "physmap.kaslr=3 physmap.inject=kaslr-misaligned", ExpectFail: "kaslr.memory"},
+	{Name: "inject/kaslr-misaligned-without-kaslr", Append: "physmap.inject=kaslr-misaligned", ExpectFail: "inject"},
 }
 
 // extra lists further boots that must pass. clock/sleep makes the guest
@@ -54,7 +57,13 @@ var negative = []Case{
 var extra = []Case{
 	{Name: "clock/sleep=2s", Memory: "2G", CPU: "max", Append: "physmap.sleep=2"},
 	{Name: "levels/4-on-la57", Memory: "2G", CPU: "max", Append: "physmap.levels=4"},
+	{Name: "kaslr/5-level/rdrand", Memory: "6G", CPU: "max", Append: "physmap.kaslr=on"},
+	{Name: "kaslr/4-level/rdrand", Memory: "6G", CPU: "max,-la57", Append: "physmap.kaslr=on"},
 }
+
+// kaslrSeeds are the fixed KASLR seeds every make test boots in both paging
+// modes: each must pass every proof at the bases it gives.
+var kaslrSeeds = []string{"1", "2", "0xfeedface", "0xffffffffffffffff"}
 
 // matrix returns every case in a stable order.
 func matrix() []Case {
@@ -65,6 +74,12 @@ func matrix() []Case {
 		}
 	}
 	cases = append(cases, extra...)
+	for _, seed := range kaslrSeeds {
+		for _, mode := range []struct{ name, cpu string }{{"5-level", "max"}, {"4-level", "max,-la57"}} {
+			cases = append(cases, Case{Name: "kaslr/" + mode.name + "/seed=" + seed, Memory: "2G", CPU: mode.cpu,
+				Append: "physmap.kaslr=" + seed})
+		}
+	}
 	neg := append([]Case(nil), negative...)
 	for _, in := range injections {
 		for _, mode := range []struct{ name, cpu string }{{"5-level", "max"}, {"4-level", "max,-la57"}} {

@@ -2,6 +2,7 @@
 #
 #   make qemu    build the kernel and boot it, console on this terminal
 #   make test    host unit tests, then the QEMU boot matrix under TCG
+#   make map     boot the kernel and draw its live address space, build/physmap-map.svg
 #
 # The QEMU command line lives in one place, the Go harness qemu/
 # (go run ./qemu/cmd/physmap-run -print shows it); this file never repeats it.
@@ -32,7 +33,12 @@ KERNEL_SRC := $(shell find kernel boot amd64 mm -name '*.go' -o -name '*.s') go.
 # Options for the harness, e.g. make qemu RUNFLAGS='-m 6G -append physmap.hold=1'
 RUNFLAGS ?=
 
-.PHONY: all kernel qemu qemu-gdb test test-unit test-boot vet cover check-tamago check-qemu clean
+# Options for physmap-map (harness flags, -o): by default the 4-level layout,
+# the one Linux's mm.rst tables first, e.g. make map MAPFLAGS='-m 2G' for the
+# 5-level one on a CPU with LA57.
+MAPFLAGS ?= -append physmap.levels=4
+
+.PHONY: all kernel qemu qemu-gdb map test test-unit test-boot vet cover check-tamago check-qemu clean
 
 all: kernel
 
@@ -63,6 +69,9 @@ qemu: $(ELF) check-qemu
 qemu-gdb: $(ELF) check-qemu
 	@echo 'make: QEMU waits for gdb: gdb -ex "target remote :1234" $(ELF)'
 	go run ./qemu/cmd/physmap-run -gdb -kernel $(ELF) $(RUNFLAGS)
+
+map: $(ELF) check-qemu
+	go run ./qemu/cmd/physmap-map -kernel $(ELF) $(MAPFLAGS)
 
 test: test-unit test-boot
 

@@ -84,7 +84,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			cfg := c.config(*kernel)
 			cfg.Timeout = *timeout
-			r := &qemu.Runner{ExpectFail: c.ExpectFail, Interrupt: interruptOn(ctx)}
+			r := &qemu.Runner{ExpectFail: c.ExpectFail, Interrupt: interruptOn(ctx), Shell: c.Shell}
 			start := time.Now()
 			res, err := r.Run(ctx, cfg)
 			o := outcome{c, res, err, time.Since(start)}

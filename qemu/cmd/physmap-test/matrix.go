@@ -9,6 +9,9 @@ type Case struct {
 	CPU        string // QEMU -cpu
 	Append     string // kernel command line
 	ExpectFail string // check that must FAIL; empty: the self-test must pass
+	// Shell is typed at the kernel's shell (Append has physmap.shell=1),
+	// each answer checked; it ends with exit.
+	Shell []qemu.Exchange
 }
 
 func (c Case) config(kernel string) qemu.Config {
@@ -74,6 +77,7 @@ func matrix() []Case {
 		}
 	}
 	cases = append(cases, extra...)
+	cases = append(cases, shellCases...)
 	for _, seed := range kaslrSeeds {
 		for _, mode := range []struct{ name, cpu string }{{"5-level", "max"}, {"4-level", "max,-la57"}} {
 			cases = append(cases, Case{Name: "kaslr/" + mode.name + "/seed=" + seed, Memory: "2G", CPU: mode.cpu,

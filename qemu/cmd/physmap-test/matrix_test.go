@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -29,6 +30,7 @@ func TestMatrix(t *testing.T) {
 		"inject/5-level/no-invlpg": true, "inject/4-level/no-invlpg": true,
 		"inject/5-level/module-pt-frame": true, "inject/4-level/module-pt-frame": true,
 		"inject/5-level/old-base": true, "inject/4-level/old-base": true,
+		"shell/4-level": true, "shell/5-level": true,
 	}
 	seen := map[string]bool{}
 	for _, c := range matrix() {
@@ -71,5 +73,21 @@ func TestRunMissingKernelFailsEveryCase(t *testing.T) {
 	code := run([]string{"-kernel", t.TempDir() + "/none.elf", "-run", "cpu=max$"}, &out, &errOut)
 	if code == qemu.ExitOK || !strings.HasSuffix(out.String(), "\n0 passed, 3 failed\n") {
 		t.Errorf("exit %d, output:\n%s", code, out.String())
+	}
+}
+
+func TestShellCases(t *testing.T) {
+	for _, c := range shellCases {
+		if !strings.Contains(" "+c.Append+" ", " "+qemu.ShellOption+" ") || c.ExpectFail != "" {
+			t.Errorf("case %q: a shell case boots with %s and must pass", c.Name, qemu.ShellOption)
+		}
+		if n := len(c.Shell); n == 0 || c.Shell[n-1].Send != "exit" {
+			t.Errorf("case %q does not end with exit", c.Name)
+		}
+		for _, ex := range c.Shell {
+			if _, err := regexp.Compile(ex.Expect); err != nil {
+				t.Errorf("case %q, %q: %v", c.Name, ex.Send, err)
+			}
+		}
 	}
 }

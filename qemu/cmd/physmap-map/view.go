@@ -278,7 +278,8 @@ var units = []struct {
 }{{"EiB", 60}, {"PiB", 50}, {"TiB", 40}, {"GiB", 30}, {"MiB", 20}, {"KiB", 10}}
 
 // humanSize writes n in the biggest binary unit it is a whole multiple of,
-// below 10000 of them ("1520 MiB", "444 GiB"); otherwise to one decimal.
+// below 10000 of them ("1520 MiB", "444 GiB"); else to one decimal, exact
+// ("32.5 MiB") or marked approximate ("≈10.0 MiB").
 func humanSize(n uint64) string {
 	for _, u := range units {
 		if n >= 1<<u.shift && n%(1<<u.shift) == 0 && n>>u.shift < 10000 {
@@ -287,7 +288,11 @@ func humanSize(n uint64) string {
 	}
 	for _, u := range units {
 		if n >= 1<<u.shift {
-			return fmt.Sprintf("%.1f %s", float64(n)/float64(uint64(1)<<u.shift), u.name)
+			approx := "≈"
+			if n>>u.shift < 1<<60/10 && (n*10)%(1<<u.shift) == 0 {
+				approx = ""
+			}
+			return fmt.Sprintf("%s%.1f %s", approx, float64(n)/float64(uint64(1)<<u.shift), u.name)
 		}
 	}
 	return fmt.Sprintf("%d B", n)

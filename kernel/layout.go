@@ -131,7 +131,7 @@ func buildKernelSpace(memmap boot.MemoryMap, mode mm.Mode, page1G bool, p placem
 	phase("directmap")
 
 	// The kernel image at __START_KERNEL_map + pa, with Linux's
-	// permissions, and the direct-map alias of its text read-only too.
+	// permissions.
 	sizes := mm.Only(mm.Size4K) | mm.Only(mm.Size2M)
 	for _, s := range []struct {
 		r     mm.PhysRange
@@ -141,8 +141,12 @@ func buildKernelSpace(memmap boot.MemoryMap, mode mm.Mode, page1G bool, p placem
 			return nil, fmt.Errorf("kernel image %v: %w", s.r, err)
 		}
 	}
-	if err := k.as.Protect(k.directVA(k.img.text.Start), k.img.text.Len(), mm.PageKernelRO); err != nil {
-		return nil, fmt.Errorf("direct-map alias of kernel text: %w", err)
+	// As Linux's cpa_process_alias keeps the aliases of a frame in step,
+	// the direct-map aliases of text and rodata are read-only too.
+	for _, ro := range []mm.PhysRange{k.img.text, k.img.rodata} {
+		if err := k.as.Protect(k.directVA(ro.Start), ro.Len(), mm.PageKernelRO); err != nil {
+			return nil, fmt.Errorf("direct-map alias of %v: %w", ro, err)
+		}
 	}
 
 	// The low window TamaGo's runtime runs in, identity mapped: its code

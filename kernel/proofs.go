@@ -117,6 +117,7 @@ func (k *kspace) provePerms(r *report, live *mm.AddressSpace) {
 		{"kernel rodata", k.img.rodata, k.kernelVA, false, false},
 		{"kernel data", k.img.data, k.kernelVA, true, false},
 		{"direct-map alias of text", k.img.text, k.directVA, false, false},
+		{"direct-map alias of rodata", k.img.rodata, k.directVA, false, false},
 		{"direct-map alias of data", k.img.data, k.directVA, true, false},
 	}
 	for _, ru := range rules {
@@ -143,7 +144,7 @@ func (k *kspace) provePerms(r *report, live *mm.AddressSpace) {
 		return
 	}
 	va := k.directVA(t.PA)
-	r.check("walk.perms", va != stext, "text RO+X, rodata RO+NX, data RW+NX, direct-map text RO+NX; _stext=%v __pa(_stext)=%v __va(__pa(_stext))=%v != _stext", stext, t.PA, va)
+	r.check("walk.perms", va != stext, "text RO+X, rodata RO+NX, data RW+NX, direct-map text and rodata RO+NX; _stext=%v __pa(_stext)=%v __va(__pa(_stext))=%v != _stext", stext, t.PA, va)
 }
 
 // proveContent compares every image page read through the kernel text

@@ -94,13 +94,12 @@ func (m machine) Read(va mm.VirtAddr, p []byte) (int, error) {
 }
 
 // Regions prints the table the boot printed, from the live tables.
-// showLayout prints on the console, which is also the shell's w.
 func (m machine) Regions(w io.Writer) error {
 	as, err := m.Tables()
 	if err != nil {
 		return err
 	}
-	m.k.showLayout(dump.Runs(as, m.k.layout))
+	m.k.showLayout(w, dump.Runs(as, m.k.layout))
 	return nil
 }
 

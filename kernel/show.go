@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -30,11 +31,11 @@ func humanSize(n uint64) string {
 
 // showLayout prints the layout in force in the shape of mm.rst, with what
 // the live tables map in each region.
-func (k *kspace) showLayout(runs []dump.Run) {
-	fmt.Printf("physmap: the %v kernel address space as built (mm.rst rows; \"mapped\" from the live tables)\n", k.as.Mode())
-	fmt.Printf("%s\n", strings.Repeat("=", 118))
-	fmt.Printf("    Start addr    |     End addr     |   Size   | %-48s | mapped\n", "VM area")
-	fmt.Printf("%s\n", strings.Repeat("=", 118))
+func (k *kspace) showLayout(w io.Writer, runs []dump.Run) {
+	fmt.Fprintf(w, "physmap: the %v kernel address space as built (mm.rst rows; \"mapped\" from the live tables)\n", k.as.Mode())
+	fmt.Fprintf(w, "%s\n", strings.Repeat("=", 118))
+	fmt.Fprintf(w, "    Start addr    |     End addr     |   Size   | %-48s | mapped\n", "VM area")
+	fmt.Fprintf(w, "%s\n", strings.Repeat("=", 118))
 	for _, reg := range k.layout.Regions {
 		var bytes, leaves uint64
 		sizes := map[uint64]uint64{}
@@ -59,9 +60,9 @@ func (k *kspace) showLayout(runs []dump.Run) {
 		if len(name) > 48 {
 			name = name[:45] + "..."
 		}
-		fmt.Printf(" %016x | %016x | %8s | %-48s | %s\n", uint64(reg.Start), uint64(reg.Last()), humanSize(reg.Size), name, what)
+		fmt.Fprintf(w, " %016x | %016x | %8s | %-48s | %s\n", uint64(reg.Start), uint64(reg.Last()), humanSize(reg.Size), name, what)
 	}
-	fmt.Printf("%s\n", strings.Repeat("_", 118))
+	fmt.Fprintf(w, "%s\n", strings.Repeat("_", 118))
 }
 
 // readBytes copies n bytes at va.
@@ -157,7 +158,7 @@ func merge(vs []mm.VirtRange) []mm.VirtRange {
 // the JSON dump of the live tables.
 func (k *kspace) show(r *report, live *mm.AddressSpace, ptdump string) {
 	runs := dump.Runs(live, k.layout)
-	k.showLayout(runs)
+	k.showLayout(os.Stdout, runs)
 	k.showFirstInstruction(r, live)
 	if ptdump != "0" {
 		fmt.Println("physmap: ptdump of the live tables (/sys/kernel/debug/page_tables/kernel format)")

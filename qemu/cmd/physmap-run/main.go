@@ -4,7 +4,12 @@
 //
 //	physmap-run [-kernel build/physmap.elf] [-m 2G] [-cpu max] [-accel tcg]
 //	            [-append 'physmap.hold=1'] [-qmp PATH] [-timeout 120s]
-//	            [-gdb] [-interactive] [-expect-fail CHECK] [-print]
+//	            [-gdb] [-interactive] [-expect-fail CHECK] [-crosscheck] [-print]
+//
+// With -crosscheck the kernel holds after its report (physmap.hold=1) and
+// the harness compares QEMU's own walk of the live page tables (info tlb,
+// gva2gpa) with the kernel's JSON dump; the exit status is 0 only if the
+// self-test passed and QEMU agrees.
 package main
 
 import (
@@ -35,6 +40,7 @@ func run(args []string) int {
 	interactive := fs.Bool("interactive", false, "give the serial console to a person (stdin goes to QEMU), who lands at the kernel's shell ("+qemu.ShellOption+" unless -append sets physmap.shell)")
 	expectFail := fs.String("expect-fail", "", "succeed only if the self-test fails with a FAIL line naming this check")
 	printOnly := fs.Bool("print", false, "print the QEMU command line, shell-quoted, and exit")
+	crossCheck := fs.Bool("crosscheck", false, "hold the machine ("+qemu.HoldOption+") and compare QEMU's page walk (info tlb, gva2gpa) with the kernel's dump")
 	if err := fs.Parse(args); err != nil {
 		return qemu.ExitUsage
 	}
@@ -74,6 +80,16 @@ func run(args []string) int {
 		fmt.Fprintln(os.Stderr, "physmap-run: -expect-fail and -gdb do not go together")
 		return qemu.ExitUsage
 	}
+	if *crossCheck {
+		if *expectFail != "" || cfg.Interactive {
+			fmt.Fprintln(os.Stderr, "physmap-run: -crosscheck goes with neither -expect-fail, -gdb nor -interactive")
+			return qemu.ExitUsage
+		}
+		if cfg.Append, err = qemu.WithHold(cfg.Append); err != nil {
+			fmt.Fprintf(os.Stderr, "physmap-run: %v\n", err)
+			return qemu.ExitUsage
+		}
+	}
 
 	if *printOnly {
 		argv, err := cfg.Command()
@@ -95,7 +111,24 @@ func run(args []string) int {
 		ExpectFail: *expectFail,
 		Interrupt:  sigs,
 	}
+	var cc *qemu.CrossCheck
+	if *crossCheck {
+		cc = new(qemu.CrossCheck)
+		cc.Attach(r)
+	}
 	res, err := r.Run(context.Background(), cfg)
+	if cc != nil && (err == nil || errors.Is(err, qemu.ErrCrossCheck)) {
+		rep, ccErr := cc.Report()
+		if rep != nil {
+			fmt.Fprintf(os.Stderr, "physmap-run: cross-check: %s\n", rep.Summary())
+			for _, p := range rep.Problems() {
+				fmt.Fprintf(os.Stderr, "  x %s\n", p)
+			}
+		}
+		if err == nil {
+			err = ccErr
+		}
+	}
 	if err == nil {
 		if *expectFail != "" {
 			fmt.Fprintf(os.Stderr, "physmap-run: ok: FAIL %s as expected\n", *expectFail)

@@ -25,10 +25,11 @@ func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
 // outcome is one finished boot.
 type outcome struct {
-	c   Case
-	res *qemu.Result
-	err error
-	d   time.Duration
+	c     Case
+	res   *qemu.Result
+	err   error
+	d     time.Duration
+	cross *qemu.CrossReport // nil unless the case cross-checked
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
@@ -85,9 +86,21 @@ func run(args []string, stdout, stderr io.Writer) int {
 			cfg := c.config(*kernel)
 			cfg.Timeout = *timeout
 			r := &qemu.Runner{ExpectFail: c.ExpectFail, Interrupt: interruptOn(ctx), Shell: c.Shell}
+			var cc *qemu.CrossCheck
+			if c.CrossCheck {
+				cc = new(qemu.CrossCheck)
+				cc.Attach(r)
+			}
 			start := time.Now()
 			res, err := r.Run(ctx, cfg)
-			o := outcome{c, res, err, time.Since(start)}
+			o := outcome{c: c, res: res, err: err, d: time.Since(start)}
+			if cc != nil && (err == nil || errors.Is(err, qemu.ErrCrossCheck)) {
+				var ccErr error
+				o.cross, ccErr = cc.Report()
+				if o.err == nil {
+					o.err = ccErr
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			results = append(results, o)
@@ -122,6 +135,9 @@ func report(w io.Writer, o outcome, verbose bool) {
 	if o.c.ExpectFail != "" {
 		what = "FAIL " + o.c.ExpectFail + " as expected"
 	}
+	if o.cross != nil {
+		what += "; cross-check: " + o.cross.Summary()
+	}
 	if o.err != nil {
 		verdict, what = "FAIL", o.err.Error()
 	}
@@ -139,6 +155,11 @@ func report(w io.Writer, o outcome, verbose bool) {
 	} else if tail {
 		for _, l := range he.Tail {
 			fmt.Fprintf(w, "    | %s\n", l)
+		}
+	}
+	if o.err != nil && o.cross != nil {
+		for _, p := range o.cross.Problems() {
+			fmt.Fprintf(w, "    x %s\n", p)
 		}
 	}
 	if o.err != nil && o.res != nil {

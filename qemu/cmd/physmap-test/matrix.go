@@ -9,13 +9,25 @@ type Case struct {
 	CPU        string // QEMU -cpu
 	Append     string // kernel command line
 	ExpectFail string // check that must FAIL; empty: the self-test must pass
+	// CrossCheck holds the machine after the self-test and compares QEMU's
+	// own walk of the live page tables with the kernel's dump, in the same
+	// boot (see qemu.CrossCheck).
+	CrossCheck bool
 	// Shell is typed at the kernel's shell (Append has physmap.shell=1),
 	// each answer checked; it ends with exit.
 	Shell []qemu.Exchange
 }
 
 func (c Case) config(kernel string) qemu.Config {
-	return qemu.Config{Kernel: kernel, Memory: c.Memory, CPU: c.CPU, Accel: qemu.TCG, Append: c.Append}
+	cfg := qemu.Config{Kernel: kernel, Memory: c.Memory, CPU: c.CPU, Accel: qemu.TCG, Append: c.Append}
+	if c.CrossCheck {
+		// A command line that sets another physmap.hold keeps it: the
+		// boot then fails for not holding.
+		if a, err := qemu.WithHold(c.Append); err == nil {
+			cfg.Append = a
+		}
+	}
+	return cfg
 }
 
 // Axes of the passing part of the matrix: every memory size with every CPU.
@@ -73,7 +85,7 @@ func matrix() []Case {
 	var cases []Case
 	for _, m := range memories {
 		for _, c := range cpus {
-			cases = append(cases, Case{Name: "m=" + m + "/cpu=" + c, Memory: m, CPU: c})
+			cases = append(cases, Case{Name: "m=" + m + "/cpu=" + c, Memory: m, CPU: c, CrossCheck: true})
 		}
 	}
 	cases = append(cases, extra...)

@@ -2,7 +2,7 @@
 
 package boot
 
-import "unsafe"
+import "github.com/physmap/physmap/amd64"
 
 // physmap's early boot replaces TamaGo's (build tag linkcpuinit), for two
 // reasons: LA57 can only be switched on while paging is off, so the choice
@@ -50,9 +50,9 @@ const (
 // the boot loader passed, and its command line's address (0 when absent).
 // Precondition: the early identity map is still live.
 func PVHStartInfo() (info, cmdline uint32) {
-	info = *(*uint32)(unsafe.Pointer(uintptr(pvhInfoSave)))
-	if info == 0 || *(*uint32)(unsafe.Pointer(uintptr(info))) != hvmStartMagic {
+	info = *(*uint32)(amd64.Ptr(pvhInfoSave))
+	if info == 0 || *(*uint32)(amd64.Ptr(uint64(info))) != hvmStartMagic {
 		return info, 0
 	}
-	return info, *(*uint32)(unsafe.Pointer(uintptr(info + hvmStartCmdlineOff)))
+	return info, *(*uint32)(amd64.Ptr(uint64(info + hvmStartCmdlineOff)))
 }

@@ -19,7 +19,7 @@ type physMem struct {
 }
 
 func (m *physMem) ptr(pa mm.PhysAddr) *uint64 {
-	return (*uint64)(unsafe.Pointer(uintptr(uint64(pa) + m.off)))
+	return (*uint64)(amd64.Ptr(uint64(pa) + m.off))
 }
 
 func (m *physMem) Read64(pa mm.PhysAddr) uint64     { return *m.ptr(pa) }
@@ -60,4 +60,4 @@ func read64(va mm.VirtAddr) uint64     { return *(*uint64)(ptrAt(va)) }
 func write64(va mm.VirtAddr, v uint64) { *(*uint64)(ptrAt(va)) = v }
 
 // ptrAt turns a virtual address into a pointer.
-func ptrAt(va mm.VirtAddr) unsafe.Pointer { return unsafe.Pointer(uintptr(va)) }
+func ptrAt(va mm.VirtAddr) unsafe.Pointer { return amd64.Ptr(uint64(va)) }

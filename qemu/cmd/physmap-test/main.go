@@ -73,6 +73,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		results []outcome
 		wg      sync.WaitGroup
 		sem     = make(chan struct{}, *parallel)
+		// alone is held for reading by every boot and for writing by an
+		// Exclusive one, which then runs with no other boot beside it.
+		alone sync.RWMutex
 	)
 	for _, c := range cases {
 		wg.Add(1)
@@ -80,6 +83,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
+			if c.Exclusive {
+				alone.Lock()
+				defer alone.Unlock()
+			} else {
+				alone.RLock()
+				defer alone.RUnlock()
+			}
 			if ctx.Err() != nil {
 				return
 			}

@@ -9,6 +9,10 @@ type Case struct {
 	CPU        string // QEMU -cpu
 	Append     string // kernel command line
 	ExpectFail string // check that must FAIL; empty: the self-test must pass
+	// Exclusive runs the boot with no other beside it: the clock check
+	// compares guest and host time, and a second emulator competing for
+	// the cores can stall the guest between the two lines it times.
+	Exclusive bool
 	// CrossCheck holds the machine after the self-test and compares QEMU's
 	// own walk of the live page tables with the kernel's dump, in the same
 	// boot (see qemu.CrossCheck).
@@ -48,6 +52,10 @@ var injections = []struct{ name, check string }{
 	{"no-invlpg", "tlb"},
 	{"module-pt-frame", "walk.module"},
 	{"old-base", "walk.directmap"},
+	{"vmemmap-off-by-one", "region.vmemmap"},
+	{"cpu-entry-gdt-writable", "region.cpu_entry_area"},
+	{"vsyscall-no-user", "region.vsyscall"},
+	{"poke-no-flush", "region.fixmap.text_poke"},
 }
 
 // negative lists boots that must fail with a named check. Add fault
@@ -61,6 +69,8 @@ var negative = []Case{
 	{Name: "inject/unknown", Append: "physmap.inject=bogus", ExpectFail: "inject"},
 	{Name: "inject/directmap-hole-no-1g", CPU: "qemu64,+rdrand", Memory: "6G", Append: "physmap.inject=directmap-hole", ExpectFail: "walk.directmap"},
 	{Name: "levels/5-without-la57", CPU: "max,-la57", Append: "physmap.levels=5", ExpectFail: "paging.mode"},
+	// The sampled descriptor the injection moves lies above 4 GiB here.
+	{Name: "inject/vmemmap-off-by-one-6g", Memory: "6G", Append: "physmap.inject=vmemmap-off-by-one", ExpectFail: "region.vmemmap"},
 	{Name: "inject/5-level/kaslr-misaligned", Append: "physmap.kaslr=3 physmap.inject=kaslr-misaligned", ExpectFail: "kaslr.memory"},
 	{Name: "inject/4-level/kaslr-misaligned", CPU: "max,-la57", Append: "physmap.kaslr=3 physmap.inject=kaslr-misaligned", ExpectFail: "kaslr.memory"},
 	{Name: "inject/kaslr-misaligned-without-kaslr", Append: "physmap.inject=kaslr-misaligned", ExpectFail: "inject"},
@@ -70,7 +80,7 @@ var negative = []Case{
 // sleep 2 s by its own clock between two lines the harness times with the
 // host's: they must agree within qemu.ClockTolerance.
 var extra = []Case{
-	{Name: "clock/sleep=2s", Memory: "2G", CPU: "max", Append: "physmap.sleep=2"},
+	{Name: "clock/sleep=2s", Memory: "2G", CPU: "max", Append: "physmap.sleep=2", Exclusive: true},
 	{Name: "levels/4-on-la57", Memory: "2G", CPU: "max", Append: "physmap.levels=4"},
 	{Name: "kaslr/5-level/rdrand", Memory: "6G", CPU: "max", Append: "physmap.kaslr=on"},
 	{Name: "kaslr/4-level/rdrand", Memory: "6G", CPU: "max,-la57", Append: "physmap.kaslr=on"},

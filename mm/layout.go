@@ -1,6 +1,7 @@
 package mm
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -190,15 +191,7 @@ func NewLayout(mode Mode, opt LayoutOptions) *Layout {
 		}
 		rs = append(rs, r)
 	}
-	slices.SortStableFunc(rs, func(a, b Region) int {
-		switch {
-		case a.Start < b.Start:
-			return -1
-		case a.Start > b.Start:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(rs, func(a, b Region) int { return cmp.Compare(a.Start, b.Start) })
 	l.Regions = l.Regions[:0]
 	next := VirtAddr(0)
 	for i, r := range rs {
@@ -285,15 +278,7 @@ func (l *Layout) Markers() []Marker {
 		}
 	}
 	ms = append(ms, Marker{kernelSpaceMarker, "Kernel Space"})
-	slices.SortStableFunc(ms, func(a, b Marker) int {
-		switch {
-		case a.Start < b.Start:
-			return -1
-		case a.Start > b.Start:
-			return 1
-		}
-		return 0
-	})
+	slices.SortStableFunc(ms, func(a, b Marker) int { return cmp.Compare(a.Start, b.Start) })
 	return ms
 }
 

@@ -31,6 +31,21 @@
 // own QMP connection (see Monitor.HumanMonitorCommand) and quits QEMU when
 // the hook returns.
 //
+// # Cross-check
+//
+// CrossCheck (physmap-run -crosscheck, and every memory-by-CPU case of
+// physmap-test) uses hold mode to compare the kernel's JSON dump of its live
+// tables (package kernel/dump) with QEMU's own walk of them: info tlb over
+// the kernel half and the low window (every leaf, frame and RW/NX/USR/G/PWT/
+// PCD bit), CR3 from info registers, and gva2gpa on the first kernel
+// instruction's three addresses and every module page. QMP replies longer
+// than the QMP library reads go through a small relay (see CrossCheck.Dial).
+//
+// # Scripted shell
+//
+// Runner.Shell types lines into the kernel's serial shell (physmap.shell=1)
+// through QEMU's stdin, each after the prompt, and matches each answer.
+//
 // # KVM
 //
 // Accelerator KVM is used only if a probe run of the same command line,

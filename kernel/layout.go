@@ -52,6 +52,7 @@ type kspace struct {
 	plan   *mm.DirectMapPlan
 	img    image
 	mod    *module
+	reg    *regions     // the other regions of the layout (regions.go)
 	window mm.PhysRange // the runtime's memory, identity mapped
 	pool   mm.PhysRange // where table frames come from, inside window
 	ram    []mm.PhysRange

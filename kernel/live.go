@@ -38,6 +38,12 @@ var injections = map[string]string{
 	"module-pt-frame":  "walk.module",    // a module page backed by a page-table frame
 	"kaslr-misaligned": "kaslr.memory",   // vmalloc_base off the 1 GiB grid (with physmap.kaslr)
 	"old-base":         "walk.directmap", // the direct map at the pre-4.20 base
+
+	// The other regions (regions*.go).
+	"vmemmap-off-by-one":     "region.vmemmap",          // one vmemmap page backed by the frame after its own
+	"cpu-entry-gdt-writable": "region.cpu_entry_area",   // the cpu_entry_area's GDT alias writable
+	"vsyscall-no-user":       "region.vsyscall",         // the vsyscall page without U/S
+	"poke-no-flush":          "region.fixmap.text_poke", // text_poke's fixmap slot cleared without INVLPG
 }
 
 // inject applies a named corruption to the live tables.
@@ -76,6 +82,8 @@ func (k *kspace) inject(name string) error {
 		return k.as.Map(k.mod.data, k.as.Root(), page, mm.PageKernel, mm.Only(mm.Size4K))
 	case "text-writable":
 		return k.as.Protect(k.kernelVA(k.img.text.Start), k.img.text.Len(), mm.AttrWrite|mm.AttrGlobal)
+	case "vmemmap-off-by-one", "cpu-entry-gdt-writable", "vsyscall-no-user", "poke-no-flush":
+		return k.injectRegion(name)
 	}
 	return nil // no-invlpg and old-base act elsewhere
 }
@@ -171,7 +179,8 @@ func (k *kspace) prove(r *report, live *mm.AddressSpace, physBits uint, skipInvl
 
 func injectionNames() string {
 	names := ""
-	for _, n := range []string{"kernel-frame-off", "directmap-hole", "directmap-exec", "text-writable", "no-invlpg", "module-pt-frame", "old-base", "kaslr-misaligned"} {
+	for _, n := range []string{"kernel-frame-off", "directmap-hole", "directmap-exec", "text-writable", "no-invlpg", "module-pt-frame", "old-base", "kaslr-misaligned",
+		"vmemmap-off-by-one", "cpu-entry-gdt-writable", "vsyscall-no-user", "poke-no-flush"} {
 		if names != "" {
 			names += ","
 		}

@@ -68,8 +68,9 @@ func (k *kspace) proveWalk(r *report, live *mm.AddressSpace) {
 // documented base, or the one memory KASLR chose) covers every RAM range
 // exactly and nothing else.
 func (k *kspace) proveDirectMap(r *report, live *mm.AddressSpace) {
-	dm := mm.DefaultLayout(k.as.Mode())
-	region, _ := dm.Region(mm.KindDirectMap)
+	// The size in force: memory KASLR sizes the region to the RAM, and
+	// beyond it lie the other regions' leaves.
+	region, _ := k.layout.Region(mm.KindDirectMap)
 	region.Start = k.wantPageOffset
 	want := k.directMapRAM()
 	var covered, total uint64

@@ -30,6 +30,10 @@ func TestMatrix(t *testing.T) {
 		"inject/5-level/no-invlpg": true, "inject/4-level/no-invlpg": true,
 		"inject/5-level/module-pt-frame": true, "inject/4-level/module-pt-frame": true,
 		"inject/5-level/old-base": true, "inject/4-level/old-base": true,
+		"inject/5-level/vmemmap-off-by-one": true, "inject/4-level/vmemmap-off-by-one": true,
+		"inject/5-level/cpu-entry-gdt-writable": true, "inject/4-level/cpu-entry-gdt-writable": true,
+		"inject/5-level/vsyscall-no-user": true, "inject/4-level/vsyscall-no-user": true,
+		"inject/5-level/poke-no-flush": true, "inject/4-level/poke-no-flush": true, "inject/vmemmap-off-by-one-6g": true,
 		"shell/4-level": true, "shell/5-level": true,
 	}
 	seen := map[string]bool{}

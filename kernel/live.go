@@ -157,6 +157,7 @@ func proveLayout(r *report, memmap boot.MemoryMap, opts option.Options, physBits
 	live := k.live()
 	k.prove(r, live, physBits, inject == "no-invlpg")
 	phase("proofs")
+	k.printFootprint()
 	k.show(r, live, opts.Ptdump)
 }
 

@@ -103,7 +103,7 @@ func matrix() []Case {
 	for _, seed := range kaslrSeeds {
 		for _, mode := range []struct{ name, cpu string }{{"5-level", "max"}, {"4-level", "max,-la57"}} {
 			cases = append(cases, Case{Name: "kaslr/" + mode.name + "/seed=" + seed, Memory: "2G", CPU: mode.cpu,
-				Append: "physmap.kaslr=" + seed})
+				Append: "physmap.kaslr=" + seed, CrossCheck: true})
 		}
 	}
 	neg := append([]Case(nil), negative...)

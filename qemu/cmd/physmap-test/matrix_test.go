@@ -48,8 +48,8 @@ func TestMatrix(t *testing.T) {
 		if c.CrossCheck && (c.ExpectFail != "" || !strings.Contains(c.config("k.elf").Append, qemu.HoldOption)) {
 			t.Errorf("case %q cross-checks but does not pass and hold: %+v", c.Name, c.config("k.elf"))
 		}
-		if strings.HasPrefix(c.Name, "m=") != c.CrossCheck {
-			t.Errorf("case %q: CrossCheck %v, want it on the memory x CPU cases only", c.Name, c.CrossCheck)
+		if wantCC := strings.HasPrefix(c.Name, "m=") || strings.HasPrefix(c.Name, "kaslr/") && strings.Contains(c.Name, "/seed="); wantCC != c.CrossCheck {
+			t.Errorf("case %q: CrossCheck %v, want it on the memory x CPU and KASLR seed cases only", c.Name, c.CrossCheck)
 		}
 		if c.ExpectFail != "" && !selftest.ValidCheckName(c.ExpectFail) {
 			t.Errorf("case %q expects bad check name %q", c.Name, c.ExpectFail)

@@ -23,6 +23,9 @@ func humanSize(n uint64) string {
 			return fmt.Sprintf("%d %s", n/u.size, u.name)
 		}
 	}
+	if n >= 1<<60 {
+		return fmt.Sprintf("~%.4g EB", float64(n)/float64(1<<60))
+	}
 	if n >= mm.TB {
 		return fmt.Sprintf("%.1f TB", float64(n)/float64(mm.TB))
 	}
@@ -33,9 +36,9 @@ func humanSize(n uint64) string {
 // the live tables map in each region.
 func (k *kspace) showLayout(w io.Writer, runs []dump.Run) {
 	fmt.Fprintf(w, "physmap: the %v kernel address space as built (mm.rst rows; \"mapped\" from the live tables)\n", k.as.Mode())
-	fmt.Fprintf(w, "%s\n", strings.Repeat("=", 118))
-	fmt.Fprintf(w, "    Start addr    |     End addr     |   Size   | %-48s | mapped\n", "VM area")
-	fmt.Fprintf(w, "%s\n", strings.Repeat("=", 118))
+	fmt.Fprintf(w, "%s\n", strings.Repeat("=", 126))
+	fmt.Fprintf(w, "    Start addr    |     End addr     |   Size   | %-56s | mapped\n", "VM area")
+	fmt.Fprintf(w, "%s\n", strings.Repeat("=", 126))
 	for _, reg := range k.layout.Regions {
 		var bytes, leaves uint64
 		sizes := map[uint64]uint64{}
@@ -57,12 +60,12 @@ func (k *kspace) showLayout(w io.Writer, runs []dump.Run) {
 			what = fmt.Sprintf("%s in %s", humanSize(bytes), strings.Join(parts, ", "))
 		}
 		name := reg.Name
-		if len(name) > 48 {
-			name = name[:45] + "..."
+		if len(name) > 56 {
+			name = name[:53] + "..."
 		}
-		fmt.Fprintf(w, " %016x | %016x | %8s | %-48s | %s\n", uint64(reg.Start), uint64(reg.Last()), humanSize(reg.Size), name, what)
+		fmt.Fprintf(w, " %016x | %016x | %8s | %-56s | %s\n", uint64(reg.Start), uint64(reg.Last()), humanSize(reg.Size), name, what)
 	}
-	fmt.Fprintf(w, "%s\n", strings.Repeat("_", 118))
+	fmt.Fprintf(w, "%s\n", strings.Repeat("_", 126))
 }
 
 // readBytes copies n bytes at va.

@@ -3,6 +3,7 @@
 #   make qemu    build the kernel and boot it, console on this terminal
 #   make test    host unit tests, then the QEMU boot matrix under TCG
 #   make map     boot the kernel and draw its live address space, build/physmap-map.svg
+#   make bench   time physmap against a minimal TamaGo kernel, build/bench.json
 #
 # The QEMU command line lives in one place, the Go harness qemu/
 # (go run ./qemu/cmd/physmap-run -print shows it); this file never repeats it.
@@ -12,6 +13,9 @@ SHELL := /bin/bash
 APP      := physmap
 BUILD    := build
 ELF      := $(BUILD)/$(APP).elf
+# The yardstick of make bench: a TamaGo kernel on the same board that only
+# prints a line and exits (kernel/baseline).
+BASELINE := $(BUILD)/baseline.elf
 
 # The TamaGo compiler. By default it is the one `go tool tamago` runs: the
 # tool declared in go.mod, which fetches and builds tamago-go at the tag
@@ -38,7 +42,10 @@ RUNFLAGS ?=
 # 5-level one on a CPU with LA57.
 MAPFLAGS ?= -append physmap.levels=4
 
-.PHONY: all kernel qemu qemu-gdb map test test-unit test-boot vet cover check-tamago check-qemu clean
+# Options for physmap-bench, e.g. make bench BENCHFLAGS='-n 9 -largest none'
+BENCHFLAGS ?=
+
+.PHONY: all kernel qemu qemu-gdb map bench test test-unit test-boot vet cover check-tamago check-qemu clean
 
 all: kernel
 
@@ -72,6 +79,13 @@ qemu-gdb: $(ELF) check-qemu
 
 map: $(ELF) check-qemu
 	go run ./qemu/cmd/physmap-map -kernel $(ELF) $(MAPFLAGS)
+
+$(BASELINE): $(KERNEL_SRC) | check-tamago
+	@mkdir -p $(BUILD)
+	$(GOENV) $(TAMAGO) build $(GOFLAGS) -o $@ ./kernel/baseline
+
+bench: $(ELF) $(BASELINE) check-qemu
+	go run ./qemu/cmd/physmap-bench -kernel $(ELF) -baseline $(BASELINE) -o $(BUILD)/bench.json $(BENCHFLAGS)
 
 test: test-unit test-boot
 

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"math"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestSummarize(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   []float64
+		want Stats
+	}{
+		{"none", nil, Stats{}},
+		{"one", []float64{2}, Stats{N: 1, Min: 2, Median: 2, Max: 2}},
+		{"odd", []float64{5, 1, 3}, Stats{N: 3, Min: 1, Median: 3, Max: 5}},
+		{"even", []float64{4, 1, 3, 10}, Stats{N: 4, Min: 1, Median: 3.5, Max: 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := append([]float64(nil), tc.in...)
+			if got := Summarize(tc.in); got != tc.want {
+				t.Errorf("Summarize(%v) = %+v, want %+v", tc.in, got, tc.want)
+			}
+			if !reflect.DeepEqual(in, tc.in) {
+				t.Errorf("Summarize reordered its input: %v", tc.in)
+			}
+		})
+	}
+}
+
+func TestRatioAndPerUnit(t *testing.T) {
+	if got := Ratio(3, 2); got != 1.5 {
+		t.Errorf("Ratio(3, 2) = %v", got)
+	}
+	if got := Ratio(1, 0); !math.IsNaN(got) {
+		t.Errorf("Ratio(1, 0) = %v, want NaN", got)
+	}
+	if got := PerUnit(1e6, 4000); got != 250 {
+		t.Errorf("PerUnit(1e6, 4000) = %v, want 250", got)
+	}
+	if got := PerUnit(1, 0); !math.IsNaN(got) {
+		t.Errorf("PerUnit(1, 0) = %v, want NaN", got)
+	}
+}
+
+func TestLinearFit(t *testing.T) {
+	f, ok := LinearFit([]float64{1, 2, 3, 4}, []float64{12, 14, 16, 18})
+	if !ok || math.Abs(f.Slope-2) > 1e-9 || math.Abs(f.Intercept-10) > 1e-9 || math.Abs(f.R2-1) > 1e-9 {
+		t.Errorf("exact line: %+v, %v", f, ok)
+	}
+	f, ok = LinearFit([]float64{1, 2, 3, 4}, []float64{5, 1, 5, 1})
+	if !ok || f.R2 > 0.25 {
+		t.Errorf("no line: %+v, %v; want a small R²", f, ok)
+	}
+	if _, ok := LinearFit([]float64{3, 3}, []float64{1, 2}); ok {
+		t.Error("one distinct x fitted")
+	}
+	if _, ok := LinearFit([]float64{1}, []float64{1}); ok {
+		t.Error("one point fitted")
+	}
+}
+
+// console is a shortened physmap boot.
+const console = `physmap: booting on QEMU microvm (TamaGo tamago/amd64, go1.26.0)
+PASS e820: 2 ranges, sorted and disjoint, 6144 MiB of RAM
+phase: firmware-map 100000000
+PASS cpu.paging: CR0.PG=1 CR4.PAE=1 EFER.LMA=1, 4-level paging; CPUID Page1GB=yes LA57=yes, 40 physical address bits
+phase: directmap 105000000
+phase: regions 110500000
+PASS layout.build: 4-level tables at 0x12480000 live in CR3: 13 table pages (the direct map alone needs at least 2)
+phase: proofs 360500000
+tables: low-window 5 (min 5)
+tables: page_offset_base 5 (min 2)
+tables: kernel text mapping, mapped to physical address 0 6 (min 6)
+tables: total 13 (13 distinct reached from leaves, 3 shared between regions, 16 summed over regions)
+physmap: json begin
+{"mode":4,"cr3":"0x12480000","regions":[],"runs":[{"va":"0xffff888000000000","pa":"0x0","size":"0x40000000","count":6,"level":"pud","flags":{"rw":true,"user":false,"nx":true,"global":true},"region":"direct"},
+{"va":"0xffffffff90010000","pa":"0x10010000","size":"0x1000","count":100,"level":"pte","flags":{"rw":false,"user":false,"nx":false,"global":true},"region":"text"}],"aliases":[]}
+physmap: json end
+phase: report 400000000
+selftest: 22 passed, 0 failed
+`
+
+func TestParseConsole(t *testing.T) {
+	g := ParseConsole(strings.Split(console, "\n"))
+	if g.Levels != 4 || !g.Page1GB || g.RAMMiB != 6144 || g.TablePages != 13 || g.DirectMin != 2 {
+		t.Errorf("header: %+v", g)
+	}
+	wantPhases := []Phase{{"firmware-map", 100, 100}, {"directmap", 105, 5}, {"regions", 110.5, 5.5}, {"proofs", 360.5, 250}, {"report", 400, 39.5}}
+	if !reflect.DeepEqual(g.Phases, wantPhases) {
+		t.Errorf("phases = %+v, want %+v", g.Phases, wantPhases)
+	}
+	wantTables := []Tables{{"low-window", 5, 5}, {"page_offset_base", 5, 2}, {"kernel text mapping, mapped to physical address 0", 6, 6}}
+	if !reflect.DeepEqual(g.Tables, wantTables) {
+		t.Errorf("tables = %+v, want %+v", g.Tables, wantTables)
+	}
+	if g.DumpMissing || g.Leaves != 106 || !reflect.DeepEqual(g.LeavesBySz, []uint64{100, 0, 6}) {
+		t.Errorf("leaves = %d %v (dump missing %v), want 106 [100 0 6]", g.Leaves, g.LeavesBySz, g.DumpMissing)
+	}
+	if ms, ok := g.ProofsMs(); !ok || ms != 250 {
+		t.Errorf("ProofsMs = %v, %v", ms, ok)
+	}
+	row := scaleRow(Boot{Set: "sweep", OK: true, Memory: "6G", Guest: g})
+	if row.NsPerLeaf != 250e6/106 || row.NsPerMiB != 250e6/6144 || row.DirectUsed != 5 || row.DirectMin != 2 {
+		t.Errorf("scale row = %+v", row)
+	}
+	if g := ParseConsole([]string{"selftest: 1 passed, 0 failed"}); !g.DumpMissing || len(g.Phases) != 0 {
+		t.Errorf("a console without a dump: %+v", g)
+	}
+}
+
+func TestParseMaxRSS(t *testing.T) {
+	if n, ok := ParseMaxRSS([]string{"qemu: warning", "physmap-bench: qemu maxrss 123456"}); !ok || n != 123456 {
+		t.Errorf("got %d, %v", n, ok)
+	}
+	if _, ok := ParseMaxRSS([]string{"qemu: warning"}); ok {
+		t.Error("found an RSS in none")
+	}
+}
+
+func TestNoReserve(t *testing.T) {
+	in := []string{"-machine", "microvm,pic=off", "-m", "64G", "-kernel", "k.elf"}
+	want := []string{"-machine", "microvm,pic=off,memory-backend=physmap-bench.ram", "-m", "64G", "-kernel", "k.elf",
+		"-object", "memory-backend-ram,id=physmap-bench.ram,size=64G,reserve=off"}
+	if got := noReserve(in); !reflect.DeepEqual(got, want) {
+		t.Errorf("noReserve = %q, want %q", got, want)
+	}
+	if in[1] != "microvm,pic=off" {
+		t.Error("noReserve changed its input")
+	}
+	if got := noReserve([]string{"-kernel", "k"}); !reflect.DeepEqual(got, []string{"-kernel", "k"}) {
+		t.Errorf("without -m: %q", got)
+	}
+}
+
+func TestAnalyse(t *testing.T) {
+	g := func(proofsAt float64) Guest {
+		return Guest{Phases: []Phase{{"regions", 100, 100}, {"proofs", proofsAt, proofsAt - 100}, {"report", proofsAt + 10, 10}},
+			Leaves: 1000, RAMMiB: 2048}
+	}
+	rep := Report{Boots: []Boot{
+		{Kind: "physmap", Set: "headline", OK: true, VerdictS: 1.0, ExitS: 1.1, Guest: g(400)},
+		{Kind: "baseline", Set: "headline", OK: true, VerdictS: 0.2, ExitS: 0.25},
+		{Kind: "physmap", Set: "headline", OK: true, VerdictS: 1.4, ExitS: 1.5, Guest: g(500)},
+		{Kind: "baseline", Set: "headline", OK: true, VerdictS: 0.3, ExitS: 0.35},
+		{Kind: "physmap", Set: "headline", OK: false, VerdictS: 9},
+		{Kind: "physmap", Set: "sweep", Paging: "4-level 1G", Memory: "2G", OK: true, Guest: g(400)},
+		{Kind: "physmap", Set: "sweep", Paging: "4-level 1G", Memory: "2G", OK: true, Guest: g(300)},
+	}}
+	rep.analyse()
+	h := rep.Headline
+	if h.Physmap.OK != 2 || h.Physmap.VerdictS.Median != 1.2 || h.Baseline.VerdictS.Median != 0.25 {
+		t.Errorf("headline = %+v", h)
+	}
+	if math.Abs(h.VerdictRatio-4.8) > 1e-9 || math.Abs(h.ExitRatio-1.3/0.3) > 1e-9 || math.Abs(h.VerdictRatioMn-5) > 1e-9 {
+		t.Errorf("ratios = %v %v %v", h.VerdictRatio, h.ExitRatio, h.VerdictRatioMn)
+	}
+	if h.CostliestPhase != "proofs" || !reflect.DeepEqual(h.Physmap.Phases, []string{"regions", "proofs", "report"}) {
+		t.Errorf("phases %v, costliest %q", h.Physmap.Phases, h.CostliestPhase)
+	}
+	if len(rep.Scaling) != 1 || rep.Scaling[0].ProofsMs != 200 || rep.Scaling[0].NsPerLeaf != 200e6/1000 {
+		t.Errorf("scaling = %+v", rep.Scaling)
+	}
+	var out bytes.Buffer
+	rep.Print(&out)
+	if !strings.Contains(out.String(), "ratio physmap/baseline (medians): verdict 4.80") {
+		t.Errorf("printed:\n%s", out.String())
+	}
+}
+
+func TestLastInteresting(t *testing.T) {
+	lines := []string{"a", "b", "phase: module 1", "runtime: out of memory: cannot allocate", "fatal error: out of memory", "", "goroutine 1"}
+	if got := lastInteresting(lines, 3); !reflect.DeepEqual(got, []string{"phase: module 1", "runtime: out of memory: cannot allocate", "fatal error: out of memory"}) {
+		t.Errorf("got %q", got)
+	}
+	if got := lastInteresting([]string{"a", "b"}, 3); !reflect.DeepEqual(got, []string{"a", "b"}) {
+		t.Errorf("got %q", got)
+	}
+}

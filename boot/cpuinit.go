@@ -41,9 +41,24 @@ const (
 	earlyStack  = 0xa000
 	pvhInfoSave = 0x9000
 
-	// hvmStartMagic opens hvm_start_info; cmdline_paddr is at offset 24.
+	// hvmStartMagic opens hvm_start_info; cmdline_paddr is at offset 24;
+	// from version 1, memmap_paddr at 40 and memmap_entries at 48, each
+	// entry 24 bytes: addr u64, size u64, type u32 (1 = RAM), reserved.
 	hvmStartMagic      = 0x336ec578
+	hvmStartVersionOff = 4
 	hvmStartCmdlineOff = 24
+	hvmStartMemmapOff  = 40
+	hvmStartEntriesOff = 48
+	hvmMemmapEntrySize = 24
+	hvmMemmapRAM       = 1
+
+	// RuntimeStart is TamaGo's RamStart (its amd64/mem.go), where the
+	// runtime's window begins; the kernel checks the two agree. cpuinit
+	// refuses to start the runtime when the PVH memory map shows no RAM
+	// under [RuntimeStart, RuntimeStart+HeapSize), since its stack would
+	// be there: it prints why on COM1 and exits QEMU.
+	RuntimeStart = 0x10000000
+	runtimeEnd   = RuntimeStart + HeapSize
 )
 
 // PVHStartInfo returns the physical address of the hvm_start_info structure

@@ -21,6 +21,26 @@
 #define MSR_EFER 0xc0000080
 #define EFER_LME (1<<8)
 
+// The one line cpuinit prints when RAM is too small for the runtime.
+DATA	·ramMsg<>+0x00(SB)/8, $"physmap:"
+DATA	·ramMsg<>+0x08(SB)/8, $" no RAM "
+DATA	·ramMsg<>+0x10(SB)/8, $"for the "
+DATA	·ramMsg<>+0x18(SB)/8, $"runtime "
+DATA	·ramMsg<>+0x20(SB)/8, $"at [0x10"
+DATA	·ramMsg<>+0x28(SB)/8, $"000000, "
+DATA	·ramMsg<>+0x30(SB)/8, $"0x180000"
+DATA	·ramMsg<>+0x38(SB)/8, $"00): giv"
+DATA	·ramMsg<>+0x40(SB)/8, $"e the ma"
+DATA	·ramMsg<>+0x48(SB)/8, $"chine at"
+DATA	·ramMsg<>+0x50(SB)/8, $" least 3"
+DATA	·ramMsg<>+0x58(SB)/8, $"84 MiB ("
+DATA	·ramMsg<>+0x60(SB)/8, $"-m 512M)"
+DATA	·ramMsg<>+0x68(SB)/8, $"\r\n\x00\x00\x00\x00\x00\x00"
+GLOBL	·ramMsg<>(SB),RODATA,$0x70
+
+#define COM1 0x3f8
+#define DEBUG_EXIT 0xf4
+
 // "physmap.levels=4" as four little-endian words.
 #define OPT0 $0x73796870	// "phys"
 #define OPT1 $0x2e70616d	// "map."
@@ -100,6 +120,65 @@ next:
 	JMP	scan
 
 tables:
+	// Is there RAM for the runtime? Look for one RAM entry of the PVH
+	// memory map (start_info version 1 and later) that holds its window.
+	MOVL	$const_pvhInfoSave, BX
+	MOVL	(BX), BX
+	CMPL	(BX), $const_hvmStartMagic
+	JNE	ramok
+	CMPL	const_hvmStartVersionOff(BX), $1
+	JB	ramok
+	MOVL	const_hvmStartMemmapOff(BX), SI
+	MOVL	const_hvmStartEntriesOff(BX), CX
+	TESTL	SI, SI
+	JZ	ramok
+ramloop:
+	TESTL	CX, CX
+	JZ	noram
+	CMPL	16(SI), $const_hvmMemmapRAM
+	JNE	ramnext
+	CMPL	4(SI), $0			// starts above 4 GiB
+	JNE	ramnext
+	MOVL	0(SI), AX
+	CMPL	AX, $const_RuntimeStart
+	JA	ramnext
+	CMPL	12(SI), $0			// 4 GiB or more long
+	JNE	ramok
+	ADDL	8(SI), AX
+	JC	ramok				// ends above 4 GiB
+	CMPL	AX, $const_runtimeEnd
+	JAE	ramok
+ramnext:
+	ADDL	$const_hvmMemmapEntrySize, SI
+	DECL	CX
+	JMP	ramloop
+noram:
+	CALL	·pc<>(SB)
+	MOVL	$·ramMsg<>(SB), BX
+	ADDL	$6, AX
+	ADDL	BX, AX
+	MOVL	AX, SI
+	MOVL	$COM1, DX
+putc:
+	MOVB	(SI), AL
+	TESTB	AL, AL
+	JZ	exit
+	OUTB
+	INCL	SI
+	JMP	putc
+exit:
+	MOVL	$DEBUG_EXIT, DX
+	MOVL	$1, AX				// QEMU exits with status 3
+	OUTL
+	// No debug-exit device: an empty IDT makes the breakpoint a triple
+	// fault, which QEMU with -no-reboot turns into a shutdown.
+	SUBL	$8, SP
+	MOVL	$0, 0(SP)
+	MOVL	$0, 4(SP)
+	LIDT	(SP)
+	INT	$3
+	HLT
+ramok:
 	// Clear the tables.
 	MOVL	$const_EARLY_TABLES, BX
 clear:

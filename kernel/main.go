@@ -89,6 +89,11 @@ func readMemoryMap(r *report, fw *boot.FwCfg) boot.MemoryMap {
 // (image, heap, stacks) is RAM according to the firmware.
 func checkRuntimeWindow(r *report, m boot.MemoryMap) {
 	win := mm.PhysRange{Start: mm.PhysAddr(goos.RamStart), End: mm.PhysAddr(goos.RamStart + goos.RamSize)}
+	if goos.RamStart != boot.RuntimeStart {
+		// The early boot checked RAM for a window at RuntimeStart.
+		r.fail("ram.window", "TamaGo's RamStart %#x is not the %#x the early boot checked", goos.RamStart, uint64(boot.RuntimeStart))
+		return
+	}
 	if m.CoversRAM(win) {
 		r.pass("ram.window", "runtime window %v lies in RAM", win)
 		return

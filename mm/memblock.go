@@ -11,13 +11,16 @@ import (
 // hands out single frames (it is a [FrameAllocator]), aligned contiguous
 // runs, and deliberately scattered frames; it remembers every frame it has
 // handed out, so it detects double frees and leaks and can tell the checker
-// which frames it owns.
+// which frames it owns. Free and used frames are both kept as ranges, so its
+// own memory grows with the number of runs, not of frames: a kernel mapping
+// the memory map of a 256 GiB machine hands out a million frames in a few
+// thousand runs.
 //
 // Memblock is not safe for concurrent use.
 type Memblock struct {
 	ram  []PhysRange // usable RAM, sorted, page aligned
 	free []PhysRange // free frames, sorted, disjoint, not adjacent
-	used map[PhysAddr]struct{}
+	used []PhysRange // frames handed out, sorted, disjoint, not adjacent
 }
 
 const frameSize = uint64(Size4K)
@@ -25,7 +28,7 @@ const frameSize = uint64(Size4K)
 // NewMemblock returns an allocator over ram minus reserved. Ranges are
 // trimmed inward to whole 4 KiB frames; they may be unsorted and overlap.
 func NewMemblock(ram, reserved []PhysRange) *Memblock {
-	m := &Memblock{used: make(map[PhysAddr]struct{})}
+	m := &Memblock{}
 	for _, r := range ram {
 		r = PhysRange{r.Start.AlignUp(frameSize), r.End.AlignDown(frameSize)}
 		if !r.Empty() {
@@ -138,59 +141,77 @@ func (m *Memblock) AllocScattered(n int) ([]PhysAddr, error) {
 }
 
 // freeIndex returns the index of the free range holding pa, or -1.
-func (m *Memblock) freeIndex(pa PhysAddr) int {
-	i := sort.Search(len(m.free), func(i int) bool { return m.free[i].End > pa })
-	if i < len(m.free) && m.free[i].Contains(pa) {
-		return i
-	}
-	return -1
-}
+func (m *Memblock) freeIndex(pa PhysAddr) int { return rangeIndex(m.free, pa) }
 
 // take removes cut, which lies inside m.free[i], and marks its frames used.
 func (m *Memblock) take(i int, cut PhysRange) {
-	r := m.free[i]
+	m.free = removeRange(m.free, i, cut)
+	m.used = insertRange(m.used, cut)
+}
+
+// insertRange adds r, disjoint from every range of rs, to the sorted rs,
+// joining it with the ranges it touches.
+func insertRange(rs []PhysRange, r PhysRange) []PhysRange {
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].Start > r.Start })
+	joinPrev := i > 0 && rs[i-1].End == r.Start
+	joinNext := i < len(rs) && rs[i].Start == r.End
+	switch {
+	case joinPrev && joinNext:
+		rs[i-1].End = rs[i].End
+		return slices.Delete(rs, i, i+1)
+	case joinPrev:
+		rs[i-1].End = r.End
+	case joinNext:
+		rs[i].Start = r.Start
+	default:
+		rs = slices.Insert(rs, i, r)
+	}
+	return rs
+}
+
+// removeRange takes cut out of rs[i], which holds it.
+func removeRange(rs []PhysRange, i int, cut PhysRange) []PhysRange {
+	r := rs[i]
 	switch {
 	case cut.Start == r.Start && cut.End == r.End:
-		m.free = slices.Delete(m.free, i, i+1)
+		return slices.Delete(rs, i, i+1)
 	case cut.Start == r.Start:
-		m.free[i].Start = cut.End
+		rs[i].Start = cut.End
 	case cut.End == r.End:
-		m.free[i].End = cut.Start
+		rs[i].End = cut.Start
 	default:
-		m.free[i].End = cut.Start
-		m.free = slices.Insert(m.free, i+1, PhysRange{cut.End, r.End})
+		rs[i].End = cut.Start
+		rs = slices.Insert(rs, i+1, PhysRange{cut.End, r.End})
 	}
-	for pa := cut.Start; pa < cut.End; pa = pa.Add(frameSize) {
-		m.used[pa] = struct{}{}
+	return rs
+}
+
+// rangeIndex returns the index of the range of the sorted, disjoint rs
+// holding pa, or -1.
+func rangeIndex(rs []PhysRange, pa PhysAddr) int {
+	i := sort.Search(len(rs), func(i int) bool { return rs[i].End > pa })
+	if i < len(rs) && rs[i].Contains(pa) {
+		return i
 	}
+	return -1
 }
 
 // FreeFrame implements FrameAllocator. Freeing a frame twice returns an
 // error wrapping ErrDoubleFree; freeing one it never handed out, one
 // wrapping ErrNotOwned.
 func (m *Memblock) FreeFrame(pa PhysAddr) error {
-	if _, ok := m.used[pa]; !ok {
+	u := -1
+	if pa.IsAligned(frameSize) {
+		u = rangeIndex(m.used, pa)
+	}
+	if u < 0 {
 		if pa.IsAligned(frameSize) && m.freeIndex(pa) >= 0 {
 			return fmt.Errorf("memblock: free %v: %w", pa, ErrDoubleFree)
 		}
 		return fmt.Errorf("memblock: free %v: %w", pa, ErrNotOwned)
 	}
-	delete(m.used, pa)
-	i := sort.Search(len(m.free), func(i int) bool { return m.free[i].Start > pa })
-	end := pa.Add(frameSize)
-	joinPrev := i > 0 && m.free[i-1].End == pa
-	joinNext := i < len(m.free) && m.free[i].Start == end
-	switch {
-	case joinPrev && joinNext:
-		m.free[i-1].End = m.free[i].End
-		m.free = slices.Delete(m.free, i, i+1)
-	case joinPrev:
-		m.free[i-1].End = end
-	case joinNext:
-		m.free[i].Start = pa
-	default:
-		m.free = slices.Insert(m.free, i, PhysRange{pa, end})
-	}
+	m.used = removeRange(m.used, u, PhysRange{pa, pa.Add(frameSize)})
+	m.free = insertRange(m.free, PhysRange{pa, pa.Add(frameSize)})
 	return nil
 }
 
@@ -206,13 +227,16 @@ func (m *Memblock) FreeRun(pa PhysAddr, n int) error {
 }
 
 // Owns reports whether the frame holding pa is currently handed out by m.
-func (m *Memblock) Owns(pa PhysAddr) bool {
-	_, ok := m.used[pa.AlignDown(frameSize)]
-	return ok
-}
+func (m *Memblock) Owns(pa PhysAddr) bool { return rangeIndex(m.used, pa) >= 0 }
 
 // InUse returns the number of frames handed out and not freed.
-func (m *Memblock) InUse() int { return len(m.used) }
+func (m *Memblock) InUse() int {
+	n := 0
+	for _, r := range m.used {
+		n += int(r.Len() / frameSize)
+	}
+	return n
+}
 
 // FreeFrames returns the number of frames available.
 func (m *Memblock) FreeFrames() uint64 {
@@ -225,11 +249,12 @@ func (m *Memblock) FreeFrames() uint64 {
 
 // Allocated returns the frames in use, in address order (for leak reports).
 func (m *Memblock) Allocated() []PhysAddr {
-	out := make([]PhysAddr, 0, len(m.used))
-	for pa := range m.used {
-		out = append(out, pa)
+	out := make([]PhysAddr, 0, m.InUse())
+	for _, r := range m.used {
+		for pa := r.Start; pa < r.End; pa = pa.Add(frameSize) {
+			out = append(out, pa)
+		}
 	}
-	slices.Sort(out)
 	return out
 }
 

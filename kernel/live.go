@@ -102,6 +102,7 @@ func proveLayout(r *report, memmap boot.MemoryMap, opts option.Options, physBits
 		r.fail("layout.build", "not built: the CPU has no NX, so Linux's NX permissions cannot be expressed")
 		return
 	}
+	memmap = clampToPhysBits(r, memmap, physBits)
 	if err := amd64.InstallFaultHandler(); err != nil {
 		r.fail("fault.handler", "%v", err)
 		return
@@ -188,4 +189,33 @@ func injectionNames() string {
 		names += n
 	}
 	return names
+}
+
+// clampToPhysBits drops the RAM a CPU with physBits physical address bits
+// (MAXPHYADDR, CPUID 0x80000008) cannot address: a page-table entry with a
+// higher address has reserved bits set. Linux likewise ignores such
+// memory; physmap also fails a check, since the machine is misconfigured.
+func clampToPhysBits(r *report, memmap boot.MemoryMap, physBits uint) boot.MemoryMap {
+	if physBits == 0 || physBits >= mm.MaxPhysBits {
+		return memmap
+	}
+	limit := mm.PhysAddr(1) << physBits
+	var out boot.MemoryMap
+	var lost uint64
+	for _, e := range memmap {
+		if e.Range.End > limit && e.Type == boot.E820_RAM {
+			lost += uint64(e.Range.End - max(e.Range.Start, limit))
+		}
+		if e.Range.Start >= limit {
+			continue
+		}
+		e.Range.End = min(e.Range.End, limit)
+		out = append(out, e)
+	}
+	if lost == 0 {
+		r.pass("ram.physbits", "all RAM lies below %v, the limit of this CPU's %d physical address bits", limit, physBits)
+		return memmap
+	}
+	r.fail("ram.physbits", "%d MiB of RAM lie at or above %v, beyond this CPU's %d physical address bits (CPUID 0x80000008): left unmapped", lost>>20, limit, physBits)
+	return out
 }

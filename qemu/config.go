@@ -75,7 +75,16 @@ type Config struct {
 	Interactive bool
 	// Timeout bounds the run; zero means none.
 	Timeout time.Duration
+	// NoReserve backs the guest's RAM with memory-backend-ram reserve=off
+	// (MAP_NORESERVE): plain -m reserves all of it up front, which Linux's
+	// default overcommit refuses beyond the host's RAM and swap, while
+	// physmap's guest touches only a little of it. The guest sees the same
+	// machine.
+	NoReserve bool
 }
+
+// ramBackendID names the memory backend NoReserve adds.
+const ramBackendID = "physmap.ram"
 
 // binary returns the QEMU executable name or path.
 func (c Config) binary() string {
@@ -120,9 +129,13 @@ func (c Config) Command() ([]string, error) {
 	if c.Kernel == "" {
 		return nil, &Error{Op: "config", Err: ErrKernelMissing, Detail: "no kernel image given"}
 	}
+	machine := "microvm,x-option-roms=on,pic=off,rtc=on"
+	if c.NoReserve {
+		machine += ",memory-backend=" + ramBackendID
+	}
 	argv := []string{
 		c.binary(),
-		"-machine", "microvm,x-option-roms=on,pic=off,rtc=on",
+		"-machine", machine,
 		"-m", strings.TrimSpace(c.Memory),
 		"-cpu", c.cpu(),
 		"-accel", string(c.accel()),
@@ -133,6 +146,9 @@ func (c Config) Command() ([]string, error) {
 		"-no-reboot",
 		"-device", fmt.Sprintf("isa-debug-exit,iobase=0x%x,iosize=0x%02x", debugExitIOBase, debugExitIOSize),
 		"-kernel", c.Kernel,
+	}
+	if c.NoReserve {
+		argv = append(argv, "-object", fmt.Sprintf("memory-backend-ram,id=%s,size=%s,reserve=off", ramBackendID, strings.TrimSpace(c.Memory)))
 	}
 	if c.Append != "" {
 		argv = append(argv, "-append", c.Append)

@@ -20,6 +20,9 @@ func TestCommand(t *testing.T) {
 		{"kvm keeps user cpu", Config{Kernel: "k.elf", Memory: "6G", Accel: KVM, CPU: "max"}, fmt.Sprintf(base, "6G", "max", "kvm")},
 		{"append qmp gdb", Config{Kernel: "k.elf", Memory: "16G", Append: "physmap.hold=1", QMP: "/tmp/q.sock", GDB: true},
 			fmt.Sprintf(base, "16G", "max", "tcg") + " -append physmap.hold=1 -qmp unix:/tmp/q.sock,server=on,wait=off -s -S"},
+		{"no reserve", Config{Kernel: "k.elf", Memory: "256G", NoReserve: true},
+			strings.Replace(fmt.Sprintf(base, "256G", "max", "tcg"), "rtc=on", "rtc=on,memory-backend=physmap.ram", 1) +
+				" -object memory-backend-ram,id=physmap.ram,size=256G,reserve=off"},
 		{"binary override", Config{Binary: "/opt/q", Kernel: "k.elf", Memory: "1024"},
 			strings.Replace(fmt.Sprintf(base, "1024", "max", "tcg"), "qemu-system-x86_64", "/opt/q", 1)},
 	} {

@@ -121,21 +121,6 @@ func TestParseMaxRSS(t *testing.T) {
 	}
 }
 
-func TestNoReserve(t *testing.T) {
-	in := []string{"-machine", "microvm,pic=off", "-m", "64G", "-kernel", "k.elf"}
-	want := []string{"-machine", "microvm,pic=off,memory-backend=physmap-bench.ram", "-m", "64G", "-kernel", "k.elf",
-		"-object", "memory-backend-ram,id=physmap-bench.ram,size=64G,reserve=off"}
-	if got := noReserve(in); !reflect.DeepEqual(got, want) {
-		t.Errorf("noReserve = %q, want %q", got, want)
-	}
-	if in[1] != "microvm,pic=off" {
-		t.Error("noReserve changed its input")
-	}
-	if got := noReserve([]string{"-kernel", "k"}); !reflect.DeepEqual(got, []string{"-kernel", "k"}) {
-		t.Errorf("without -m: %q", got)
-	}
-}
-
 func TestAnalyse(t *testing.T) {
 	g := func(proofsAt float64) Guest {
 		return Guest{Phases: []Phase{{"regions", 100, 100}, {"proofs", proofsAt, proofsAt - 100}, {"report", proofsAt + 10, 10}},

@@ -186,7 +186,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			for _, p := range pagings {
 				for i := 0; i < *sweepN; i++ {
 					jobs = append(jobs, job{kind: "physmap", set: "sweep", paging: p, wrap: true,
-						cfg: qemu.Config{Kernel: *kernel, Memory: size, CPU: p.CPU, Timeout: b.timeout}})
+						cfg: qemu.Config{Kernel: *kernel, Memory: size, CPU: p.CPU, Timeout: b.timeout, NoReserve: true}})
 				}
 			}
 		}
@@ -308,7 +308,7 @@ func (b *bench) probeLargest(kernel string, candidates []string, minAvailMiB, pa
 			break
 		}
 		bt := b.boot(job{kind: "physmap", set: "probe", paging: pagings[0], wrap: true,
-			cfg: qemu.Config{Kernel: kernel, Memory: size, CPU: pagings[0].CPU, Timeout: b.timeout}})
+			cfg: qemu.Config{Kernel: kernel, Memory: size, CPU: pagings[0].CPU, Timeout: b.timeout, NoReserve: true}})
 		probes = append(probes, bt)
 		if !bt.OK {
 			break

@@ -39,6 +39,7 @@ func run(args []string) int {
 	gdb := fs.Bool("gdb", false, "wait for gdb on :1234 (-s -S); interactive")
 	interactive := fs.Bool("interactive", false, "give the serial console to a person (stdin goes to QEMU), who lands at the kernel's shell ("+qemu.ShellOption+" unless -append sets physmap.shell)")
 	expectFail := fs.String("expect-fail", "", "succeed only if the self-test fails with a FAIL line naming this check")
+	noReserve := fs.Bool("noreserve", false, "back the guest's RAM without reserving it on the host (memory-backend-ram reserve=off), for -m beyond the host's RAM")
 	printOnly := fs.Bool("print", false, "print the QEMU command line, shell-quoted, and exit")
 	crossCheck := fs.Bool("crosscheck", false, "hold the machine ("+qemu.HoldOption+") and compare QEMU's page walk (info tlb, gva2gpa) with the kernel's dump")
 	if err := fs.Parse(args); err != nil {
@@ -64,6 +65,7 @@ func run(args []string) int {
 		Append:      *appendLine,
 		QMP:         *qmpPath,
 		GDB:         *gdb,
+		NoReserve:   *noReserve,
 		Interactive: *interactive || *gdb,
 		Timeout:     *timeout,
 	}

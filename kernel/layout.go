@@ -16,11 +16,22 @@ import (
 // covers whole whatever the firmware says about it.
 const isaEnd mm.PhysAddr = 1 << 20
 
-// tablePoolSize is the memory page tables (and the proofs' scratch frames)
-// come from: a page-aligned piece of the runtime's heap, so the tables stay
-// reachable through the low window whatever a fault injection does to the
-// direct map. 16 GiB of RAM in 2 MiB pages needs about 40 table pages.
-const tablePoolSize = 2 << 20
+// The memory page tables (and the proofs' scratch frames) come from: a
+// page-aligned piece of the runtime's heap, so the tables stay reachable
+// through the low window whatever a fault injection does to the direct
+// map. It is tablePoolBase plus tablePoolPerGB for every GiB of address
+// space up to the highest RAM address: with 2 MiB pages the direct map
+// needs one pmd table per GiB (and vmemmap one per 64 GiB); twice that
+// leaves room for the splits the proofs make.
+const (
+	tablePoolBase  = 2 << 20
+	tablePoolPerGB = 2 * page
+)
+
+// tablePoolSize returns the pool's size for RAM ending at maxPhys.
+func tablePoolSize(maxPhys mm.PhysAddr) uint64 {
+	return tablePoolBase + (uint64(maxPhys)+uint64(mm.GB)-1)/uint64(mm.GB)*tablePoolPerGB
+}
 
 // page is the small page size, as a length.
 const page = uint64(mm.Size4K)
@@ -106,10 +117,15 @@ func buildKernelSpace(memmap boot.MemoryMap, mode mm.Mode, page1G bool, p placem
 		ram:            memmap.RAM(),
 		wantPageOffset: want,
 	}
-	pool := make([]byte, tablePoolSize+page)
+	var maxPhys mm.PhysAddr
+	for _, r := range k.ram {
+		maxPhys = max(maxPhys, r.End)
+	}
+	size := tablePoolSize(maxPhys)
+	pool := make([]byte, size+page)
 	start := mm.PhysAddr(uintptr(unsafe.Pointer(&pool[0]))).AlignUp(page)
 	tablePool = pool
-	k.pool = mm.PhysRange{Start: start, End: start.Add(tablePoolSize)}
+	k.pool = mm.PhysRange{Start: start, End: start.Add(size)}
 	k.alloc = mm.NewMemblock([]mm.PhysRange{k.pool}, nil)
 	var err error
 	if k.as, err = mm.New(mode, k.mem, k.alloc, k.tlb); err != nil {

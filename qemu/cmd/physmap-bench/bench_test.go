@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"math"
 	"reflect"
 	"strings"
@@ -163,5 +164,20 @@ func TestLastInteresting(t *testing.T) {
 	}
 	if got := lastInteresting([]string{"a", "b"}, 3); !reflect.DeepEqual(got, []string{"a", "b"}) {
 		t.Errorf("got %q", got)
+	}
+}
+
+func TestScaleRowJSONWithFailedBoot(t *testing.T) {
+	row := scaleRow(Boot{Memory: "512G"})
+	b, err := json.Marshal(row)
+	if err != nil {
+		t.Fatalf("Marshal of a failed boot's row: %v", err)
+	}
+	if !strings.Contains(string(b), `"proofs_ns_per_leaf":null`) || strings.Count(string(b), `"proofs_ns_per_leaf"`) != 1 {
+		t.Errorf("Marshal = %s, want one null proofs_ns_per_leaf", b)
+	}
+	row.NsPerLeaf = 2.5
+	if b, _ := json.Marshal(row); !strings.Contains(string(b), `"proofs_ns_per_leaf":2.5`) {
+		t.Errorf("Marshal = %s, want proofs_ns_per_leaf 2.5", b)
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -63,7 +64,7 @@ type ScaleRow struct {
 	DirectMin  int     `json:"directmap_min"`
 	RegionsMs  float64 `json:"regions_ms"`
 	ProofsMs   float64 `json:"proofs_ms"`
-	NsPerLeaf  float64 `json:"proofs_ns_per_leaf"`
+	NsPerLeaf  float64 `json:"proofs_ns_per_leaf"` // NaN (null in JSON) for a failed boot
 	NsPerMiB   float64 `json:"proofs_ns_per_mib"`
 	VerdictS   float64 `json:"verdict_s"`
 	MaxRSSMiB  float64 `json:"qemu_maxrss_mib"`
@@ -328,4 +329,24 @@ func (r *Report) printFootprint(w io.Writer) {
 		return
 	}
 	fmt.Fprintf(w, "\n(no size passed in every paging configuration: no footprint table; see the JSON file)\n")
+}
+
+// MarshalJSON writes the row with NaN costs (a failed boot) as null, which
+// JSON has and encoding/json's float64 refuses.
+func (r ScaleRow) MarshalJSON() ([]byte, error) {
+	type plain ScaleRow // without this method
+	out := struct {
+		plain
+		NsPerLeaf *float64 `json:"proofs_ns_per_leaf"`
+		NsPerMiB  *float64 `json:"proofs_ns_per_mib"`
+	}{plain: plain(r), NsPerLeaf: finite(r.NsPerLeaf), NsPerMiB: finite(r.NsPerMiB)}
+	return json.Marshal(out)
+}
+
+// finite returns &v, or nil for NaN and infinities.
+func finite(v float64) *float64 {
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return nil
+	}
+	return &v
 }

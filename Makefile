@@ -2,8 +2,6 @@
 #
 #   make qemu    build the kernel and boot it, console on this terminal
 #   make test    host unit tests, then the QEMU boot matrix under TCG
-#   make map     draw the live address space (build/physmap-map.svg)
-#   make bench   boot-to-verdict against a baseline kernel, phases, scaling
 #   make map     boot the kernel and draw its live address space, build/physmap-map.svg
 #   make bench   time physmap against a minimal TamaGo kernel, build/bench.json
 #

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"math/bits"
 	mrand "math/rand/v2"
 
 	"github.com/physmap/physmap/boot"
@@ -69,19 +70,10 @@ func place(r *report, mode mm.Mode, memmap boot.MemoryMap, img image, opt option
 	span := uint64(img.all().End.AlignUp(kaslrImageAlign) - p.imagePA)
 	slots := (kaslrImageSize-kaslrImageMin-span)/kaslrImageAlign + 1
 	p.imageVA = kt.Start.Add(kaslrImageMin + rng.Uint64N(slots)*kaslrImageAlign)
-	fmt.Printf("kaslr: kernel image  %v (phys %v), %d bits of entropy (%d slots)\n", p.imageVA, p.imagePA, bitsOf(slots), slots)
+	fmt.Printf("kaslr: kernel image  %v (phys %v), %d bits of entropy (%d slots)\n", p.imageVA, p.imagePA, bits.Len64(slots)-1, slots)
 	p.moduleOffset = (rng.Uint64N(kaslrModPages) + 1) * page
-	fmt.Printf("kaslr: module base   MODULES_VADDR+%#x, %d bits of entropy (%d offsets)\n", p.moduleOffset, bitsOf(kaslrModPages), kaslrModPages)
+	fmt.Printf("kaslr: module base   MODULES_VADDR+%#x, %d bits of entropy (%d offsets)\n", p.moduleOffset, bits.Len64(kaslrModPages)-1, kaslrModPages)
 	return p
-}
-
-func bitsOf(n uint64) int {
-	b := 0
-	for n > 1 {
-		n >>= 1
-		b++
-	}
-	return b
 }
 
 // proveKASLR checks Linux's invariants on the placement in force.

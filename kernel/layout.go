@@ -66,6 +66,9 @@ type kspace struct {
 	reg    *regions     // the other regions of the layout (regions.go)
 	window mm.PhysRange // the runtime's memory, identity mapped
 	pool   mm.PhysRange // where table frames come from, inside window
+	// frames hands out the RAM frames the module and the regions are
+	// backed by: all RAM but the ISA range and the runtime's window.
+	frames *mm.Memblock
 	ram    []mm.PhysRange
 	// The page_offset_base in force (documented, or KASLR's), which a
 	// layout built elsewhere (the old-base injection) does not match.
@@ -127,6 +130,7 @@ func buildKernelSpace(memmap boot.MemoryMap, mode mm.Mode, page1G bool, p placem
 	tablePool = pool
 	k.pool = mm.PhysRange{Start: start, End: start.Add(size)}
 	k.alloc = mm.NewMemblock([]mm.PhysRange{k.pool}, nil)
+	k.frames = mm.NewMemblock(k.ram, []mm.PhysRange{{Start: 0, End: isaEnd}, k.window})
 	var err error
 	if k.as, err = mm.New(mode, k.mem, k.alloc, k.tlb); err != nil {
 		return nil, err

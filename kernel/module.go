@@ -45,8 +45,7 @@ type module struct {
 // direct map as Linux's module loader writes through a writable alias, and
 // maps them at MODULES_VADDR: text RO+X, data RW+NX.
 func (k *kspace) loadModule() error {
-	ram := mm.NewMemblock(k.ram, []mm.PhysRange{{Start: 0, End: isaEnd}, k.window})
-	frames, err := ram.AllocScattered(2)
+	frames, err := k.frames.AllocScattered(2)
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,9 @@ import (
 // beyond the direct map, the kernel image and the module area, kept for
 // the proofs and the fault injections.
 type regions struct {
-	// ram hands out frames of RAM outside the ISA range, the runtime
-	// window and the module's two frames; their contents are written
-	// through the direct map, as Linux writes through __va().
-	ram      *mm.Memblock
+	// Frames come from kspace.frames, shared with the module; their
+	// contents are written through the direct map, as Linux writes
+	// through __va().
 	ldt      ldtRemap
 	vmalloc  vmallocArea
 	vmemmap  vmemmap
@@ -34,13 +33,7 @@ type regions struct {
 // map, the kernel image and the module area, each as Linux populates it.
 // It runs with the tables live in CR3 and the module loaded.
 func (k *kspace) populateRegions() error {
-	reserved := []mm.PhysRange{{Start: 0, End: isaEnd}, k.window}
-	if k.mod != nil {
-		for _, pa := range []mm.PhysAddr{k.mod.textPA, k.mod.dataPA} {
-			reserved = append(reserved, mm.PhysRange{Start: pa, End: pa.Add(page)})
-		}
-	}
-	k.reg = &regions{ram: mm.NewMemblock(k.ram, reserved)}
+	k.reg = &regions{}
 	for _, s := range []struct {
 		name string
 		fn   func() error

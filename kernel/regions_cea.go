@@ -88,7 +88,7 @@ func (k *kspace) populateCEA() error {
 	}
 	c.entryStack = c.gdt.va.Add(c.gdt.size()) // entry_stack_page, guarded below by the read-only GDT
 	c.tss = c.entryStack.Add(page)
-	frames, err := k.reg.ram.AllocScattered(2)
+	frames, err := k.frames.AllocScattered(2)
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func (k *kspace) populateCEA() error {
 	va := c.tss.Add(page)
 	for i := range c.stacks {
 		c.guards = append(c.guards, va)
-		pa, err := k.reg.ram.AllocAligned(int(exceptionStackSize/page), page)
+		pa, err := k.frames.AllocAligned(int(exceptionStackSize/page), page)
 		if err != nil {
 			return err
 		}

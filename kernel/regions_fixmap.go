@@ -177,7 +177,7 @@ type vsyscallPage struct {
 }
 
 func (k *kspace) populateVsyscall() error {
-	frames, err := k.reg.ram.AllocScattered(1)
+	frames, err := k.frames.AllocScattered(1)
 	if err != nil {
 		return err
 	}

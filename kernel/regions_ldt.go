@@ -43,7 +43,7 @@ type ldtRemap struct {
 const ldtPerm = mm.PageKernelRO &^ mm.AttrGlobal
 
 func (k *kspace) populateLDT() error {
-	frames, err := k.reg.ram.AllocScattered(1)
+	frames, err := k.frames.AllocScattered(1)
 	if err != nil {
 		return err
 	}
@@ -121,7 +121,7 @@ const espfixPerm = mm.PageKernelRO
 func espfixTableProt(e mm.Entry) mm.Entry { return e&^mm.RW | mm.NX }
 
 func (k *kspace) populateESPFix() error {
-	frames, err := k.reg.ram.AllocScattered(1)
+	frames, err := k.frames.AllocScattered(1)
 	if err != nil {
 		return err
 	}

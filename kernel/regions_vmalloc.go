@@ -27,7 +27,7 @@ type vmallocArea struct {
 const vmallocTag = 0x636f_6c6c_616d_7600 // "\0vmalloc"
 
 func (k *kspace) populateVmalloc() error {
-	frames, err := k.reg.ram.AllocScattered(vmallocPages)
+	frames, err := k.frames.AllocScattered(vmallocPages)
 	if err != nil {
 		return err
 	}

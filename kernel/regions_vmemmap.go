@@ -127,13 +127,13 @@ func descFrame(va mm.VirtAddr) *[descsPerFrame][structPageSize / 8]uint64 {
 func (k *kspace) populateSection(v *vmemmap, nr uint64) (*memSection, error) {
 	s := &memSection{nr: nr}
 	va := v.descVA(nr * pfnsPerSection)
-	if pa, err := k.reg.ram.AllocAligned(framesPerMemmap, uint64(mm.Size2M)); err == nil {
+	if pa, err := k.frames.AllocAligned(framesPerMemmap, uint64(mm.Size2M)); err == nil {
 		s.huge = pa
 		v.huge++
 		return s, k.as.Map(va, pa, sectionMemmapSize, mm.PageKernel, mm.Only(mm.Size2M))
 	}
 	for i := 0; i < framesPerMemmap; i++ {
-		pa, err := k.reg.ram.AllocFrame()
+		pa, err := k.frames.AllocFrame()
 		if err != nil {
 			return nil, err
 		}

@@ -34,6 +34,10 @@ type Console struct {
 	// Holding is set once selftest.HoldLine has been seen after the closing
 	// line.
 	Holding bool
+	// Config is the boot's configuration from its config line, valid
+	// when HaveConfig is set; it decides the boot's manifest.
+	Config     selftest.Config
+	HaveConfig bool
 	// Sleep is the guest sleep announced by a "clock: sleeping" line, and
 	// HostSleep how long the host saw between that line and "clock: slept";
 	// zero until both lines arrived.
@@ -103,6 +107,10 @@ func (c *Console) Feed(line string) LineKind {
 		c.Tally.Add(r)
 		return LineResult
 	}
+	if cfg, err := selftest.ParseConfig(line); err == nil && !c.HaveConfig {
+		c.Config, c.HaveConfig = cfg, true
+		return LineOther
+	}
 	if s, err := selftest.ParseSummary(line); err == nil {
 		c.Summary, c.Closed = s, true
 		return LineClosing
@@ -124,40 +132,44 @@ func (c *Console) failedNames() []string {
 	return names
 }
 
-// Judge decides the self-test's verdict from the console alone. With
-// expectFail empty the run must pass: a closing line with at least one check
-// and no failure. With expectFail set the run must fail and a FAIL line must
-// name exactly that check. Judge returns nil on success.
-func (c *Console) Judge(expectFail string) error {
+// Judge decides the self-test's verdict from the console alone: a closing
+// line that agrees with the check lines, then the checks held to the
+// boot's manifest (from its config line) and to e. Judge returns nil on
+// success.
+func (c *Console) Judge(e Expect) error {
 	verdict := func(err error, format string, args ...any) error {
-		return &Error{Op: "verdict", Err: err, Detail: fmt.Sprintf(format, args...), Tail: c.Tail()}
+		return &Error{Op: "verdict", Err: err, Detail: fmt.Sprintf(format, args...), Tail: c.failLines()}
 	}
 	if !c.Closed {
-		return verdict(ErrNoClosingLine, "no %q line on the console", "selftest: N passed, M failed")
+		return verdict(ErrNoClosingLine, "no %q line on the console", "selftest: N passed, M failed, manifest K")
 	}
-	if got := c.Tally.Summary(); got != c.Summary {
+	if got := c.Tally.Summary(); got.Passed != c.Summary.Passed || got.Failed != c.Summary.Failed {
 		return verdict(ErrCountMismatch, "closing line says %d passed, %d failed; the console showed %d PASS and %d FAIL lines",
 			c.Summary.Passed, c.Summary.Failed, got.Passed, got.Failed)
+	}
+	if c.HaveConfig {
+		if n := len(selftest.Manifest(c.Config)); n != c.Summary.Manifest {
+			return verdict(ErrManifest, "closing line says the manifest has %d checks; for %s it has %d",
+				c.Summary.Manifest, strings.TrimPrefix(c.Config.String(), selftest.ConfigPrefix), n)
+		}
 	}
 	if c.Summary.Passed+c.Summary.Failed == 0 {
 		return verdict(ErrNoChecks, "%s", c.Summary)
 	}
 	failed := c.failedNames()
-	if expectFail == "" {
-		if !c.Summary.OK() {
-			return verdict(ErrSelfTestFailed, "%d failed: %s", c.Summary.Failed, strings.Join(failed, ", "))
-		}
+	if e.passing() && c.Summary.Failed > 0 {
+		return verdict(ErrSelfTestFailed, "%d failed: %s", c.Summary.Failed, strings.Join(failed, ", "))
+	}
+	if !e.passing() && c.Summary.Failed == 0 {
+		return verdict(ErrUnexpectedPass, "expected %s, but %d checks passed and none failed", e, c.Summary.Passed)
+	}
+	if err := c.judgeManifest(e); err != nil {
+		return err
+	}
+	if e.passing() {
 		return c.ClockError()
 	}
-	if c.Summary.Failed == 0 {
-		return verdict(ErrUnexpectedPass, "expected FAIL %s, but %d checks passed and none failed", expectFail, c.Summary.Passed)
-	}
-	for _, name := range failed {
-		if name == expectFail {
-			return nil
-		}
-	}
-	return verdict(ErrWrongFailure, "expected FAIL %s, got FAIL %s", expectFail, strings.Join(failed, ", "))
+	return nil
 }
 
 // ExpectedStatus is the QEMU exit status the kernel should leave with after

@@ -650,11 +650,13 @@ func TestRunCrossCheckFailsTheRun(t *testing.T) {
 	var w bytes.Buffer
 	dump.Write(&w, d)
 	var script strings.Builder
-	script.WriteString("waitqmp\nprint PASS a: x\n")
+	script.WriteString("waitqmp\n")
+	lines := bootLines(cfg5, nil, nil)
+	script.WriteString(prints(lines[1 : len(lines)-1]))
 	for _, l := range strings.Split(strings.TrimSpace(w.String()), "\n") {
 		script.WriteString("print " + l + "\n")
 	}
-	script.WriteString("print selftest: 1 passed, 0 failed\nprint physmap: holding\nhold")
+	script.WriteString(prints(lines[len(lines)-1:]) + "print physmap: holding\nhold")
 	cfg := fake(t, script.String())
 	var console bytes.Buffer
 	r := &Runner{Stdout: &console}

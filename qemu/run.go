@@ -36,9 +36,9 @@ type Runner struct {
 	Stdin io.Reader
 	// Name prefixes the runner's notes ("physmap-run").
 	Name string
-	// ExpectFail, if set, makes the run succeed only if the self-test fails
-	// and a FAIL line names exactly this check.
-	ExpectFail string
+	// Expect says what the self-test must show; the zero value asks for a
+	// passing boot with every check of its manifest.
+	Expect Expect
 	// OnHold, if set, is called once with the live machine's QMP connection
 	// when the console shows selftest.HoldLine; QEMU is quit when it
 	// returns, and an error from it fails the run. Without it a holding
@@ -377,8 +377,13 @@ func (r *Runner) judge(res *Result, interrupted bool, hookErr error) error {
 		}
 		return fail("boot", ErrNoClosingLine, "%s before the closing line (%s)", what, how)
 	}
-	if err := c.Judge(r.ExpectFail); err != nil {
+	if err := c.Judge(r.Expect); err != nil {
 		return err
+	}
+	if c.HaveConfig {
+		if err := ConfigAgrees(res.Config.Append, c.Config); err != nil {
+			return err
+		}
 	}
 	if hookErr != nil {
 		return hookErr

@@ -48,13 +48,7 @@ func fake(t *testing.T, script string) Config {
 	return Config{Kernel: kernel, Memory: "2G", Timeout: 10 * time.Second}
 }
 
-const passScript = `
-print physmap: booting
-waitqmp
-print PASS cpu.nx: on
-print PASS mm.check: ok
-print selftest: 2 passed, 0 failed
-exit 1`
+var passScript = "\nprint physmap: booting\nwaitqmp\n" + passPrints + "exit 1"
 
 func TestRunVerdicts(t *testing.T) {
 	for _, tc := range []struct {
@@ -65,21 +59,25 @@ func TestRunVerdicts(t *testing.T) {
 		reason     string // expected Result.StopReason
 	}{
 		{"pass", passScript, "", nil, ""},
-		{"fail", "print PASS a: x\nprint FAIL b: broken\nprint selftest: 1 passed, 1 failed\nexit 3", "", ErrSelfTestFailed, ""},
-		{"zero checks", "print selftest: 0 passed, 0 failed\nexit 3", "", ErrNoChecks, ""},
-		{"pass line but fail status", "print PASS a: x\nprint selftest: 1 passed, 0 failed\nexit 3", "", ErrExitStatus, ""},
+		{"fail", failPrints + "exit 3", "", ErrSelfTestFailed, ""},
+		{"missing checks", "print PASS a: x\nprint selftest: 1 passed, 0 failed, manifest 1\nexit 1", "", ErrManifest, ""},
+		{"zero checks", "print selftest: 0 passed, 0 failed, manifest 0\nexit 3", "", ErrNoChecks, ""},
+		{"pass line but fail status", passPrints + "exit 3", "", ErrExitStatus, ""},
 		{"triple fault", "waitqmp\nprint PASS a: x\nevent SHUTDOWN {\"guest\":true,\"reason\":\"guest-reset\"}\nexit 0", "", ErrNoClosingLine, "SHUTDOWN guest-reset"},
 		{"status 0 without event", "print PASS a: x\nexit 0", "", ErrNoClosingLine, ""},
 		{"exit before closing", "print PASS a: x\nstderr qemu: something broke\nexit 1", "", ErrNoClosingLine, ""},
 		{"killed", "print PASS a: x\nabort", "", ErrNoClosingLine, ""},
-		{"expect fail", "print FAIL option: unknown option \"physmap.bogus=1\"\nprint selftest: 0 passed, 1 failed\nexit 3", "option", nil, ""},
-		{"expect fail wrong check", "print FAIL e820: x\nprint selftest: 0 passed, 1 failed\nexit 3", "option", ErrWrongFailure, ""},
+		{"expect fail", "print FAIL option: unknown option \"physmap.bogus=1\"\nprint selftest: 0 passed, 1 failed, manifest 0\nexit 3", "option", nil, ""},
+		{"expect fail wrong check", "print FAIL e820: x\nprint selftest: 0 passed, 1 failed, manifest 0\nexit 3", "option", ErrWrongFailure, ""},
 		{"expect fail but pass", passScript, "option", ErrUnexpectedPass, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := fake(t, tc.script)
 			var out, errOut bytes.Buffer
-			r := &Runner{Stdout: &out, Stderr: &errOut, ExpectFail: tc.expectFail}
+			r := &Runner{Stdout: &out, Stderr: &errOut}
+			if tc.expectFail != "" {
+				r.Expect = ExpectFailing(tc.expectFail)
+			}
 			res, err := r.Run(context.Background(), cfg)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("Run = %v, want %v\nstderr:\n%s", err, tc.want, errOut.String())
@@ -107,7 +105,7 @@ func TestRunStreamsConsoleAndTimes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "physmap: booting\nPASS cpu.nx: on\nPASS mm.check: ok\nselftest: 2 passed, 0 failed\n"
+	want := "physmap: booting\n" + strings.ReplaceAll(strings.ReplaceAll(passPrints, "print ", ""), "\r", "")
 	if out.String() != want {
 		t.Errorf("console = %q, want %q", out.String(), want)
 	}
@@ -174,12 +172,7 @@ func TestRunEnvironmentErrors(t *testing.T) {
 	})
 }
 
-const holdScript = `
-waitqmp
-print PASS a: x
-print selftest: 1 passed, 0 failed
-print physmap: holding
-hold`
+var holdScript = "\nwaitqmp\n" + passPrints + "print physmap: holding\nhold"
 
 func TestRunHoldHook(t *testing.T) {
 	cfg := fake(t, holdScript)
@@ -241,7 +234,7 @@ func TestRunHoldTimeoutIsNotFailure(t *testing.T) {
 		t.Errorf("Run = %v, held %v timed out %v", err, res.Held, res.TimedOut)
 	}
 	// A failed self-test stays a failure while holding.
-	cfg = fake(t, strings.Replace(holdScript, "1 passed, 0 failed", "0 passed, 1 failed", 1))
+	cfg = fake(t, strings.Replace(holdScript, "selftest: ", "selftest: 1", 1))
 	cfg.Timeout = 500 * time.Millisecond
 	if _, err := (&Runner{}).Run(context.Background(), cfg); !errors.Is(err, ErrCountMismatch) {
 		t.Errorf("Run = %v, want ErrCountMismatch", err)

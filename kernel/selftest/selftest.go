@@ -81,19 +81,22 @@ func (r Result) String() string {
 	return fmt.Sprintf("%s %s: %s", r.Verdict, r.Check, r.Detail)
 }
 
-// Summary is the closing line's content.
+// Summary is the closing line's content: the checks that passed and
+// failed, and how many the boot's manifest lists.
 type Summary struct {
-	Passed, Failed int
+	Passed, Failed, Manifest int
 }
 
-// String renders s as the closing line, without the newline.
+// String renders s as the closing line, without the newline:
+// "selftest: 36 passed, 0 failed, manifest 36".
 func (s Summary) String() string {
-	return fmt.Sprintf("%s%d passed, %d failed", closingPrefix, s.Passed, s.Failed)
+	return fmt.Sprintf("%s%d passed, %d failed, manifest %d", closingPrefix, s.Passed, s.Failed, s.Manifest)
 }
 
-// OK reports whether the summary is a pass: at least one check ran and none
-// failed.
-func (s Summary) OK() bool { return s.Passed > 0 && s.Failed == 0 }
+// OK reports whether the summary is a pass: no check failed and at least
+// as many passed as the manifest lists (at least one). Whether the right
+// checks passed is for the manifest to say (Missing).
+func (s Summary) OK() bool { return s.Passed > 0 && s.Failed == 0 && s.Passed >= s.Manifest }
 
 // ErrNotProtocol is returned for a line that is not part of the protocol.
 var ErrNotProtocol = errors.New("not a self-test line")
@@ -144,17 +147,21 @@ func ParseSummary(line string) (Summary, error) {
 		return Summary{}, ErrNotProtocol
 	}
 	var s Summary
-	p, f, ok := strings.Cut(rest, " passed, ")
-	f, ok2 := strings.CutSuffix(f, " failed")
+	p, rest, ok := strings.Cut(rest, " passed, ")
+	f, m, ok2 := strings.Cut(rest, " failed, manifest ")
 	if !ok || !ok2 {
 		return Summary{}, fmt.Errorf("%w: malformed closing line %q", ErrNotProtocol, line)
 	}
-	var err error
-	if s.Passed, err = strconv.Atoi(p); err != nil || s.Passed < 0 {
-		return Summary{}, fmt.Errorf("%w: malformed pass count in %q", ErrNotProtocol, line)
-	}
-	if s.Failed, err = strconv.Atoi(f); err != nil || s.Failed < 0 {
-		return Summary{}, fmt.Errorf("%w: malformed fail count in %q", ErrNotProtocol, line)
+	for _, c := range []struct {
+		what string
+		s    string
+		n    *int
+	}{{"pass", p, &s.Passed}, {"fail", f, &s.Failed}, {"manifest", m, &s.Manifest}} {
+		v, err := strconv.Atoi(c.s)
+		if err != nil || v < 0 || strconv.Itoa(v) != c.s {
+			return Summary{}, fmt.Errorf("%w: malformed %s count in %q", ErrNotProtocol, c.what, line)
+		}
+		*c.n = v
 	}
 	return s, nil
 }
@@ -167,7 +174,7 @@ type Tally struct {
 // Add records r.
 func (t *Tally) Add(r Result) { t.Results = append(t.Results, r) }
 
-// Summary counts the recorded results.
+// Summary counts the recorded results; Manifest is left for the caller.
 func (t *Tally) Summary() Summary {
 	var s Summary
 	for _, r := range t.Results {

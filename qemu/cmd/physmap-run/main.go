@@ -107,11 +107,13 @@ func run(args []string) int {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	r := &qemu.Runner{
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		Name:       "physmap-run",
-		ExpectFail: *expectFail,
-		Interrupt:  sigs,
+		Stdout:    os.Stdout,
+		Stderr:    os.Stderr,
+		Name:      "physmap-run",
+		Interrupt: sigs,
+	}
+	if *expectFail != "" {
+		r.Expect = qemu.ExpectFailing(*expectFail)
 	}
 	var cc *qemu.CrossCheck
 	if *crossCheck {

@@ -95,7 +95,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			cfg := c.config(*kernel)
 			cfg.Timeout = *timeout
-			r := &qemu.Runner{ExpectFail: c.ExpectFail, Interrupt: interruptOn(ctx), Shell: c.Shell}
+			r := &qemu.Runner{Expect: c.Expect, Interrupt: interruptOn(ctx), Shell: c.Shell}
 			var cc *qemu.CrossCheck
 			if c.CrossCheck {
 				cc = new(qemu.CrossCheck)
@@ -142,8 +142,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 // report prints one boot's line, and on failure its reason and console tail.
 func report(w io.Writer, o outcome, verbose bool) {
 	verdict, what := "ok  ", "pass"
-	if o.c.ExpectFail != "" {
-		what = "FAIL " + o.c.ExpectFail + " as expected"
+	if len(o.c.Expect.Fails) > 0 {
+		what = o.c.Expect.String() + " as expected"
 	}
 	if o.cross != nil {
 		what += "; cross-check: " + o.cross.Summary()

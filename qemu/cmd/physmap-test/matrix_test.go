@@ -15,26 +15,25 @@ func TestMatrix(t *testing.T) {
 		"m=512M/cpu=max": true, "m=512M/cpu=max,-la57": true, "m=512M/cpu=qemu64,+rdrand": true,
 		"m=2G/cpu=max": true, "m=2G/cpu=max,-la57": true, "m=2G/cpu=qemu64,+rdrand": true,
 		"m=6G/cpu=max": true, "m=6G/cpu=max,-la57": true, "m=6G/cpu=qemu64,+rdrand": true,
-		"option/unknown": true, "option/malformed-hold": true, "cpu/no-nx": true,
-		"clock/sleep=2s": true, "levels/4-on-la57": true, "levels/5-without-la57": true,
+		"clock/sleep=2s": true, "levels/4-on-la57": true,
 		"kaslr/5-level/rdrand": true, "kaslr/4-level/rdrand": true,
 		"kaslr/5-level/seed=1": true, "kaslr/4-level/seed=1": true, "kaslr/5-level/seed=2": true, "kaslr/4-level/seed=2": true,
 		"kaslr/5-level/seed=0xfeedface": true, "kaslr/4-level/seed=0xfeedface": true,
 		"kaslr/5-level/seed=0xffffffffffffffff": true, "kaslr/4-level/seed=0xffffffffffffffff": true,
-		"inject/5-level/kaslr-misaligned": true, "inject/4-level/kaslr-misaligned": true, "inject/kaslr-misaligned-without-kaslr": true,
-		"inject/unknown": true, "inject/directmap-hole-no-1g": true,
-		"inject/5-level/kernel-frame-off": true, "inject/4-level/kernel-frame-off": true,
-		"inject/5-level/directmap-hole": true, "inject/4-level/directmap-hole": true,
-		"inject/5-level/directmap-exec": true, "inject/4-level/directmap-exec": true,
-		"inject/5-level/text-writable": true, "inject/4-level/text-writable": true,
-		"inject/5-level/no-invlpg": true, "inject/4-level/no-invlpg": true,
-		"inject/5-level/module-pt-frame": true, "inject/4-level/module-pt-frame": true,
-		"inject/5-level/old-base": true, "inject/4-level/old-base": true,
-		"inject/5-level/vmemmap-off-by-one": true, "inject/4-level/vmemmap-off-by-one": true,
-		"inject/5-level/cpu-entry-gdt-writable": true, "inject/4-level/cpu-entry-gdt-writable": true,
-		"inject/5-level/vsyscall-no-user": true, "inject/4-level/vsyscall-no-user": true,
-		"inject/5-level/poke-no-flush": true, "inject/4-level/poke-no-flush": true, "inject/vmemmap-off-by-one-6g": true,
+		"inject/unknown": true, "inject/vmalloc-misaligned-without-kaslr": true,
+		"inject/directmap-hole-no-1g": true, "inject/vmemmap-off-by-one-6g": true,
 		"shell/4-level": true, "shell/5-level": true,
+	}
+	// Every environment and every injection of the registry, the latter in
+	// both paging modes.
+	for _, r := range selftest.Registry {
+		for _, e := range r.Environments {
+			want[e.Name] = true
+		}
+		for _, in := range r.Injections {
+			want["inject/5-level/"+in.Name] = true
+			want["inject/4-level/"+in.Name] = true
+		}
 	}
 	seen := map[string]bool{}
 	for _, c := range matrix() {
@@ -45,14 +44,19 @@ func TestMatrix(t *testing.T) {
 		if _, err := c.config("k.elf").Command(); err != nil {
 			t.Errorf("case %q: %v", c.Name, err)
 		}
-		if c.CrossCheck && (c.ExpectFail != "" || !strings.Contains(c.config("k.elf").Append, qemu.HoldOption)) {
+		if c.CrossCheck && (len(c.Expect.Fails) > 0 || !strings.Contains(c.config("k.elf").Append, qemu.HoldOption)) {
 			t.Errorf("case %q cross-checks but does not pass and hold: %+v", c.Name, c.config("k.elf"))
 		}
 		if wantCC := strings.HasPrefix(c.Name, "m=") || strings.HasPrefix(c.Name, "kaslr/") && strings.Contains(c.Name, "/seed="); wantCC != c.CrossCheck {
 			t.Errorf("case %q: CrossCheck %v, want it on the memory x CPU and KASLR seed cases only", c.Name, c.CrossCheck)
 		}
-		if c.ExpectFail != "" && !selftest.ValidCheckName(c.ExpectFail) {
-			t.Errorf("case %q expects bad check name %q", c.Name, c.ExpectFail)
+		for _, f := range c.Expect.Fails {
+			if _, _, ok := selftest.LookupCheck(f); !ok && f != "inject" {
+				t.Errorf("case %q expects FAIL %q, which is no check of the manifest", c.Name, f)
+			}
+		}
+		if strings.HasPrefix(c.Name, "inject/") && strings.Count(c.Name, "/") == 2 && !c.Expect.Exact {
+			t.Errorf("injection case %q must fail exactly its checks", c.Name)
 		}
 	}
 	for name := range want {
@@ -62,6 +66,24 @@ func TestMatrix(t *testing.T) {
 	}
 	if len(seen) != len(want) {
 		t.Errorf("matrix has %d cases, want %d", len(seen), len(want))
+	}
+}
+
+// TestEveryCheckCanFail holds the matrix to the manifest's promise: every
+// check of every configuration is failed by some case of the matrix.
+func TestEveryCheckCanFail(t *testing.T) {
+	failed := map[string]bool{}
+	for _, c := range matrix() {
+		for _, f := range c.Expect.Fails {
+			failed[f] = true
+		}
+	}
+	for _, cfg := range []selftest.Config{{Levels: 4}, {Levels: 5, Page1GB: true}, {Levels: 5, KASLR: true, Page1GB: true}} {
+		for _, name := range selftest.Manifest(cfg) {
+			if !failed[name] {
+				t.Errorf("no case of the matrix fails %s", name)
+			}
+		}
 	}
 }
 
@@ -88,7 +110,7 @@ func TestRunMissingKernelFailsEveryCase(t *testing.T) {
 
 func TestShellCases(t *testing.T) {
 	for _, c := range shellCases {
-		if !strings.Contains(" "+c.Append+" ", " "+qemu.ShellOption+" ") || c.ExpectFail != "" {
+		if !strings.Contains(" "+c.Append+" ", " "+qemu.ShellOption+" ") || len(c.Expect.Fails) > 0 {
 			t.Errorf("case %q: a shell case boots with %s and must pass", c.Name, qemu.ShellOption)
 		}
 		if n := len(c.Shell); n == 0 || c.Shell[n-1].Send != "exit" {

@@ -76,13 +76,13 @@ func (hwCPU) FlushAll() {
 	amd64.WriteCR4(cr4)
 }
 
-func (hwCPU) CR0() uint64       { return amd64.ReadCR0() }
-func (hwCPU) SetCR0(v uint64)   { amd64.WriteCR0(v) }
-func (hwCPU) CR4() uint64       { return amd64.ReadCR4() }
-func (hwCPU) SetCR4(v uint64)   { amd64.WriteCR4(v) }
-func (hwCPU) EFER() uint64      { return amd64.Rdmsr(amd64.MSR_EFER) }
-func (hwCPU) SetEFER(v uint64)  { amd64.Wrmsr(amd64.MSR_EFER, v) }
-func (hwCPU) CR3() mm.PhysAddr  { return mm.PhysAddr(amd64.ReadCR3() & amd64.CR3_ADDR_MASK) }
+func (hwCPU) CR0() uint64           { return amd64.ReadCR0() }
+func (hwCPU) SetCR0(v uint64)       { amd64.WriteCR0(v) }
+func (hwCPU) CR4() uint64           { return amd64.ReadCR4() }
+func (hwCPU) SetCR4(v uint64)       { amd64.WriteCR4(v) }
+func (hwCPU) EFER() uint64          { return amd64.Rdmsr(amd64.MSR_EFER) }
+func (hwCPU) SetEFER(v uint64)      { amd64.Wrmsr(amd64.MSR_EFER, v) }
+func (hwCPU) CR3() mm.PhysAddr      { return mm.PhysAddr(amd64.ReadCR3() & amd64.CR3_ADDR_MASK) }
 func (hwCPU) LoadCR3(r mm.PhysAddr) { amd64.WriteCR3(uint64(r)) }
 
 func (hwCPU) SIDT() (uint64, uint16) { return amd64.Sidt() }

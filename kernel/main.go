@@ -121,7 +121,7 @@ func finish(r *report, opts option.Options) {
 	phase("report")
 	ok := r.close()
 	if opts.Shell {
-		ok = runShell(ok)
+		ok = runShell(r.tally.Summary())
 	}
 	if opts.Hold {
 		fmt.Println(selftest.HoldLine)

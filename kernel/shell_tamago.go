@@ -11,6 +11,7 @@ import (
 	"github.com/physmap/physmap/amd64"
 	"github.com/physmap/physmap/boot"
 	"github.com/physmap/physmap/kernel/dump"
+	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/kernel/shell"
 	"github.com/physmap/physmap/mm"
 )
@@ -103,21 +104,45 @@ func (m machine) Regions(w io.Writer) error {
 	return nil
 }
 
+// Symbols returns the kernel image's bounds under Linux's names, at their
+// __START_KERNEL_map addresses, from the Go linker's symbols as readImage
+// reads them (page-aligned: the bounds the image is mapped with).
+// TODO(lead): the image's own symbol table and the module's symbols.
+func (m machine) Symbols() []shell.Symbol {
+	if m.k == nil {
+		return nil
+	}
+	im := m.k.img
+	return []shell.Symbol{
+		{Name: "_text", VA: m.k.kernelVA(im.text.Start)},
+		{Name: "_stext", VA: m.k.kernelVA(im.text.Start)},
+		{Name: "_etext", VA: m.k.kernelVA(im.text.End)},
+		{Name: "__start_rodata", VA: m.k.kernelVA(im.rodata.Start)},
+		{Name: "__end_rodata", VA: m.k.kernelVA(im.rodata.End)},
+		{Name: "_sdata", VA: m.k.kernelVA(im.data.Start)},
+		{Name: "_end", VA: m.k.kernelVA(im.data.End)},
+	}
+}
+
 // Selftest runs the layout proofs again, with their own closing line.
-func (m machine) Selftest(w io.Writer) bool {
+// TODO(lead): run the boot's whole check manifest here; this is the hook.
+func (m machine) Selftest(w io.Writer) selftest.Summary {
 	r := &report{}
 	if m.k == nil {
 		r.fail("layout.build", "physmap did not build its layout: nothing to prove")
-		return r.close()
+		r.close()
+		return r.tally.Summary()
 	}
 	m.k.prove(r, m.k.live(), m.physBits, false)
-	return r.close()
+	r.close()
+	return r.tally.Summary()
 }
 
 // runShell runs the serial console's shell until exit and returns the
-// status QEMU should exit with.
-func runShell(passed bool) bool {
+// status QEMU should exit with: the worse of the boot's self-test and the
+// shell's selftest runs.
+func runShell(boot selftest.Summary) bool {
 	m := machine{k: built, physBits: builtPhysBits}
-	s := shell.New(m, os.Stdout, passed)
+	s := shell.New(m, os.Stdout, boot)
 	return s.Run(shell.NewLines(uartReader{}, os.Stdout))
 }

@@ -65,6 +65,10 @@ var injections = []struct{ name, check string }{
 var negative = []Case{
 	{Name: "option/unknown", Append: "physmap.bogus=1", ExpectFail: "option"},
 	{Name: "option/malformed-hold", Append: "physmap.hold=x", ExpectFail: "option"},
+	// An empty value is refused like any other, physmap.inject= included.
+	{Name: "option/empty-inject", Append: "physmap.inject=", ExpectFail: "option"},
+	// Linux's nokaslr against physmap's explicit seed.
+	{Name: "option/nokaslr-with-seed", Append: "nokaslr physmap.kaslr=1", ExpectFail: "option"},
 	{Name: "cpu/no-nx", CPU: "qemu64,+rdrand,-nx", ExpectFail: "cpu.nx"},
 	{Name: "inject/unknown", Append: "physmap.inject=bogus", ExpectFail: "inject"},
 	{Name: "inject/directmap-hole-no-1g", CPU: "qemu64,+rdrand", Memory: "6G", Append: "physmap.inject=directmap-hole", ExpectFail: "walk.directmap"},

@@ -369,3 +369,39 @@ func TestCanonicalLen(t *testing.T) {
 		}
 	}
 }
+
+// FuzzShell types arbitrary bytes at the shell: it must never panic, read
+// a non-canonical address (the fake reports that) or print an error that
+// is not one line.
+func FuzzShell(f *testing.F) {
+	for _, seed := range []string{
+		"walk _stext+0x10\n", "walk 0xffffffffffffffff+1\n", "ptdump cpu_entry_area\n", "x _end-0x10 64\n",
+		"dis 0x00007ffffffffff0 64\n", "sym\n\x1b[A\n", "aliases _text\n", "walk +\n", "ptdump -phys text\n",
+		"help ptdump\nselftest\n", "\x1b[1;5Awalk\x1bO\n\x04", "x 0x0000800000000000-1 4096\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, script string) {
+		fm := newFake(t, mm.Mode4Level, false)
+		var out strings.Builder
+		s := New(fm, &out, selftest.Summary{Passed: 1})
+		in := NewLines(strings.NewReader(script), nil)
+		for {
+			line, err := in.ReadLine()
+			if len(line) > MaxLine {
+				t.Fatalf("a line of %d bytes", len(line))
+			}
+			if err != nil && !errors.Is(err, ErrLineTooLong) {
+				return
+			}
+			done, err := s.Exec(line)
+			var se *Error
+			if err != nil && (!errors.As(err, &se) || strings.ContainsAny(se.Msg, "\n\r")) {
+				t.Fatalf("%q: error %q is not a one-line *Error", line, err)
+			}
+			if done {
+				return
+			}
+		}
+	})
+}

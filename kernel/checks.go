@@ -19,7 +19,11 @@ import (
 
 // checkOptions parses the command line and reports every bad word.
 func checkOptions(r *report, cmdline string) option.Options {
-	opts, others, errs := option.Parse(cmdline)
+	l := option.ParseLine(cmdline)
+	opts, others, errs := l.Options, l.Others, l.Errs
+	for _, w := range l.Warnings {
+		fmt.Printf("physmap: warning: %s\n", w)
+	}
 	for _, err := range errs {
 		r.fail("option", "%v", err)
 	}

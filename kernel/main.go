@@ -187,9 +187,10 @@ func sleep(d time.Duration) {
 // or exits.
 func finish(r *report, opts option.Options, manifest []string, k *kernel) {
 	phase("report")
-	ok := r.close(manifest)
+	sum := r.close(manifest)
+	ok := sum.OK()
 	if opts.Shell {
-		ok = runShell(k, ok)
+		ok = runShell(k, sum)
 	}
 	if opts.Hold {
 		fmt.Println(selftest.HoldLine)

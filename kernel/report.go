@@ -29,8 +29,8 @@ func (r *report) pass(name, format string, args ...any) { r.Check(name, true, fo
 func (r *report) fail(name, format string, args ...any) { r.Check(name, false, format, args...) }
 
 // close holds the results to the manifest (a missing or unlisted check is
-// a failure), prints the closing line and returns whether the run passed.
-func (r *report) close(manifest []string) bool {
+// a failure), prints the closing line and returns it.
+func (r *report) close(manifest []string) selftest.Summary {
 	if missing := selftest.Missing(manifest, r.tally.Results); len(missing) > 0 {
 		r.fail("manifest", "missing: %s", strings.Join(missing, ", "))
 	}
@@ -40,7 +40,7 @@ func (r *report) close(manifest []string) bool {
 	s := r.tally.Summary()
 	s.Manifest = len(manifest)
 	fmt.Println(s)
-	return s.OK()
+	return s
 }
 
 // phase prints a phase line: the guest time, by the calibrated TSC, at

@@ -102,10 +102,31 @@ func (m machine) Regions(w io.Writer) error {
 	return nil
 }
 
+// Symbols returns the kernel image's bounds under Linux's names, at the
+// addresses the live tables map them (from _text as found there), from the
+// Go linker's symbols (page-aligned: the bounds the image is mapped with).
+func (m machine) Symbols() []shell.Symbol {
+	if m.k == nil {
+		return nil
+	}
+	k := m.k
+	im := k.ref.Image
+	va := func(pa mm.PhysAddr) mm.VirtAddr { return k.bases.Text.Add(uint64(pa - im.Text.Start)) }
+	return []shell.Symbol{
+		{Name: "_text", VA: va(im.Text.Start)},
+		{Name: "_stext", VA: va(im.Text.Start)},
+		{Name: "_etext", VA: va(im.Text.End)},
+		{Name: "__start_rodata", VA: va(im.Rodata.Start)},
+		{Name: "__end_rodata", VA: va(im.Rodata.End)},
+		{Name: "_sdata", VA: va(im.Data.Start)},
+		{Name: "_end", VA: va(im.Data.End)},
+	}
+}
+
 // Selftest runs the boot entry's checks and every region's proof again on
 // the live tables, held to the boot's manifest, with their own closing
 // line.
-func (m machine) Selftest(w io.Writer) bool {
+func (m machine) Selftest(w io.Writer) selftest.Summary {
 	r := &report{}
 	if m.k == nil {
 		r.fail("layout.build", "physmap did not build its layout: nothing to prove")
@@ -121,9 +142,10 @@ func (m machine) Selftest(w io.Writer) bool {
 }
 
 // runShell runs the serial console's shell until exit and returns the
-// status QEMU should exit with.
-func runShell(k *kernel, passed bool) bool {
+// status QEMU should exit with: the worse of the boot's self-test and the
+// shell's selftest runs.
+func runShell(k *kernel, boot selftest.Summary) bool {
 	m := machine{k: k}
-	s := shell.New(m, os.Stdout, passed)
+	s := shell.New(m, os.Stdout, boot)
 	return s.Run(shell.NewLines(uartReader{}, os.Stdout))
 }

@@ -10,12 +10,15 @@
 //
 // # Verdict
 //
-// A run succeeds when the console shows the self-test's closing line with at
-// least one check and no failure, and QEMU then leaves through
-// isa-debug-exit with the matching status (the kernel writes 0 on pass, so
-// QEMU exits (0<<1)|1 = 1; it writes 1 on fail, giving 3). With
-// Runner.ExpectFail set, a run succeeds only when the self-test fails and a
-// FAIL line names exactly that check.
+// A run succeeds when the console shows the self-test's closing line, every
+// check of the boot's manifest passed (the manifest comes from package
+// selftest's registry for the configuration the kernel's config line
+// states, checked against the command line), no check outside it appeared,
+// and QEMU then leaves through isa-debug-exit with the matching status (the
+// kernel writes 0 on pass, so QEMU exits (0<<1)|1 = 1; it writes 1 on fail,
+// giving 3). With Runner.Expect naming failures, a run succeeds only when
+// those checks fail: an injection's boot exactly those, with every other
+// check of its manifest passing; an environment's boot at least those.
 //
 // Why QEMU stopped is learned from QMP events (SHUTDOWN with its reason, or
 // RESET) on a socket in a private temporary directory, or the caller's

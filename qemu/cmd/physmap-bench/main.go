@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/physmap/physmap/kernel/option"
 	"github.com/physmap/physmap/qemu"
 )
 
@@ -145,7 +146,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rep := Report{Machine: describeMachine(b.qemuBin), Settings: Settings{
 		Headline: fmt.Sprintf("-m %s -cpu %s%s", *mem, firstNonEmpty(*cpu, qemu.DefaultCPU), optional(" -append ", *appendLine)),
 		N:        *n, SweepN: *sweepN, Parallel: *par,
-		Console: "kernel defaults: ptdump and JSON dump printed",
+		Console: "kernel defaults (physmap.ptdump=" + option.DefaultPtdump + "), JSON dump printed",
 		Sweep:   "same QEMU command line through physmap-bench's wrapper (memory-backend-ram reserve=off, peak RSS recorded)",
 	}}
 	start := time.Now()

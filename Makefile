@@ -3,6 +3,7 @@
 #   make qemu    build the kernel and boot it, console on this terminal
 #   make test    host unit tests, then the QEMU boot matrix under TCG
 #   make map     boot the kernel and draw its live address space, build/physmap-map.svg and .png
+#   make docs    boot the README's configurations and rewrite its sample outputs, tables and picture
 #   make bench   time physmap against a minimal TamaGo kernel, build/bench.json
 #
 # The QEMU command line lives in one place, the Go harness qemu/
@@ -45,7 +46,7 @@ MAPFLAGS ?= -append physmap.levels=4
 # Options for physmap-bench, e.g. make bench BENCHFLAGS='-n 9 -largest none'
 BENCHFLAGS ?=
 
-.PHONY: all kernel qemu qemu-gdb map bench test test-unit test-boot vet cover check-tamago check-qemu check-rsvg clean
+.PHONY: all kernel qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover check-tamago check-qemu check-rsvg clean
 
 all: kernel
 
@@ -91,6 +92,15 @@ qemu-gdb: $(ELF) check-qemu
 map: $(ELF) check-qemu check-rsvg
 	go run ./qemu/cmd/physmap-map -kernel $(ELF) -o $(BUILD)/physmap-map.svg -png $(BUILD)/physmap-map.png $(MAPFLAGS)
 
+# The README's marked blocks (<!-- docs:NAME -->) and docs/physmap-map.svg,
+# regenerated from one boot of each configuration the README shows.
+docs: $(ELF) check-qemu
+	go run ./qemu/cmd/physmap-docs -kernel $(ELF)
+
+# Fails when README.md or docs/physmap-map.svg is not what make docs writes.
+docs-check: $(ELF) check-qemu
+	go run ./qemu/cmd/physmap-docs -kernel $(ELF) -check
+
 $(BASELINE): $(KERNEL_SRC) | check-tamago
 	@mkdir -p $(BUILD)
 	$(GOENV) $(TAMAGO) build $(GOFLAGS) -o $@ ./kernel/baseline
@@ -98,7 +108,7 @@ $(BASELINE): $(KERNEL_SRC) | check-tamago
 bench: $(ELF) $(BASELINE) check-qemu
 	go run ./qemu/cmd/physmap-bench -kernel $(ELF) -baseline $(BASELINE) -o $(BUILD)/bench.json $(BENCHFLAGS)
 
-test: test-unit test-boot
+test: test-unit test-boot docs-check
 
 # PHYSMAP_RSVG: the picture's render tests fail, rather than skip, without
 # rsvg-convert.

@@ -78,3 +78,8 @@ func PNG(ctx context.Context, svg []byte) ([]byte, error) {
 	}
 	return out.Bytes(), nil
 }
+
+// HumanSize writes n bytes as the picture does: in the biggest binary unit
+// it is a whole multiple of, below 10000 of them ("1520 MiB"), else to one
+// decimal, exact ("32.5 MiB") or marked approximate ("~34.9 MiB").
+func HumanSize(n uint64) string { return humanSize(n) }

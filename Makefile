@@ -4,6 +4,7 @@
 #   make test    host unit tests, then the QEMU boot matrix under TCG
 #   make map     boot the kernel and draw its live address space, build/physmap-map.svg and .png
 #   make docs    boot the README's configurations and rewrite its sample outputs, tables and picture
+#   make docs-check  fail when README.md or docs/physmap-map.svg is not what make docs writes (make test)
 #   make bench   time physmap against a minimal TamaGo kernel, build/bench.json
 #
 # The QEMU command line lives in one place, the Go harness qemu/

@@ -26,9 +26,11 @@ const (
 	console5 = "testdata/console-5level-2g.txt" // -m 2G (5-level on -cpu max)
 	// -m 6G -append 'physmap.levels=4 physmap.ptdump=0 physmap.inject=directmap-exec'
 	consoleFail = "testdata/console-4level-fail.txt"
+	// -m 2G -append physmap.kaslr=0x5eed (5-level on -cpu max)
+	consoleKASLR = "testdata/console-5level-kaslr.txt"
 )
 
-var consoles = []string{console4, console5, consoleFail}
+var consoles = []string{console4, console5, consoleFail, consoleKASLR}
 
 // read returns a console's dump and verdict, as physmap-map reads them.
 func read(t *testing.T, file string) (*dump.Dump, Verdict) {

@@ -2,7 +2,9 @@
 #
 #   make qemu    build the kernel and boot it, console on this terminal
 #   make test    host unit tests, then the QEMU boot matrix under TCG
-#   make map     boot the kernel and draw its live address space, build/physmap-map.svg
+#   make map     boot the kernel and draw its live address space, build/physmap-map.svg and .png
+#   make docs    boot the README's configurations and rewrite its sample outputs, tables and picture
+#   make docs-check  fail when README.md or docs/physmap-map.svg is not what make docs writes (make test)
 #   make bench   time physmap against a minimal TamaGo kernel, build/bench.json
 #
 # The QEMU command line lives in one place, the Go harness qemu/
@@ -45,7 +47,7 @@ MAPFLAGS ?= -append physmap.levels=4
 # Options for physmap-bench, e.g. make bench BENCHFLAGS='-n 9 -largest none'
 BENCHFLAGS ?=
 
-.PHONY: all kernel qemu qemu-gdb map bench test test-unit test-boot vet cover check-tamago check-qemu clean
+.PHONY: all kernel qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover check-tamago check-qemu check-rsvg clean
 
 all: kernel
 
@@ -70,6 +72,17 @@ check-qemu:
 			echo 'make: QEMU is missing: run  sudo apt-get install -y qemu-system-x86'; exit 1; \
 		fi; }
 
+# rsvg-convert (Debian's librsvg2-bin) renders the picture to PNG, for make
+# map and the picture's tests; as root it is installed here.
+check-rsvg:
+	@command -v rsvg-convert >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo 'make: installing rsvg-convert (apt-get install -y librsvg2-bin)'; \
+			(apt-get install -y librsvg2-bin || { apt-get update && apt-get install -y librsvg2-bin; }) >/dev/null; \
+		else \
+			echo 'make: rsvg-convert is missing: run  sudo apt-get install -y librsvg2-bin'; exit 1; \
+		fi; }
+
 qemu: $(ELF) check-qemu
 	go run ./qemu/cmd/physmap-run -interactive -kernel $(ELF) $(RUNFLAGS)
 
@@ -77,8 +90,17 @@ qemu-gdb: $(ELF) check-qemu
 	@echo 'make: QEMU waits for gdb: gdb -ex "target remote :1234" $(ELF)'
 	go run ./qemu/cmd/physmap-run -gdb -kernel $(ELF) $(RUNFLAGS)
 
-map: $(ELF) check-qemu
-	go run ./qemu/cmd/physmap-map -kernel $(ELF) $(MAPFLAGS)
+map: $(ELF) check-qemu check-rsvg
+	go run ./qemu/cmd/physmap-map -kernel $(ELF) -o $(BUILD)/physmap-map.svg -png $(BUILD)/physmap-map.png $(MAPFLAGS)
+
+# The README's marked blocks (<!-- docs:NAME -->) and docs/physmap-map.svg,
+# regenerated from one boot of each configuration the README shows.
+docs: $(ELF) check-qemu
+	go run ./qemu/cmd/physmap-docs -kernel $(ELF)
+
+# Fails when README.md or docs/physmap-map.svg is not what make docs writes.
+docs-check: $(ELF) check-qemu
+	go run ./qemu/cmd/physmap-docs -kernel $(ELF) -check
 
 $(BASELINE): $(KERNEL_SRC) | check-tamago
 	@mkdir -p $(BUILD)
@@ -87,11 +109,13 @@ $(BASELINE): $(KERNEL_SRC) | check-tamago
 bench: $(ELF) $(BASELINE) check-qemu
 	go run ./qemu/cmd/physmap-bench -kernel $(ELF) -baseline $(BASELINE) -o $(BUILD)/bench.json $(BENCHFLAGS)
 
-test: test-unit test-boot
+test: test-unit test-boot docs-check
 
-test-unit:
+# PHYSMAP_RSVG: the picture's render tests fail, rather than skip, without
+# rsvg-convert.
+test-unit: check-rsvg
 	go vet ./...
-	go test -cover ./...
+	PHYSMAP_RSVG=required go test -cover ./...
 
 test-boot: $(ELF) check-qemu
 	go run ./qemu/cmd/physmap-test -kernel $(ELF)

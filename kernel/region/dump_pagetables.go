@@ -2,6 +2,7 @@ package region
 
 import (
 	"fmt"
+	"strings"
 
 	"github.com/physmap/physmap/mm"
 )
@@ -31,8 +32,18 @@ func (a *Audit) Prove(p *Proof) {
 		// The direct map maps every frame, table frames included.
 		opt.Aliases = append(opt.Aliases, mm.VirtRange{Start: p.Bases.PageOffset, End: p.Bases.PageOffset.Add(uint64(maxRAM(p.Ref.RAM)))})
 	}
-	if err := mm.Check(p.Live, opt); err != nil {
-		fail(p.R, "mm.check", "%v", err)
+	if ps := mm.Problems(p.Live, opt); len(ps) > 0 {
+		// One line: the first problems, and how many there are.
+		const shown = 2
+		var parts []string
+		for _, pr := range ps[:min(shown, len(ps))] {
+			parts = append(parts, pr.Error())
+		}
+		more := ""
+		if len(ps) > shown {
+			more = fmt.Sprintf("; and %d more", len(ps)-shown)
+		}
+		fail(p.R, "mm.check", "%d problems: %s%s", len(ps), strings.Join(parts, "; "), more)
 	} else {
 		pass(p.R, "mm.check", "%d table pages: reserved bits clear, huge pages aligned, no table shared or mapped outside the aliases, all owned, no W+X leaf", p.Live.TablePages())
 	}

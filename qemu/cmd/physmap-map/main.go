@@ -1,19 +1,23 @@
-// Command physmap-map draws physmap's live address space as an SVG: the two
-// canonical halves and the non-canonical hole between them, every region of
-// Linux's layout on a logarithmic scale with its name and size, the runs
-// the page tables map coloured by permission, the low identity window, and
-// arrows from the kernel image and module pages to their direct-map (and
-// identity) aliases, labelled with the physical address.
+// Command physmap-map draws physmap's live address space as an SVG (package
+// qemu/internal/picture): the two canonical halves and the non-canonical
+// hole between them, every region of Linux's layout on a logarithmic scale
+// with its name, size and what is mapped, the runs the page tables map
+// coloured by permission, and tags marking each physical range mapped at
+// several VAs, clone sets and user-accessible leaves. With -png it renders
+// a PNG too, with rsvg-convert.
 //
 // It reads the JSON dump the kernel prints on its console: from a saved
 // console log with -console, or by booting the kernel under QEMU through the
 // harness (package qemu) with -kernel, -m, -cpu and -append passed through.
+// The same console gives the self-test's verdict, which the title shows: a
+// failing boot is still drawn, and says so.
 //
 //	physmap-map [-console FILE | -kernel build/physmap.elf -m 6G -cpu max -append physmap.levels=4]
-//	            [-o build/physmap-map.svg]
+//	            [-o build/physmap-map.svg] [-png build/physmap-map.png]
 //
-// Exit status: 0 success, 1 no picture (boot failed, no dump), 2 usage or
-// environment error.
+// Exit status: 0 success, 1 the boot failed (its picture is still written
+// when it left a dump) or left no dump, 2 usage or environment error
+// (rsvg-convert missing for -png included).
 package main
 
 import (
@@ -26,11 +30,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/physmap/physmap/kernel/dump"
 	"github.com/physmap/physmap/qemu"
+	"github.com/physmap/physmap/qemu/internal/picture"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -40,6 +46,7 @@ func run(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	console := fs.String("console", "", "read the dump from this saved console log (- for stdin) instead of booting")
 	out := fs.String("o", "build/physmap-map.svg", "write the SVG here")
+	pngOut := fs.String("png", "", "also render the SVG to this PNG file with rsvg-convert")
 	kernel := fs.String("kernel", "build/physmap.elf", "kernel ELF image to boot")
 	// 6G rather than the harness's 2G: RAM above 4 GiB, and the hole below
 	// it, then show in the direct map.
@@ -62,17 +69,18 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	var log []byte
-	var err error
+	var err, bootErr error
+	var verdict picture.Verdict
 	switch *console {
 	case "":
 		cfg := qemu.Config{Binary: os.Getenv("QEMU"), Kernel: *kernel, Memory: *mem, Accel: qemu.TCG, Append: *appendLine, Timeout: *timeout}
 		if set["cpu"] {
 			cfg.CPU = *cpu
 		}
-		log, err = boot(cfg, stderr)
-		if err != nil {
-			fmt.Fprintf(stderr, "physmap-map: %v\n", err)
-			return qemu.ExitCode(err)
+		log, verdict, bootErr = boot(cfg, stderr)
+		if log == nil {
+			fmt.Fprintf(stderr, "physmap-map: %v\n", bootErr)
+			return qemu.ExitCode(bootErr)
 		}
 	case "-":
 		log, err = io.ReadAll(os.Stdin)
@@ -83,40 +91,84 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
 		return qemu.ExitUsage
 	}
+	if *console != "" {
+		verdict = verdictOf(log)
+	}
 
 	d, err := dump.Extract(bytes.NewReader(log))
 	if err != nil {
 		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
 		return qemu.ExitFailed
 	}
-	v, err := newView(d)
+	pic, err := picture.New(d, verdict)
 	if err != nil {
 		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
 		return qemu.ExitFailed
 	}
-	var svg bytes.Buffer
-	if err := v.render(&svg); err != nil {
-		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
+	svg := pic.SVG()
+	if code := write(*out, svg, stderr); code != qemu.ExitOK {
+		return code
+	}
+	fmt.Fprintf(stderr, "physmap-map: wrote %s, %s\n", *out, pic.Summary())
+	if *pngOut != "" {
+		png, err := picture.PNG(context.Background(), svg)
+		if err != nil {
+			fmt.Fprintf(stderr, "physmap-map: no PNG: %v\n", err)
+			return qemu.ExitUsage
+		}
+		if code := write(*pngOut, png, stderr); code != qemu.ExitOK {
+			return code
+		}
+		fmt.Fprintf(stderr, "physmap-map: wrote %s\n", *pngOut)
+	}
+	if !verdict.OK() {
+		fmt.Fprintf(stderr, "physmap-map: the picture is of a boot that did not pass: %v\n", orVerdict(bootErr, verdict))
 		return qemu.ExitFailed
 	}
-	if dir := filepath.Dir(*out); dir != "." {
+	return qemu.ExitOK
+}
+
+// write writes b to path, making its directory.
+func write(path string, b []byte, stderr io.Writer) int {
+	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			fmt.Fprintf(stderr, "physmap-map: %v\n", err)
 			return qemu.ExitUsage
 		}
 	}
-	if err := os.WriteFile(*out, svg.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, b, 0o644); err != nil {
 		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
 		return qemu.ExitUsage
 	}
-	fmt.Fprintf(stderr, "physmap-map: wrote %s: %d regions, %d runs, %d alias arrows\n", *out, len(v.regions), len(v.runs), len(v.arrows))
 	return qemu.ExitOK
 }
 
-// boot runs the kernel under the harness and returns its console. A boot
-// whose self-test fails draws nothing: its tables are not the ones the
-// layout promises.
-func boot(cfg qemu.Config, stderr io.Writer) ([]byte, error) {
+// verdictOf follows a saved console through the harness's parser.
+func verdictOf(log []byte) picture.Verdict {
+	var c qemu.Console
+	for _, l := range strings.Split(string(log), "\n") {
+		c.Feed(l)
+	}
+	return picture.VerdictOf(&c)
+}
+
+// orVerdict describes why a boot did not pass: the harness's error, or the
+// verdict read from a saved console.
+func orVerdict(err error, v picture.Verdict) any {
+	if err != nil {
+		return err
+	}
+	if !v.Closed {
+		return "no closing line on the console"
+	}
+	return v.Summary
+}
+
+// boot runs the kernel under the harness and returns its console and
+// verdict. A boot whose self-test failed still returns its console, with
+// the error: its picture shows tables that break the layout's promises,
+// and says so.
+func boot(cfg qemu.Config, stderr io.Writer) ([]byte, picture.Verdict, error) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -131,8 +183,11 @@ func boot(cfg qemu.Config, stderr io.Writer) ([]byte, error) {
 				fmt.Fprintf(stderr, "  | %s\n", l)
 			}
 		}
-		return nil, err
+		if res.Console.Closed && errors.Is(err, qemu.ErrSelfTestFailed) {
+			return console.Bytes(), picture.VerdictOf(res.Console), err
+		}
+		return nil, picture.Verdict{}, err
 	}
 	fmt.Fprintf(stderr, "physmap-map: booted with -m %s: %s\n", res.Config.Memory, res.Console.Summary)
-	return console.Bytes(), nil
+	return console.Bytes(), picture.VerdictOf(res.Console), nil
 }

@@ -1,4 +1,4 @@
-package main
+package picture
 
 import (
 	"math"
@@ -61,8 +61,8 @@ func addresses(cuts []mm.VirtAddr, n int) []mm.VirtAddr {
 func TestScaleMonotonic(t *testing.T) {
 	for _, file := range consoles {
 		t.Run(file, func(t *testing.T) {
-			v := viewOf(t, file)
-			cuts := v.cuts()
+			v := pictureOf(t, file)
+			cuts := v.m.cuts()
 			// Non-decreasing at every address (float64 cannot tell one byte
 			// from the next in a piece of terabytes) ...
 			prev := 0.0
@@ -89,16 +89,16 @@ func TestScaleMonotonic(t *testing.T) {
 func TestScaleRegionsVisible(t *testing.T) {
 	for _, file := range consoles {
 		t.Run(file, func(t *testing.T) {
-			v := viewOf(t, file)
+			v := pictureOf(t, file)
 			heights := map[string]float64{}
-			for _, r := range v.regions {
+			for i, r := range v.m.regions {
 				_, h := v.sc.Span(mm.VirtAddr(r.Start), mm.VirtAddr(r.End))
 				heights[r.Name] = h
 				if h < scaleParams.MinPiece {
 					t.Errorf("%s: %.1f px, under the minimum %.1f", r.Name, h, scaleParams.MinPiece)
 				}
-				if need := float64(len(r.lines)) * lineHeight; h < need {
-					t.Errorf("%s: %.1f px, too short for its %d label lines (%.0f px)", r.Name, h, len(r.lines), need)
+				if need := float64(len(v.lines[i])) * lineH; h < need {
+					t.Errorf("%s: %.1f px, too short for its %d label lines (%.0f px)", r.Name, h, len(v.lines[i]), need)
 				}
 				if r.nonCanon && math.Abs(h-scaleParams.Cut) > 1e-6 {
 					t.Errorf("%s: non-canonical hole %.1f px, want the cut band's %.1f", r.Name, h, scaleParams.Cut)
@@ -110,16 +110,16 @@ func TestScaleRegionsVisible(t *testing.T) {
 			if heights[direct.Name] <= heights[vsyscall.Name] {
 				t.Errorf("direct map %.1f px, not taller than the vsyscall page's %.1f px", heights[direct.Name], heights[vsyscall.Name])
 			}
-			// Every run and every alias range has a height.
-			for _, r := range v.runs {
+			// Every run and every alias piece has a height.
+			for _, r := range v.m.runs {
 				if _, h := v.sc.Span(mm.VirtAddr(r.VA), mm.VirtAddr(r.End())); h < scaleParams.MinPiece {
 					t.Errorf("run at %#x: %.1f px", uint64(r.VA), h)
 				}
 			}
-			for _, a := range v.d.Aliases {
-				for _, va := range a.VAs {
-					if _, h := v.sc.Span(mm.VirtAddr(va), mm.VirtAddr(va+a.Len)); h < scaleParams.MinPiece {
-						t.Errorf("%s at %#x: %.1f px", a.What, uint64(va), h)
+			for _, a := range v.m.aliases {
+				for _, pt := range a.parts {
+					if _, h := v.sc.Span(pt.va, pt.va.Add(pt.len)); h < scaleParams.MinPiece {
+						t.Errorf("%s at %#x: %.1f px", a.what, uint64(pt.va), h)
 					}
 				}
 			}
@@ -164,9 +164,9 @@ func TestScaleFloor(t *testing.T) {
 	}
 }
 
-func regionBySymbol(t *testing.T, v *view, sym string) dump.Region {
+func regionBySymbol(t *testing.T, v *picture, sym string) dump.Region {
 	t.Helper()
-	for _, r := range v.regions {
+	for _, r := range v.m.regions {
 		if r.Symbol == sym {
 			return r.Region
 		}

@@ -35,10 +35,10 @@ func (d *DirectMap) Populate(s *Space) error {
 	}
 	d.Plan = plan
 	for _, r := range union(ram) {
-		s.logf("init_memory_mapping: [mem %#010x-%#010x]", uint64(r.Start), uint64(r.End)-1)
+		s.logf("init_memory_mapping: [mem 0x%08x-0x%08x]", uint64(r.Start), uint64(r.End)-1)
 	}
 	for _, r := range plan.Runs {
-		s.logf(" [mem %#010x-%#010x] page %v", uint64(r.PA), uint64(r.PA)+r.Len-1, r.Size)
+		s.logf(" [mem 0x%08x-0x%08x] page %v", uint64(r.PA), uint64(r.PA)+r.Len-1, r.Size)
 	}
 	return plan.Build(s.AS, mm.PageKernel)
 }

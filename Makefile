@@ -6,6 +6,7 @@
 #   make docs    boot the README's configurations and rewrite its sample outputs, tables and picture
 #   make docs-check  fail when README.md or docs/physmap-map.svg is not what make docs writes (make test)
 #   make bench   time physmap against a minimal TamaGo kernel, build/bench.json
+#   make mutate  apply each mutant of the checking code, rebuild, run the tests: every mutant must die
 #
 # The QEMU command line lives in one place, the Go harness qemu/
 # (go run ./qemu/cmd/physmap-run -print shows it); this file never repeats it.
@@ -47,7 +48,10 @@ MAPFLAGS ?= -append physmap.levels=4
 # Options for physmap-bench, e.g. make bench BENCHFLAGS='-n 9 -largest none'
 BENCHFLAGS ?=
 
-.PHONY: all kernel qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover check-tamago check-qemu check-rsvg clean
+# Options for physmap-mutate, e.g. make mutate MUTATEFLAGS=-run=kaslr
+MUTATEFLAGS ?=
+
+.PHONY: mutate all kernel qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover check-tamago check-qemu check-rsvg clean
 
 all: kernel
 
@@ -108,6 +112,10 @@ $(BASELINE): $(KERNEL_SRC) | check-tamago
 
 bench: $(ELF) $(BASELINE) check-qemu
 	go run ./qemu/cmd/physmap-bench -kernel $(ELF) -baseline $(BASELINE) -o $(BUILD)/bench.json $(BENCHFLAGS)
+
+# The mutation suite (qemu/cmd/physmap-mutate): minutes, so not part of make test.
+mutate: check-tamago check-qemu
+	go run ./qemu/cmd/physmap-mutate $(MUTATEFLAGS)
 
 test: test-unit test-boot docs-check
 

@@ -83,6 +83,15 @@ func (m *Modules) Inject(s *Space, name string) error {
 	switch name {
 	case "module-pt-frame":
 		return remapPage(s, m.VA.Add(page), s.AS.Root())
+	case "module-data-frame-off":
+		other, err := s.Frames.AllocFrame()
+		if err != nil {
+			return err
+		}
+		if err := writeBytes(s.CPU, "a frame", s.DirectVA(other), zeroPage[:]); err != nil {
+			return err
+		}
+		return remapPage(s, m.VA.Add(page), other)
 	case "module-at-modules-vaddr":
 		base := s.region(mm.KindModules).Start
 		for i, pa := range []mm.PhysAddr{m.TextPA, m.DataPA} {

@@ -338,6 +338,8 @@ var Registry = []Region{
 		Injections: []Injection{
 			{Name: "module-pt-frame", What: "the module's data page backed by a page-table frame",
 				Fails: []string{"walk.module", "exec.module", "write-through.module", "mm.check"}},
+			{Name: "module-data-frame-off", What: "the module's data page mapped to a frame other than the one the loader filled",
+				Fails: []string{"walk.module", "exec.module", "write-through.module"}},
 			{Name: "module-at-modules-vaddr", What: "the module's pages moved to MODULES_VADDR itself, outside KASLR's 1 to 1024 pages (with KASLR)",
 				Fails: []string{"kaslr.image"}, When: kaslrOnly},
 		},

@@ -2,7 +2,7 @@
 // QEMU, a few boots at a time, prints one line per boot and a closing line
 // "N passed, M failed", and exits non-zero if any boot failed.
 //
-//	physmap-test [-kernel build/physmap.elf] [-timeout 120s] [-run REGEXP] [-parallel 2] [-v]
+//	physmap-test [-kernel build/physmap.elf] [-timeout 120s] [-run REGEXP] [-parallel 2] [-failfast] [-v]
 package main
 
 import (
@@ -41,6 +41,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	parallel := fs.Int("parallel", 2, "boots at a time")
 	verbose := fs.Bool("v", false, "print every boot's console")
 	list := fs.Bool("list", false, "list the cases and exit")
+	failfast := fs.Bool("failfast", false, "stop at the first failing boot (make mutate)")
 	if err := fs.Parse(args); err != nil {
 		return qemu.ExitUsage
 	}
@@ -113,8 +114,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			if ctx.Err() != nil && o.err != nil && errors.Is(o.err, qemu.ErrInterrupted) {
+				return // stopped by -failfast: not a result
+			}
 			results = append(results, o)
 			report(stdout, o, *verbose)
+			if o.err != nil && *failfast {
+				cancel()
+			}
 		}()
 	}
 	wg.Wait()

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/physmap/physmap/kernel/dump"
+	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/qemu"
 	"github.com/physmap/physmap/qemu/internal/picture"
 )
@@ -124,6 +125,8 @@ var generators = []generator{
 	{"layout-table", func(bs []*boot, hits map[string]int) (string, error) { return fenced(bs[0], secLayout, hits) }},
 	{"first-insn", func(bs []*boot, hits map[string]int) (string, error) { return fenced(bs[0], secFirstInsn, hits) }},
 	{"selftest", genSelftest},
+	{"checks", genChecks},
+	{"injections", genInjections},
 }
 
 // fenced returns section s of boot b's console as a code block.
@@ -276,4 +279,71 @@ func mapped(d *dump.Dump, r dump.Region) string {
 		parts = append(parts, fmt.Sprintf("%d×%s", pages[s], strings.TrimSuffix(strings.ReplaceAll(picture.HumanSize(s), " ", ""), "iB")))
 	}
 	return fmt.Sprintf("%s (%s)", picture.HumanSize(bytes), strings.Join(parts, ", "))
+}
+
+// genChecks returns the manifest as a table, from the registry: each
+// region in build order with the Linux source that fills it, its checks,
+// what each claims and where its expectation comes from.
+func genChecks([]*boot, map[string]int) (string, error) {
+	var out strings.Builder
+	out.WriteString("| region | filled as Linux fills it in | check | claim | expectation from |\n|---|---|---|---|---|\n")
+	for _, r := range selftest.Registry {
+		if len(r.Checks) == 0 {
+			fmt.Fprintf(&out, "| `%s` | %s | - | - | - |\n", r.Name, r.Source)
+			continue
+		}
+		for i, c := range r.Checks {
+			name, src := "", ""
+			if i == 0 {
+				name, src = "`"+r.Name+"`", r.Source
+			}
+			claim := c.Claim
+			if c.When != nil {
+				claim += " (KASLR boots only)"
+			}
+			fmt.Fprintf(&out, "| %s | %s | `%s` | %s | %s |\n", name, src, c.Name, claim, c.Expect)
+		}
+	}
+	return out.String(), nil
+}
+
+// genInjections returns the registry's failing cases as two tables: the
+// injections (physmap.inject=NAME), each failing exactly the checks it
+// names, and the environments, each failing at least them.
+func genInjections([]*boot, map[string]int) (string, error) {
+	var out strings.Builder
+	out.WriteString("| `physmap.inject=` | what it breaks | fails exactly |\n|---|---|---|\n")
+	for _, r := range selftest.Registry {
+		for _, in := range r.Injections {
+			what := in.What
+			if in.When != nil {
+				what += "; booted with `physmap.kaslr`"
+			}
+			fmt.Fprintf(&out, "| `%s` | %s | %s |\n", in.Name, what, codeList(in.Fails))
+		}
+	}
+	out.WriteString("\nand the machines and command lines that must fail a check:\n\n")
+	out.WriteString("| case | `-cpu` | `-append` | what | fails |\n|---|---|---|---|---|\n")
+	for _, r := range selftest.Registry {
+		for _, e := range r.Environments {
+			cpu, app := "max", "-"
+			if e.CPU != "" {
+				cpu = e.CPU
+			}
+			if e.Append != "" {
+				app = "`" + e.Append + "`"
+			}
+			fmt.Fprintf(&out, "| `%s` | `%s` | %s | %s | %s |\n", e.Name, cpu, app, e.What, codeList(e.Fails))
+		}
+	}
+	return out.String(), nil
+}
+
+// codeList writes names as `a`, `b`.
+func codeList(names []string) string {
+	var q []string
+	for _, n := range names {
+		q = append(q, "`"+n+"`")
+	}
+	return strings.Join(q, ", ")
 }

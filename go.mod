@@ -5,10 +5,13 @@ go 1.26.0
 tool github.com/usbarmory/tamago/cmd/tamago
 
 require (
+	github.com/digitalocean/go-qemu v0.0.0-20250212194115-ee9b0668d242
+	github.com/hbollon/go-edlib v1.7.0
+	github.com/usbarmory/tamago v1.26.0
+	golang.org/x/arch v0.33.0
+)
+
+require (
 	github.com/digitalocean/go-libvirt v0.0.0-20220804181439-8648fbde413e // indirect
-	github.com/digitalocean/go-qemu v0.0.0-20250212194115-ee9b0668d242 // indirect
-	github.com/hbollon/go-edlib v1.7.0 // indirect
-	github.com/usbarmory/tamago v1.26.0 // indirect
-	golang.org/x/arch v0.33.0 // indirect
 	golang.org/x/sys v0.30.0 // indirect
 )

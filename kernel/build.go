@@ -5,6 +5,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"os"
 	"runtime/goos"
 	"unsafe"
 
@@ -58,14 +59,14 @@ func runtimeWindow() mm.PhysRange {
 
 // build builds the kernel address space on ram, loads it into CR3 and
 // populates the regions that need it live. log receives the boot log.
-func build(mode mm.Mode, ram []mm.PhysRange, page1G bool, opts option.Options, log, verbose io.Writer) (*region.Space, error) {
+func build(mode mm.Mode, ram []mm.PhysRange, page1G bool, opts option.Options, log io.Writer) (*region.Space, error) {
 	cpu := hwCPU{}
 	img := readImage()
 	var maxPhys mm.PhysAddr
 	for _, r := range ram {
 		maxPhys = max(maxPhys, r.End)
 	}
-	p := place(log, mode, maxPhys, img, opts.KASLR)
+	p := place(os.Stdout, log, mode, maxPhys, img, opts.KASLR)
 
 	size := tablePoolSize(maxPhys)
 	pool := make([]byte, size+page)
@@ -85,7 +86,7 @@ func build(mode mm.Mode, ram []mm.PhysRange, page1G bool, opts option.Options, l
 		Place:   p,
 		RAM:     ram,
 		Page1GB: page1G,
-		Log:     verbose,
+		Log:     log,
 	}
 	var err error
 	if s.AS, err = mm.New(mode, s.Mem, s.Tables, tlb); err != nil {

@@ -89,7 +89,7 @@ func checkMemoryMap(r *report, fw *firmware, log io.Writer) boot.MemoryMap {
 		return m
 	}
 	if !m.CoversRAM(win) {
-		r.fail("e820", "the runtime window %v is not RAM: this machine has %d MiB; give it at least %d MiB", win, m.RAMBytes()>>20, win.End>>20)
+		r.fail("e820", "the runtime window %v is not RAM: this machine has %s; give it at least %s", win, humanSize(m.RAMBytes()), humanSize(uint64(win.End)))
 		return m
 	}
 	r.pass("e820", "fw_cfg's etc/e820 and the PVH memory map agree on the RAM the direct map covers, %v; the runtime window %v lies in RAM", a, win)
@@ -206,7 +206,7 @@ func clampToPhysBits(r *report, ram []mm.PhysRange, physBits uint) []mm.PhysRang
 		out = append(out, e)
 	}
 	if lost > 0 {
-		r.fail("ram.physbits", "%d MiB of RAM lie at or above %v, beyond this CPU's %d physical address bits (CPUID 0x80000008): left unmapped", lost>>20, limit, physBits)
+		r.fail("ram.physbits", "%s of RAM lie at or above %v, beyond this CPU's %d physical address bits (CPUID 0x80000008): left unmapped", humanSize(lost), limit, physBits)
 	}
 	return out
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 
 	"github.com/physmap/physmap/kernel/region"
 	"github.com/physmap/physmap/mm"
@@ -69,7 +70,7 @@ func footprintOf(as *mm.AddressSpace, start, last mm.VirtAddr) regionTables {
 // direct map the minimum is the plan's. Upper-level tables shared by
 // several regions (the root always) count in each of them; the total line
 // says how many distinct pages that is.
-func (k *kernel) printFootprint() {
+func (k *kernel) printFootprint(w io.Writer) {
 	type row struct {
 		name string
 		rt   regionTables
@@ -100,7 +101,7 @@ func (k *kernel) printFootprint() {
 	all := map[mm.PhysAddr]int{}
 	var sum int
 	for _, r := range rows {
-		fmt.Printf("%s%s %d (min %d)\n", footprintPrefix, r.name, len(r.rt.used), r.rt.min)
+		fmt.Fprintf(w, "%s%s %d (min %d)\n", footprintPrefix, r.name, len(r.rt.used), r.rt.min)
 		for pa := range r.rt.used {
 			all[pa]++
 		}
@@ -112,6 +113,6 @@ func (k *kernel) printFootprint() {
 			shared++
 		}
 	}
-	fmt.Printf("%stotal %d (%d distinct reached from leaves, %d shared between regions, %d summed over regions)\n",
+	fmt.Fprintf(w, "%stotal %d (%d distinct reached from leaves, %d shared between regions, %d summed over regions)\n",
 		footprintPrefix, k.space.AS.TablePages(), len(all), shared, sum)
 }

@@ -4,6 +4,7 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -61,7 +62,13 @@ func main() {
 	fw := &firmware{cmdline: fwc.CommandLine()}
 	fmt.Printf("Command line: %s\n", fw.cmdline)
 	opts := checkOptions(&r, fw.cmdline)
-	cfg := selftest.Config{Levels: mode.Levels(), KASLR: opts.KASLR.On, Page1GB: f.Page1GB}
+	// The boot log (firmware map, init_memory_mapping, DirectMap, tables)
+	// goes to the console with physmap.verbose=1 only.
+	var log io.Writer = io.Discard
+	if opts.Verbose {
+		log = os.Stdout
+	}
+	cfg := configOf(opts, f, mode)
 	fmt.Println(cfg)
 	manifest := selftest.Manifest(cfg)
 
@@ -91,14 +98,14 @@ func main() {
 	if fw.e820, err = fwc.File("etc/e820"); err != nil {
 		r.fail("e820", "fw_cfg: %v", err)
 	}
-	memmap := checkMemoryMap(&r, fw, os.Stdout)
+	memmap := checkMemoryMap(&r, fw, log)
 	phase("firmware-map")
 	checkClock(&r, inject == injectClock)
 	checkCPU(&r, f, opts.Levels, mode)
 
 	var k *kernel
 	if memmap != nil && f.NX {
-		k = proveLayout(&r, fw, opts, f, mode, cfg, inject)
+		k = proveLayout(&r, fw, opts, f, mode, cfg, inject, log)
 	} else if !f.NX {
 		// An NX bit with EFER.NXE unavailable is a reserved bit: the first
 		// walk through such a table would fault.
@@ -112,7 +119,7 @@ func main() {
 
 // proveLayout builds the Linux layout, switches CR3 to it, applies the
 // injection and proves it.
-func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features, mode mm.Mode, cfg selftest.Config, inject string) *kernel {
+func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features, mode mm.Mode, cfg selftest.Config, inject string, log io.Writer) *kernel {
 	physBits := uint(f.PhysAddrBits)
 	ram := clampToPhysBits(r, fw.memmap.RAM(), physBits)
 	if err := amd64.InstallFaultHandler(); err != nil {
@@ -120,14 +127,14 @@ func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features,
 		return nil
 	}
 	enableCPU()
-	s, err := build(mode, ram, f.Page1GB, opts, os.Stdout, os.Stdout)
+	s, err := build(mode, ram, f.Page1GB, opts, log)
 	if err != nil {
 		r.fail("layout.build", "%v", err)
 		return nil
 	}
 	dm := region.Find[*region.DirectMap](s)
-	fmt.Print(dm.Plan.Meminfo())
-	fmt.Printf("physmap: %v tables at %v live in CR3: %d table pages (the direct map alone needs at least %d)\n",
+	fmt.Fprint(log, dm.Plan.Meminfo())
+	fmt.Fprintf(log, "physmap: %v tables at %v live in CR3: %d table pages (the direct map alone needs at least %d)\n",
 		mode, s.AS.Root(), s.AS.TablePages(), dm.Plan.MinTablePages)
 
 	switch inject {
@@ -161,8 +168,8 @@ func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features,
 	}
 	k.prove(r)
 	phase("proofs")
-	k.printFootprint()
-	k.show(r, opts.Ptdump)
+	k.printFootprint(log)
+	k.show(r, log, opts.Ptdump)
 	return k
 }
 
@@ -200,4 +207,23 @@ func finish(r *report, opts option.Options, manifest []string, k *kernel) {
 		os.Exit(0)
 	}
 	os.Exit(1)
+}
+
+// configOf is the boot's configuration as the kernel will act on it.
+func configOf(opts option.Options, f amd64.Features, mode mm.Mode) selftest.Config {
+	c := selftest.Config{Levels: mode.Levels(), KASLR: opts.KASLR.On, Page1GB: f.Page1GB,
+		// The kernel text mapping is 1 GiB (KERNEL_IMAGE_SIZE with
+		// CONFIG_RANDOMIZE_BASE, as Debian builds 6.1) only with KASLR so
+		// far; without it, mm.rst's 512 MiB.
+		Layout: "mmrst",
+		// The vsyscall page is mapped as vsyscall=emulate maps it,
+		// whatever vsyscall= says, so far.
+		Vsyscall: "emulate",
+	}
+	if opts.KASLR.On {
+		c.Layout = "distro"
+	}
+	cr4 := amd64.ReadCR4()
+	c.SMEP, c.SMAP, c.PCID = cr4&amd64.CR4_SMEP != 0, cr4&amd64.CR4_SMAP != 0, cr4&amd64.CR4_PCIDE != 0
+	return c
 }

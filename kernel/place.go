@@ -29,8 +29,9 @@ const (
 )
 
 // place decides where the builder puts what Linux can randomize: the
-// documented places, or KASLR's, announced on log.
-func place(log io.Writer, mode mm.Mode, maxPhys mm.PhysAddr, img region.Image, opt option.KASLR) region.Placement {
+// documented places, or KASLR's: the seed announced on out, the draws on
+// log.
+func place(out, log io.Writer, mode mm.Mode, maxPhys mm.PhysAddr, img region.Image, opt option.KASLR) region.Placement {
 	def := mm.DefaultLayout(mode)
 	kt, _ := def.Region(mm.KindKernelText)
 	p := region.Placement{ImagePA: img.All().Start.AlignDown(kaslrImageAlign)}
@@ -45,7 +46,7 @@ func place(log io.Writer, mode mm.Mode, maxPhys mm.PhysAddr, img region.Image, o
 		seed, src = binary.LittleEndian.Uint64(b[:]), "RDRAND"
 	}
 	rng := mrand.New(mrand.NewPCG(seed, seed^0x7068_7973_6d61_7021))
-	fmt.Fprintf(log, "kaslr: seed %#x from %s (boot with physmap.kaslr=%#x to repeat this layout)\n", seed, src, seed)
+	fmt.Fprintf(out, "kaslr: seed %#x from %s (boot with physmap.kaslr=%#x to repeat this layout)\n", seed, src, seed)
 
 	p.KASLR = mm.RandomizeMemory(mode, maxPhys, rng.Uint64)
 	p.Layout = p.KASLR.LayoutOptions()

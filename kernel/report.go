@@ -21,7 +21,9 @@ type report struct {
 func (r *report) Check(name string, ok bool, format string, args ...any) {
 	res := selftest.Result{Verdict: selftest.Verdict(ok), Check: name, Detail: fmt.Sprintf(format, args...)}
 	r.tally.Add(res)
-	fmt.Println(res)
+	for _, l := range selftest.Wrap(res.String(), selftest.Width) {
+		fmt.Println(l)
+	}
 }
 
 // pass and fail are Check with the verdict spelt out.

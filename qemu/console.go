@@ -46,6 +46,9 @@ type Console struct {
 	Now        func() time.Time
 	sleepStart time.Time
 	tail       []string
+	// inResult is set while the lines continue a check line the kernel
+	// wrapped (selftest.Wrap).
+	inResult bool
 }
 
 // ClockTolerance is how far, as a fraction, the host's measure of a guest
@@ -103,8 +106,15 @@ func (c *Console) Feed(line string) LineKind {
 		return LineOther
 	}
 	c.feedClock(line)
+	if c.inResult && selftest.IsContinuation(line) {
+		last := &c.Tally.Results[len(c.Tally.Results)-1]
+		last.Detail = selftest.Unwrap(last.Detail, line)
+		return LineResult
+	}
+	c.inResult = false
 	if r, err := selftest.ParseResult(line); err == nil {
 		c.Tally.Add(r)
+		c.inResult = true
 		return LineResult
 	}
 	if cfg, err := selftest.ParseConfig(line); err == nil && !c.HaveConfig {

@@ -218,3 +218,15 @@ func TestClockAgainstHost(t *testing.T) {
 		t.Errorf("a sleep that never ended: Judge = %v, want ErrClock", err)
 	}
 }
+
+func TestFeedJoinsWrappedChecks(t *testing.T) {
+	r := selftest.Result{Verdict: selftest.Fail, Check: "walk.image", Detail: strings.Repeat("a frame that is not where it should be, ", 6) + "at last"}
+	lines := selftest.Wrap(r.String(), selftest.Width)
+	if len(lines) < 2 {
+		t.Fatalf("the line did not wrap: %q", lines)
+	}
+	c := feed(append(lines, "  indented boot log", "PASS b: x")...)
+	if got := c.Tally.Results; len(got) != 2 || got[0].Detail != r.Detail {
+		t.Errorf("results %+v, want the wrapped detail %q joined", got, r.Detail)
+	}
+}

@@ -149,9 +149,9 @@ func expectFault(what string, f amd64.Fault, want amd64.PFError) error {
 	return nil
 }
 
-// humanSize prints a byte count in the largest binary unit that divides
-// it, as Linux's tools do (kB, MB, GB, ...).
-func humanSize(n uint64) string {
+// HumanSize prints a byte count in the largest binary unit that divides
+// it, as mm.rst and Linux's tools name them (kB, MB, GB, TB, PB).
+func HumanSize(n uint64) string {
 	for _, u := range []struct {
 		size uint64
 		name string
@@ -160,5 +160,13 @@ func humanSize(n uint64) string {
 			return fmt.Sprintf("%d %s", n/u.size, u.name)
 		}
 	}
+	if n >= 1<<60 {
+		return fmt.Sprintf("~%.4g EB", float64(n)/float64(1<<60))
+	}
+	if n >= mm.TB {
+		return fmt.Sprintf("%.1f TB", float64(n)/float64(mm.TB))
+	}
 	return fmt.Sprintf("%d B", n)
 }
+
+func humanSize(n uint64) string { return HumanSize(n) }

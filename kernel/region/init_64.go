@@ -165,10 +165,10 @@ func (p *Proof) proveDirectMap() {
 		covered += uint64(lf.Size)
 	}
 	if covered != total {
-		fail(p.R, name, "page_offset_base %v maps %d MiB of the %d MiB of RAM and ISA range the PVH memory map gives", base, covered>>20, total>>20)
+		fail(p.R, name, "page_offset_base %v maps %s of the %s of RAM and ISA range the PVH memory map gives", base, humanSize(covered), humanSize(total))
 		return
 	}
-	pass(p.R, name, "page_offset_base %v maps all %d MiB of RAM in the PVH memory map and the ISA range, 1:1, no hole mapped", base, total>>20)
+	pass(p.R, name, "page_offset_base %v maps all %s of RAM in the PVH memory map and the ISA range, 1:1, no hole mapped", base, humanSize(total))
 }
 
 // proveFaultNX executes RIPProbe through the direct map: its alias there is

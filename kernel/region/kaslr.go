@@ -125,11 +125,11 @@ func (p *Proof) proveKASLRImage() {
 	case kt.Size != kaslrImageSize || mods.Start != kt.Start.Add(kt.Size):
 		fail(p.R, name, "the documented kernel text mapping is %v+%#x with modules at %v: want 1 GiB with the modules right after", kt.Start, kt.Size, mods.Start)
 	case !slot.IsAligned(kaslrImageAlign) || slot < kt.Start.Add(kaslrImageMin) || imgEnd > kt.Start.Add(kt.Size):
-		fail(p.R, name, "the image at %v-%v (_text %v) is not in a 2 MiB-aligned slot of [%v, %v)", slot, imgEnd, b.Text, kt.Start.Add(kaslrImageMin), kt.Start.Add(kt.Size))
+		fail(p.R, name, "the image at %v-%v (_text %v) is not in a 2 MB-aligned slot of [%v, %v)", slot, imgEnd, b.Text, kt.Start.Add(kaslrImageMin), kt.Start.Add(kt.Size))
 	case b.Module < mods.Start.Add(page) || b.Module > mods.Start.Add(kaslrModPages*page):
 		fail(p.R, name, "the module is at %v, MODULES_VADDR+%#x: want 1 to %d pages past MODULES_VADDR %v", b.Module, uint64(b.Module-mods.Start), kaslrModPages, mods.Start)
 	default:
-		pass(p.R, name, "_text at %v, its image in the 2 MiB slot %v of the 1 GiB kernel text mapping; the module at MODULES_VADDR+%#x (%v)",
+		pass(p.R, name, "_text at %v, its image in the 2 MB slot %v of the 1 GB kernel text mapping; the module at MODULES_VADDR+%#x (%v)",
 			b.Text, slot, uint64(b.Module-mods.Start), b.Module)
 	}
 }

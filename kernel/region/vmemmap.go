@@ -227,6 +227,6 @@ func (v *Vmemmap) Prove(p *Proof) {
 		fail(p.R, name, "%v", err)
 		return
 	}
-	pass(p.R, name, "vmemmap_base %v: the %d sections with RAM mapped whole (%d MiB of descriptors in %d leaves), each leaf's first descriptor holds its pfn; vmemmap_base+pfn*64 holds pfn for %d sampled pfns (%d above 4 GiB); no leaf over a hole",
-		base, len(sections), uint64(len(sections))*sectionMemmapSize>>20, leaves, len(samples), high)
+	pass(p.R, name, "vmemmap_base %v: the %d sections with RAM mapped whole (%s of descriptors in %d leaves), each leaf's first descriptor holds its pfn; vmemmap_base+pfn*64 holds pfn for %d sampled pfns (%d above 4 GB); no leaf over a hole",
+		base, len(sections), humanSize(uint64(len(sections))*sectionMemmapSize), leaves, len(samples), high)
 }

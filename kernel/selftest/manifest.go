@@ -17,21 +17,41 @@ import (
 // exist.
 
 // Config is what decides a boot's manifest. The kernel prints it as its
-// ConfigPrefix line; the harness compares what it can know (the options it
-// passed) and computes the manifest from it.
+// ConfigPrefix line, stating what it does (not merely what it was asked);
+// the harness compares what it can know (the options it passed) and
+// computes the manifest from it.
 type Config struct {
 	Levels  int  // paging levels in force: 4 or 5
 	KASLR   bool // memory and image KASLR on
 	Page1GB bool // CPUID has 1 GiB pages
+	// Layout is the kernel configuration laid out: "distro" (Debian's
+	// Linux 6.1: KERNEL_IMAGE_SIZE 1 GiB) or "mmrst" (mm.rst's 512 MiB);
+	// empty in a line that does not say.
+	Layout string
+	// Vsyscall is the vsyscall mode in force: "none", "xonly" or
+	// "emulate"; empty in a line that does not say.
+	Vsyscall string
+	// PTI says page table isolation is on; XPFO that frames leave the
+	// direct map while a process owns them.
+	PTI, XPFO bool
+	// SMEP, SMAP and PCID say CR4 has them on.
+	SMEP, SMAP, PCID bool
 }
 
 // ConfigPrefix starts the line that states a boot's Config:
-// "config: levels=5 kaslr=off page1g=yes".
+// "config: levels=5 kaslr=off page1g=yes layout=distro vsyscall=none ...".
 const ConfigPrefix = "config: "
 
 // String renders c as its console line, without the newline.
 func (c Config) String() string {
-	return fmt.Sprintf("%slevels=%d kaslr=%s page1g=%s", ConfigPrefix, c.Levels, onOff(c.KASLR), yesNo(c.Page1GB))
+	s := fmt.Sprintf("%slevels=%d kaslr=%s page1g=%s", ConfigPrefix, c.Levels, onOff(c.KASLR), yesNo(c.Page1GB))
+	if c.Layout != "" {
+		s += " layout=" + c.Layout
+	}
+	if c.Vsyscall != "" {
+		s += " vsyscall=" + c.Vsyscall
+	}
+	return s + fmt.Sprintf(" pti=%s xpfo=%s smep=%s smap=%s pcid=%s", onOff(c.PTI), onOff(c.XPFO), yesNo(c.SMEP), yesNo(c.SMAP), yesNo(c.PCID))
 }
 
 func onOff(b bool) string {
@@ -48,7 +68,8 @@ func yesNo(b bool) string {
 	return "no"
 }
 
-// ParseConfig parses a config line.
+// ParseConfig parses a config line. levels, kaslr and page1g are
+// required; the other fields keep their zero values when absent.
 func ParseConfig(line string) (Config, error) {
 	rest, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), ConfigPrefix)
 	if !ok {
@@ -73,6 +94,20 @@ func ParseConfig(line string) (Config, error) {
 			c.KASLR, err = parseFlag(v, "on", "off")
 		case "page1g":
 			c.Page1GB, err = parseFlag(v, "yes", "no")
+		case "layout":
+			c.Layout, err = oneOf(v, "distro", "mmrst")
+		case "vsyscall":
+			c.Vsyscall, err = oneOf(v, "none", "xonly", "emulate")
+		case "pti":
+			c.PTI, err = parseFlag(v, "on", "off")
+		case "xpfo":
+			c.XPFO, err = parseFlag(v, "on", "off")
+		case "smep":
+			c.SMEP, err = parseFlag(v, "yes", "no")
+		case "smap":
+			c.SMAP, err = parseFlag(v, "yes", "no")
+		case "pcid":
+			c.PCID, err = parseFlag(v, "yes", "no")
 		default:
 			err = fmt.Errorf("unknown field")
 		}
@@ -86,6 +121,13 @@ func ParseConfig(line string) (Config, error) {
 		}
 	}
 	return c, nil
+}
+
+func oneOf(v string, allowed ...string) (string, error) {
+	if slices.Contains(allowed, v) {
+		return v, nil
+	}
+	return "", fmt.Errorf("want one of %s", strings.Join(allowed, ", "))
 }
 
 func parseFlag(v, yes, no string) (bool, error) {

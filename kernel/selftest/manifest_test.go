@@ -10,6 +10,8 @@ import (
 var configs = []Config{
 	{Levels: 4}, {Levels: 4, Page1GB: true}, {Levels: 5, Page1GB: true},
 	{Levels: 4, KASLR: true, Page1GB: true}, {Levels: 5, KASLR: true, Page1GB: true},
+	{Levels: 5, Page1GB: true, Layout: "distro", Vsyscall: "none", PTI: true, XPFO: true, SMEP: true, SMAP: true, PCID: true},
+	{Levels: 4, Layout: "mmrst", Vsyscall: "emulate"},
 }
 
 func TestRegistryNames(t *testing.T) {
@@ -105,7 +107,8 @@ func TestConfigRoundTrip(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"config: levels=5", "config: levels=6 kaslr=off page1g=no", "config: levels=5 kaslr=maybe page1g=no",
-		"config: levels=5 kaslr=off page1g=no levels=4", "config: levels=5 kaslr=off page1g=no x=1", "PASS a: b"} {
+		"config: levels=5 kaslr=off page1g=no levels=4", "config: levels=5 kaslr=off page1g=no x=1", "PASS a: b",
+		"config: levels=5 kaslr=off page1g=no vsyscall=native", "config: levels=5 kaslr=off page1g=no smep=on"} {
 		if _, err := ParseConfig(bad); !errors.Is(err, ErrNotProtocol) {
 			t.Errorf("ParseConfig(%q) err = %v, want ErrNotProtocol", bad, err)
 		}

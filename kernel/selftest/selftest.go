@@ -22,7 +22,7 @@ const (
 
 // PhasePrefix starts a line that marks the end of one phase of the boot
 // with the guest's time since the TSC started (about QEMU's start):
-// "phase: NAME NANOSECONDS".
+// "phase: NAME ended at MILLISECONDS ms", to six decimals.
 const PhasePrefix = "phase: "
 
 // Phase is one phase line.
@@ -31,9 +31,11 @@ type Phase struct {
 	At   time.Duration
 }
 
-// String renders p as its console line.
+// String renders p as its console line: "phase: regions ended at
+// 352.311540 ms" (guest time, to the nanosecond).
 func (p Phase) String() string {
-	return fmt.Sprintf("%s%s %d", PhasePrefix, p.Name, p.At.Nanoseconds())
+	ns := p.At.Nanoseconds()
+	return fmt.Sprintf("%s%s ended at %d.%06d ms", PhasePrefix, p.Name, ns/1e6, ns%1e6)
 }
 
 // ParsePhase parses a phase line.
@@ -42,12 +44,19 @@ func ParsePhase(line string) (Phase, error) {
 	if !ok {
 		return Phase{}, ErrNotProtocol
 	}
-	name, ns, ok := strings.Cut(rest, " ")
-	n, err := strconv.ParseInt(ns, 10, 64)
-	if !ok || err != nil || n < 0 || !ValidCheckName(name) {
-		return Phase{}, fmt.Errorf("%w: malformed phase line %q", ErrNotProtocol, line)
+	bad := fmt.Errorf("%w: malformed phase line %q", ErrNotProtocol, line)
+	name, at, ok := strings.Cut(rest, " ended at ")
+	ms, ok2 := strings.CutSuffix(at, " ms")
+	whole, frac, ok3 := strings.Cut(ms, ".")
+	if !ok || !ok2 || !ok3 || len(frac) != 6 || !ValidCheckName(name) {
+		return Phase{}, bad
 	}
-	return Phase{Name: name, At: time.Duration(n)}, nil
+	w, err1 := strconv.ParseInt(whole, 10, 64)
+	f, err2 := strconv.ParseInt(frac, 10, 64)
+	if err1 != nil || err2 != nil || w < 0 || f < 0 || strconv.FormatInt(w, 10) != whole {
+		return Phase{}, bad
+	}
+	return Phase{Name: name, At: time.Duration(w*1e6 + f)}, nil
 }
 
 // closingPrefix starts the closing line.

@@ -83,7 +83,11 @@ func TestPhase(t *testing.T) {
 	if err != nil || got != p {
 		t.Fatalf("ParsePhase(%q) = %+v, %v", p.String(), got, err)
 	}
-	for _, bad := range []string{"phase: x", "phase: x -1", "phase: two words 5", "phase:x 5", "PASS a: b"} {
+	if got := p.String(); got != "phase: directmap ended at 123.456789 ms" {
+		t.Errorf("String() = %q", got)
+	}
+	for _, bad := range []string{"phase: x", "phase: x ended at -1.000000 ms", "phase: two words ended at 5.000000 ms", "phase:x ended at 5.000000 ms",
+		"phase: x ended at 5.0 ms", "phase: x ended at 5 ms", "phase: x 5", "PASS a: b"} {
 		if _, err := ParsePhase(bad); !errors.Is(err, ErrNotProtocol) {
 			t.Errorf("ParsePhase(%q) err = %v, want ErrNotProtocol", bad, err)
 		}

@@ -53,14 +53,12 @@ func indented(l string) bool { return strings.HasPrefix(l, " ") }
 
 // The console's sections that the README shows apart or leaves out.
 var (
-	secLayout = section{"layout table", "physmap: the 4-level kernel address space as built", func(l string) bool {
-		return indented(l) || strings.HasPrefix(l, "=") || strings.HasPrefix(l, "_")
-	}}
+	secLayout = section{"region table", "physmap: the 4-level address space the CPU walks, region by region", indented}
 	secFirstInsn = section{"first instruction", "physmap: the kernel's first instruction", indented}
 	secPtdump    = section{"ptdump", "physmap: ptdump of the live tables", func(l string) bool {
 		return strings.HasPrefix(l, "---[") || strings.HasPrefix(l, "0x")
 	}}
-	secAliases = section{"aliases", "physmap: aliases", indented}
+	secAliases = section{"aliases", "physmap: every virtual address of the image's and the module's frames", indented}
 	secJSON    = section{"JSON", dump.BeginLine, func(l string) bool { return l != dump.EndLine }}
 )
 
@@ -99,16 +97,20 @@ var masks = []mask{
 	{"the TSC frequency", regexp.MustCompile(`^PASS clock: TSC calibrated by [a-z]+ at ([0-9]+\.[0-9]+) MHz`), "####.###"},
 	{"the clock's rate", regexp.MustCompile(`^PASS clock: .* runs at ([0-9]+\.[0-9])% of its rate`), "###.#"},
 	{"the clock's retries", regexp.MustCompile(`^PASS clock: .*, ([0-9]+) measured again\)`), "#"},
-	{"the phase times", regexp.MustCompile(`^phase: [a-z0-9.-]+ ([0-9]+)$`), "#########"},
+	{"the phase times", regexp.MustCompile(`^phase: [a-z0-9.-]+ ended at ([0-9]+\.[0-9]+) ms$`), "###.######"},
 }
 
-// normalise applies the masks to a line, and counts the hits.
+// normalise applies the masks to a line, and counts the hits; a check
+// line is then wrapped as the kernel wraps it.
 func normalise(l string, hits map[string]int) string {
 	for _, m := range masks {
 		if g := m.re.FindStringSubmatchIndex(l); g != nil {
 			hits[m.what]++
 			l = l[:g[2]] + m.with + l[g[3]:]
 		}
+	}
+	if isCheck(l) {
+		return strings.Join(selftest.Wrap(l, selftest.Width), "\n")
 	}
 	return l
 }

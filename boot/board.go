@@ -15,12 +15,8 @@ import (
 // COM1 is the first serial port's I/O base on a PC.
 const COM1 = 0x3f8
 
-// HeapSize is the memory window TamaGo's runtime owns, from RamStart
-// (TamaGo's 0x10000000) up: image, heap and stacks. It is the only size
-// physmap fixes; everything else comes from the firmware memory map. With
-// RamStart at 256 MiB it makes 384 MiB the least RAM a machine can have.
-const HeapSize = 128 << 20
-
+// ramSize is the runtime's window (early.go's HeapSize).
+//
 //go:linkname ramSize runtime/goos.RamSize
 var ramSize uint = HeapSize
 

@@ -4,6 +4,7 @@
 #   make test    host unit tests, then the QEMU boot matrix under TCG
 #   make map     boot the kernel and draw its live address space, build/physmap-map.svg
 #   make bench   time physmap against a minimal TamaGo kernel, build/bench.json
+#   make soak    boot physmap 300 times under host load, failures by check
 #
 # The QEMU command line lives in one place, the Go harness qemu/
 # (go run ./qemu/cmd/physmap-run -print shows it); this file never repeats it.
@@ -45,7 +46,10 @@ MAPFLAGS ?= -append physmap.levels=4
 # Options for physmap-bench, e.g. make bench BENCHFLAGS='-n 9 -largest none'
 BENCHFLAGS ?=
 
-.PHONY: all kernel qemu qemu-gdb map bench test test-unit test-boot vet cover check-tamago check-qemu clean
+# Options for physmap-soak, e.g. make soak SOAKFLAGS='-n 50 -busy 4'
+SOAKFLAGS ?=
+
+.PHONY: all kernel qemu qemu-gdb map bench soak test test-unit test-boot vet cover check-tamago check-qemu clean
 
 all: kernel
 
@@ -86,6 +90,11 @@ $(BASELINE): $(KERNEL_SRC) | check-tamago
 
 bench: $(ELF) $(BASELINE) check-qemu
 	go run ./qemu/cmd/physmap-bench -kernel $(ELF) -baseline $(BASELINE) -o $(BUILD)/bench.json $(BENCHFLAGS)
+
+# A reliability benchmark, not a test: many boots with busy processes on
+# the host (physmap-soak starts and stops them itself).
+soak: $(ELF) check-qemu
+	go run ./qemu/cmd/physmap-soak -kernel $(ELF) $(SOAKFLAGS)
 
 test: test-unit test-boot
 

@@ -7,6 +7,7 @@
 #   make docs-check  fail when README.md or docs/physmap-map.svg is not what make docs writes (make test)
 #   make bench   time physmap against a minimal TamaGo kernel, build/bench.json
 #   make mutate  apply each mutant of the checking code, rebuild, run the tests: every mutant must die
+#   make soak    boot physmap 300 times under host load, failures by check
 #
 # The QEMU command line lives in one place, the Go harness qemu/
 # (go run ./qemu/cmd/physmap-run -print shows it); this file never repeats it.
@@ -51,7 +52,10 @@ BENCHFLAGS ?=
 # Options for physmap-mutate, e.g. make mutate MUTATEFLAGS=-run=kaslr
 MUTATEFLAGS ?=
 
-.PHONY: mutate all kernel qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover check-tamago check-qemu check-rsvg clean
+# Options for physmap-soak, e.g. make soak SOAKFLAGS='-n 50 -busy 4'
+SOAKFLAGS ?=
+
+.PHONY: mutate soak all kernel qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover check-tamago check-qemu check-rsvg clean
 
 all: kernel
 
@@ -116,6 +120,11 @@ bench: $(ELF) $(BASELINE) check-qemu
 # The mutation suite (qemu/cmd/physmap-mutate): minutes, so not part of make test.
 mutate: check-tamago check-qemu
 	go run ./qemu/cmd/physmap-mutate $(MUTATEFLAGS)
+
+# A reliability benchmark, not a test: many boots with busy processes on
+# the host (physmap-soak starts and stops them itself).
+soak: $(ELF) check-qemu
+	go run ./qemu/cmd/physmap-soak -kernel $(ELF) $(SOAKFLAGS)
 
 test: test-unit test-boot docs-check
 

@@ -115,8 +115,12 @@ func build(mode mm.Mode, ram []mm.PhysRange, page1G bool, opts option.Options, l
 // enableCPU turns on what the layout relies on, as Linux does: NX bits
 // honoured (EFER.NXE), read-only pages enforced on the kernel too (CR0.WP)
 // and global pages (CR4.PGE).
-func enableCPU() {
+// CR4.PGE only where CPUID has it: setting it elsewhere would #GP, and
+// cpu.state then reports it off.
+func enableCPU(f amd64.Features) {
 	amd64.Wrmsr(amd64.MSR_EFER, amd64.Rdmsr(amd64.MSR_EFER)|amd64.EFER_NXE)
 	amd64.WriteCR0(amd64.ReadCR0() | amd64.CR0_WP)
-	amd64.WriteCR4(amd64.ReadCR4() | amd64.CR4_PGE)
+	if f.PGE {
+		amd64.WriteCR4(amd64.ReadCR4() | amd64.CR4_PGE)
+	}
 }

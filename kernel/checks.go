@@ -140,8 +140,8 @@ func checkClock(r *report, fast bool) {
 	}
 	off := ppt - 1000
 	r.Check("clock", off >= -clockTolerance && off <= clockTolerance,
-		"TSC calibrated by %s at %.3f MHz; the runtime's clock measured against the PIT runs at %d.%d%% of its rate (median of %d windows of 10 ms, %d measured again)",
-		c.Source, float64(c.TSCHz)/1e6, ppt/10, abs(ppt%10), clockWindows, retries)
+		"TSC at %.3f MHz by %s (%s); the runtime's clock measured against the PIT runs at %d.%d%% of its rate (median of %d windows of 10 ms, %d measured again)",
+		float64(c.TSCHz)/1e6, c.Source, c.Detail(), ppt/10, abs(ppt%10), clockWindows, retries)
 }
 
 func abs(v int64) int64 {

@@ -126,7 +126,7 @@ func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features,
 		r.fail("fault.handler", "%v", err)
 		return nil
 	}
-	enableCPU()
+	enableCPU(f)
 	s, err := build(mode, ram, f.Page1GB, opts, log)
 	if err != nil {
 		r.fail("layout.build", "%v", err)

@@ -229,6 +229,7 @@ var Registry = []Region{
 			{Name: "option/empty-inject", Append: "physmap.inject=", What: "an empty value, refused like any other", Fails: []string{"option"}},
 			{Name: "option/nokaslr-with-seed", Append: "nokaslr physmap.kaslr=1", What: "Linux's nokaslr against an explicit KASLR seed", Fails: []string{"option"}},
 			{Name: "cpu/no-nx", CPU: "qemu64,+rdrand,-nx", What: "a CPU without NX", Fails: []string{"cpu.nx"}},
+			{Name: "cpu/no-pge", CPU: "max,-pge", What: "a CPU without global pages (CPUID PGE)", Fails: []string{"cpu.state"}},
 			{Name: "levels/5-without-la57", CPU: "max,-la57", Append: "physmap.levels=5", What: "5-level paging asked of a CPU without LA57", Fails: []string{"paging.mode"}},
 		},
 	},

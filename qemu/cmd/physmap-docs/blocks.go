@@ -95,7 +95,7 @@ type mask struct {
 // README shows no RDRAND seed).
 var masks = []mask{
 	{"the TSC frequency", regexp.MustCompile(`^PASS clock: TSC at ([0-9]+\.[0-9]+) MHz`), "####.###"},
-	{"the calibration's agreement", regexp.MustCompile(`^PASS clock: TSC at [0-9.]+ MHz by .*? \(([^)]*)\)`), "(calibration detail)"},
+	{"the calibration's agreement", regexp.MustCompile(`^PASS clock: TSC at \S+ MHz by .*? \(([^)]*)\)`), "(calibration detail)"},
 	{"the clock's rate", regexp.MustCompile(`^PASS clock: .* runs at ([0-9]+\.[0-9])% of its rate`), "###.#"},
 	{"the clock's retries", regexp.MustCompile(`^PASS clock: .*, ([0-9]+) measured again\)`), "#"},
 	{"the phase times", regexp.MustCompile(`^phase: [a-z0-9.-]+ ended at ([0-9]+\.[0-9]+) ms$`), "###.######"},

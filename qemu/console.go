@@ -34,6 +34,11 @@ type Console struct {
 	// Holding is set once selftest.HoldLine has been seen after the closing
 	// line.
 	Holding bool
+	// Early is the early boot's line (selftest.EarlyPrefix ...), if the
+	// kernel printed one before the closing line.
+	Early string
+	// Lines counts the console lines seen, the last unfinished one included.
+	Lines int
 	// Sleep is the guest sleep announced by a "clock: sleeping" line, and
 	// HostSleep how long the host saw between that line and "clock: slept";
 	// zero until both lines arrived.
@@ -87,6 +92,7 @@ func (c *Console) ClockError() error {
 // return is ignored) and says what it was.
 func (c *Console) Feed(line string) LineKind {
 	line = strings.TrimRight(line, "\r\n")
+	c.Lines++
 	c.tail = append(c.tail, line)
 	if len(c.tail) > TailLines {
 		c.tail = c.tail[len(c.tail)-TailLines:]
@@ -99,6 +105,9 @@ func (c *Console) Feed(line string) LineKind {
 		return LineOther
 	}
 	c.feedClock(line)
+	if strings.HasPrefix(line, selftest.EarlyPrefix) && c.Early == "" {
+		c.Early = line
+	}
 	if r, err := selftest.ParseResult(line); err == nil {
 		c.Tally.Add(r)
 		return LineResult
@@ -124,12 +133,22 @@ func (c *Console) failedNames() []string {
 	return names
 }
 
+// FailLines returns the FAIL lines, in console order, each cut to
+// detailWidth columns.
+func (c *Console) FailLines() []string {
+	var out []string
+	for _, r := range c.Tally.Failed() {
+		out = append(out, cut(r.String(), detailWidth))
+	}
+	return out
+}
+
 // Judge decides the self-test's verdict from the console alone. With
 // expectFail empty the run must pass: a closing line with at least one check
 // and no failure. With expectFail set the run must fail and a FAIL line must
 // name exactly that check. Judge returns nil on success.
 func (c *Console) Judge(expectFail string) error {
-	verdict := func(err error, format string, args ...any) error {
+	verdict := func(err error, format string, args ...any) *Error {
 		return &Error{Op: "verdict", Err: err, Detail: fmt.Sprintf(format, args...), Tail: c.Tail()}
 	}
 	if !c.Closed {
@@ -145,7 +164,9 @@ func (c *Console) Judge(expectFail string) error {
 	failed := c.failedNames()
 	if expectFail == "" {
 		if !c.Summary.OK() {
-			return verdict(ErrSelfTestFailed, "%d failed: %s", c.Summary.Failed, strings.Join(failed, ", "))
+			err := verdict(ErrSelfTestFailed, "%d failed: %s", c.Summary.Failed, strings.Join(failed, ", "))
+			err.Failed = c.FailLines()
+			return err
 		}
 		return c.ClockError()
 	}
@@ -157,7 +178,9 @@ func (c *Console) Judge(expectFail string) error {
 			return nil
 		}
 	}
-	return verdict(ErrWrongFailure, "expected FAIL %s, got FAIL %s", expectFail, strings.Join(failed, ", "))
+	err := verdict(ErrWrongFailure, "expected FAIL %s, got FAIL %s", expectFail, strings.Join(failed, ", "))
+	err.Failed = c.FailLines()
+	return err
 }
 
 // ExpectedStatus is the QEMU exit status the kernel should leave with after

@@ -5,9 +5,12 @@
 // arrows from the kernel image and module pages to their direct-map (and
 // identity) aliases, labelled with the physical address.
 //
-// It reads the JSON dump the kernel prints on its console: from a saved
-// console log with -console, or by booting the kernel under QEMU through the
-// harness (package qemu) with -kernel, -m, -cpu and -append passed through.
+// It reads the JSON dump of the kernel's live tables: by booting the kernel
+// under QEMU through the harness (package qemu), with -kernel, -m, -cpu and
+// -append passed through, from the bulk channel the kernel writes it to; or
+// with -console from a saved file holding it (a bulk channel's file, such as
+// physmap-run -bulk keeps, or the console log of a kernel that printed it
+// there).
 //
 //	physmap-map [-console FILE | -kernel build/physmap.elf -m 6G -cpu max -append physmap.levels=4]
 //	            [-o build/physmap-map.svg]
@@ -19,7 +22,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,7 +40,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("physmap-map", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	console := fs.String("console", "", "read the dump from this saved console log (- for stdin) instead of booting")
+	console := fs.String("console", "", "read the dump from this saved file (physmap-run -bulk's, or a console log; - for stdin) instead of booting")
 	out := fs.String("o", "build/physmap-map.svg", "write the SVG here")
 	kernel := fs.String("kernel", "build/physmap.elf", "kernel ELF image to boot")
 	// 6G rather than the harness's 2G: RAM above 4 GiB, and the hole below
@@ -67,12 +69,19 @@ func run(args []string, stderr io.Writer) int {
 	case "":
 		cfg := qemu.Config{Binary: os.Getenv("QEMU"), Kernel: *kernel, Memory: *mem, Accel: qemu.TCG, Append: *appendLine, Timeout: *timeout}
 		if set["cpu"] {
+			if err := qemu.CheckCPU(*cpu); err != nil {
+				fmt.Fprintf(stderr, "physmap-map: %v\n", err)
+				return qemu.ExitUsage
+			}
 			cfg.CPU = *cpu
+		}
+		if err := qemu.CheckTimeout(*timeout); err != nil {
+			fmt.Fprintf(stderr, "physmap-map: %v\n", err)
+			return qemu.ExitUsage
 		}
 		log, err = boot(cfg, stderr)
 		if err != nil {
-			fmt.Fprintf(stderr, "physmap-map: %v\n", err)
-			return qemu.ExitCode(err)
+			return qemu.ExitCode(err) // boot said why
 		}
 	case "-":
 		log, err = io.ReadAll(os.Stdin)
@@ -113,9 +122,10 @@ func run(args []string, stderr io.Writer) int {
 	return qemu.ExitOK
 }
 
-// boot runs the kernel under the harness and returns its console. A boot
+// boot runs the kernel under the harness and returns its bulk channel, or
+// for a kernel that printed its dump on the console, the console. A boot
 // whose self-test fails draws nothing: its tables are not the ones the
-// layout promises.
+// layout promises. It prints its own error.
 func boot(cfg qemu.Config, stderr io.Writer) ([]byte, error) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
@@ -124,15 +134,15 @@ func boot(cfg qemu.Config, stderr io.Writer) ([]byte, error) {
 	r := &qemu.Runner{Stdout: &console, Stderr: stderr, Name: "physmap-map", Interrupt: sigs}
 	res, err := r.Run(context.Background(), cfg)
 	if err != nil {
-		var he *qemu.Error
-		if errors.As(err, &he) && len(he.Tail) > 0 {
-			fmt.Fprintf(stderr, "physmap-map: last %d console lines:\n", len(he.Tail))
-			for _, l := range he.Tail {
-				fmt.Fprintf(stderr, "  | %s\n", l)
-			}
+		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
+		for _, l := range qemu.Details(err, res) {
+			fmt.Fprintf(stderr, "  %s\n", l)
 		}
 		return nil, err
 	}
 	fmt.Fprintf(stderr, "physmap-map: booted with -m %s: %s\n", res.Config.Memory, res.Console.Summary)
+	if bytes.Contains(res.Bulk, []byte(dump.BeginLine)) {
+		return res.Bulk, nil
+	}
 	return console.Bytes(), nil
 }

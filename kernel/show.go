@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/boot"
 	"github.com/physmap/physmap/kernel/dump"
 	"github.com/physmap/physmap/mm"
 )
@@ -157,8 +158,8 @@ func merge(vs []mm.VirtRange) []mm.VirtRange {
 	return out
 }
 
-// show prints the layout, the first instruction, ptdump, the aliases and
-// the JSON dump of the live tables.
+// show prints the layout, the first instruction, ptdump and the aliases,
+// and writes the JSON dump of the live tables to the bulk channel.
 func (k *kspace) show(r *report, live *mm.AddressSpace, ptdump string) {
 	runs := dump.Runs(live, k.layout)
 	k.showLayout(os.Stdout, runs)
@@ -172,7 +173,8 @@ func (k *kspace) show(r *report, live *mm.AddressSpace, ptdump string) {
 	aliases := k.showAliases(runs)
 	d := &dump.Dump{Mode: live.Mode().Levels(), CR3: dump.Addr(amd64.ReadCR3() & amd64.CR3_ADDR_MASK),
 		Regions: dump.RegionsOf(k.layout), Runs: runs, Aliases: aliases}
-	if err := dump.Write(os.Stdout, d); err != nil {
+	if err := dump.Write(boot.Bulk, d); err != nil {
 		r.fail("dump", "%v", err)
 	}
+	fmt.Printf("physmap: JSON dump of the live tables sent to the bulk channel (isa-debugcon, port %#x)\n", boot.DEBUGCON_PORT)
 }

@@ -8,6 +8,7 @@
 #   make bench   time physmap against a minimal TamaGo kernel, build/bench.json
 #   make mutate  apply each mutant of the checking code, rebuild, run the tests: every mutant must die
 #   make soak    boot physmap 300 times under host load, failures by check
+#   make help    every target, one line each
 #
 # The QEMU command line lives in one place, the Go harness qemu/
 # (go run ./qemu/cmd/physmap-run -print shows it); this file never repeats it.
@@ -27,6 +28,12 @@ BASELINE := $(BUILD)/baseline.elf
 # refuses GOOS=tamago, so the tool is resolved with the host environment and
 # then run directly. Override with TAMAGO=/path/to/tamago-go/bin/go.
 TAMAGO ?= $(shell go tool -n tamago)
+
+# Where that tool keeps tamago-go (its goroot: the user cache dir, then
+# tamago-go + the module version), only to say before a cold build that it
+# will be fetched and built.
+TAMAGO_VERSION := $(shell awk '$$1 == "github.com/usbarmory/tamago" { print $$2 }' go.mod)
+TAMAGO_GOROOT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tamago-go/tamago-go$(TAMAGO_VERSION:v%=%)
 
 GOENV := GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago CGO_ENABLED=0
 # ramStart (TamaGo amd64/mem.go, 0x10000000) + 0x10000
@@ -55,17 +62,29 @@ MUTATEFLAGS ?=
 # Options for physmap-soak, e.g. make soak SOAKFLAGS='-n 50 -busy 4'
 SOAKFLAGS ?=
 
-.PHONY: mutate soak all kernel qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover check-tamago check-qemu check-rsvg clean
+.PHONY: all help mutate soak kernel qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover tamago-note check-tamago check-qemu check-rsvg clean
 
 all: kernel
 
-kernel: $(ELF)
+help: ## this list
+	@awk -F':[^#]*## ' '/^[a-z][a-z-]*:[^#]*## / { printf "  make %-10s %s\n", $$1, $$2 }' $(firstword $(MAKEFILE_LIST))
+
+kernel: $(ELF) ## build the kernel, build/physmap.elf
 
 $(ELF): $(KERNEL_SRC) | check-tamago
 	@mkdir -p $(BUILD)
 	$(GOENV) $(TAMAGO) build $(GOFLAGS) -o $@ ./kernel
 
-check-tamago:
+# A cold build says what it is about to do: resolving the tool downloads the
+# tamago module and builds the tool if needed, and the tool's first run
+# clones tamago-go from GitHub and builds it, which takes minutes.
+tamago-note:
+	@if [ "$(origin TAMAGO)" = file ] && [ ! -x "$(TAMAGO_GOROOT)/bin/go" ]; then \
+		echo 'make: first build: `go tool -n tamago` resolves the TamaGo tool (github.com/usbarmory/tamago $(TAMAGO_VERSION)),'; \
+		echo '      whose first run clones usbarmory/tamago-go at tamago-go$(TAMAGO_VERSION:v%=%) from GitHub and builds it'; \
+		echo '      into $(TAMAGO_GOROOT): a few minutes, once; or set TAMAGO=/path/to/tamago-go/bin/go'; fi
+
+check-tamago: tamago-note
 	@if [ -z "$(TAMAGO)" ]; then \
 		echo 'make: no TamaGo compiler: `go tool -n tamago` failed (is Go installed, and go.mod intact?)'; \
 		echo '      or set TAMAGO=/path/to/tamago-go/bin/go'; exit 1; fi
@@ -91,58 +110,58 @@ check-rsvg:
 			echo 'make: rsvg-convert is missing: run  sudo apt-get install -y librsvg2-bin'; exit 1; \
 		fi; }
 
-qemu: $(ELF) check-qemu
+qemu: $(ELF) check-qemu ## build and boot the kernel, the console on this terminal, ending at its shell
 	go run ./qemu/cmd/physmap-run -interactive -kernel $(ELF) $(RUNFLAGS)
 
-qemu-gdb: $(ELF) check-qemu
-	@echo 'make: QEMU waits for gdb: gdb -ex "target remote :1234" $(ELF)'
+qemu-gdb: $(ELF) check-qemu ## boot it halted, waiting for gdb on 127.0.0.1:1234 (localhost only)
+	@echo 'make: QEMU waits for gdb on 127.0.0.1:1234: gdb -ex "target remote 127.0.0.1:1234" $(ELF)'
 	go run ./qemu/cmd/physmap-run -gdb -kernel $(ELF) $(RUNFLAGS)
 
-map: $(ELF) check-qemu check-rsvg
+map: $(ELF) check-qemu check-rsvg ## boot it and draw its live address space, build/physmap-map.svg and .png
 	go run ./qemu/cmd/physmap-map -kernel $(ELF) -o $(BUILD)/physmap-map.svg -png $(BUILD)/physmap-map.png $(MAPFLAGS)
 
 # The README's marked blocks (<!-- docs:NAME -->) and docs/physmap-map.svg,
 # regenerated from one boot of each configuration the README shows.
-docs: $(ELF) check-qemu
+docs: $(ELF) check-qemu ## rewrite the README's sample outputs, tables and picture from real boots
 	go run ./qemu/cmd/physmap-docs -kernel $(ELF)
 
 # Fails when README.md or docs/physmap-map.svg is not what make docs writes.
-docs-check: $(ELF) check-qemu
+docs-check: $(ELF) check-qemu ## fail when the README is not what make docs writes (part of make test)
 	go run ./qemu/cmd/physmap-docs -kernel $(ELF) -check
 
 $(BASELINE): $(KERNEL_SRC) | check-tamago
 	@mkdir -p $(BUILD)
 	$(GOENV) $(TAMAGO) build $(GOFLAGS) -o $@ ./kernel/baseline
 
-bench: $(ELF) $(BASELINE) check-qemu
+bench: $(ELF) $(BASELINE) check-qemu ## time physmap against a minimal TamaGo kernel, build/bench.json
 	go run ./qemu/cmd/physmap-bench -kernel $(ELF) -baseline $(BASELINE) -o $(BUILD)/bench.json $(BENCHFLAGS)
 
 # The mutation suite (qemu/cmd/physmap-mutate): minutes, so not part of make test.
-mutate: check-tamago check-qemu
+mutate: check-tamago check-qemu ## apply each mutant of the checking code: every one must be killed
 	go run ./qemu/cmd/physmap-mutate $(MUTATEFLAGS)
 
 # A reliability benchmark, not a test: many boots with busy processes on
 # the host (physmap-soak starts and stops them itself).
-soak: $(ELF) check-qemu
+soak: $(ELF) check-qemu ## boot 300 times under host load, failures by check
 	go run ./qemu/cmd/physmap-soak -kernel $(ELF) $(SOAKFLAGS)
 
-test: test-unit test-boot docs-check
+test: test-unit test-boot docs-check ## host tests, the QEMU boot matrix under TCG, the README's samples
 
 # PHYSMAP_RSVG: the picture's render tests fail, rather than skip, without
 # rsvg-convert.
-test-unit: check-rsvg
+test-unit: check-rsvg ## go vet and go test on the host
 	go vet ./...
 	PHYSMAP_RSVG=required go test -cover ./...
 
-test-boot: $(ELF) check-qemu
+test-boot: $(ELF) check-qemu ## the QEMU boot matrix only (qemu/cmd/physmap-test)
 	go run ./qemu/cmd/physmap-test -kernel $(ELF)
 
 # The kernel packages checked by vet as the TamaGo compiler sees them.
-vet: check-tamago
+vet: check-tamago ## go vet of the kernel packages as the TamaGo compiler sees them
 	$(GOENV) $(TAMAGO) vet -tags $(BUILD_TAGS) ./kernel/... ./boot/... ./amd64/...
 
-cover:
+cover: ## mm's test coverage
 	go test -coverprofile=$(BUILD)/cover.out ./mm/... && go tool cover -func=$(BUILD)/cover.out | tail -1
 
-clean:
+clean: ## remove build/
 	rm -rf $(BUILD)

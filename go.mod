@@ -9,9 +9,7 @@ require (
 	github.com/hbollon/go-edlib v1.7.0
 	github.com/usbarmory/tamago v1.26.0
 	golang.org/x/arch v0.33.0
+	golang.org/x/sys v0.30.0
 )
 
-require (
-	github.com/digitalocean/go-libvirt v0.0.0-20220804181439-8648fbde413e // indirect
-	golang.org/x/sys v0.30.0 // indirect
-)
+require github.com/digitalocean/go-libvirt v0.0.0-20220804181439-8648fbde413e // indirect

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/arch/x86/x86asm"
 
 	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/boot"
 	"github.com/physmap/physmap/kernel/dump"
 	"github.com/physmap/physmap/kernel/region"
 	"github.com/physmap/physmap/kernel/selftest"
@@ -240,9 +241,10 @@ func (k *kernel) show(r *report, log io.Writer, ptdump string) {
 	aliases := k.showAliases(runs)
 	d := &dump.Dump{Mode: live.Mode().Levels(), CR3: dump.Addr(amd64.ReadCR3() & amd64.CR3_ADDR_MASK),
 		Regions: dump.RegionsOf(layout), Runs: runs, Aliases: aliases}
-	if err := dump.Write(os.Stdout, d); err != nil {
+	if err := dump.Write(boot.Bulk, d); err != nil {
 		r.fail("dump", "%v", err)
 	}
+	fmt.Printf("physmap: JSON dump of the live tables sent to the bulk channel (isa-debugcon, port %#x)\n", boot.DEBUGCON_PORT)
 	k.showRegions(os.Stdout, runs)
 	k.showFirstInstruction(live)
 	k.showAnswer(r)

@@ -38,6 +38,11 @@ type Console struct {
 	// when HaveConfig is set; it decides the boot's manifest.
 	Config     selftest.Config
 	HaveConfig bool
+	// Early is the early boot's line (selftest.EarlyPrefix ...), if the
+	// kernel printed one before the closing line.
+	Early string
+	// Lines counts the console lines seen, the last unfinished one included.
+	Lines int
 	// Sleep is the guest sleep announced by a "clock: sleeping" line, and
 	// HostSleep how long the host saw between that line and "clock: slept";
 	// zero until both lines arrived.
@@ -94,6 +99,7 @@ func (c *Console) ClockError() error {
 // return is ignored) and says what it was.
 func (c *Console) Feed(line string) LineKind {
 	line = strings.TrimRight(line, "\r\n")
+	c.Lines++
 	c.tail = append(c.tail, line)
 	if len(c.tail) > TailLines {
 		c.tail = c.tail[len(c.tail)-TailLines:]
@@ -106,6 +112,9 @@ func (c *Console) Feed(line string) LineKind {
 		return LineOther
 	}
 	c.feedClock(line)
+	if strings.HasPrefix(line, selftest.EarlyPrefix) && c.Early == "" {
+		c.Early = line
+	}
 	if c.inResult && selftest.IsContinuation(line) {
 		last := &c.Tally.Results[len(c.Tally.Results)-1]
 		last.Detail = selftest.Unwrap(last.Detail, line)
@@ -142,13 +151,23 @@ func (c *Console) failedNames() []string {
 	return names
 }
 
+// FailLines returns the FAIL lines, in console order, each cut to
+// detailWidth columns.
+func (c *Console) FailLines() []string {
+	var out []string
+	for _, r := range c.Tally.Failed() {
+		out = append(out, cut(r.String(), detailWidth))
+	}
+	return out
+}
+
 // Judge decides the self-test's verdict from the console alone: a closing
 // line that agrees with the check lines, then the checks held to the
 // boot's manifest (from its config line) and to e. Judge returns nil on
 // success.
 func (c *Console) Judge(e Expect) error {
 	verdict := func(err error, format string, args ...any) error {
-		return &Error{Op: "verdict", Err: err, Detail: fmt.Sprintf(format, args...), Tail: c.failLines()}
+		return &Error{Op: "verdict", Err: err, Detail: fmt.Sprintf(format, args...), Tail: c.failLines(), Failed: c.FailLines()}
 	}
 	if !c.Closed {
 		return verdict(ErrNoClosingLine, "no %q line on the console", "selftest: N passed, M failed, manifest K")

@@ -5,8 +5,9 @@ package qemu
 // for every present leaf ("info tlb", QEMU target/i386/monitor.c: print_pte,
 // tlb_info_la48, tlb_info_la57), for CR3 ("info registers") and for single
 // translations ("gva2gpa", QEMU monitor/misc.c: hmp_gva2gpa), and compares
-// the answers with the JSON dump the kernel printed on its console (package
-// kernel/dump).
+// the answers with the JSON dump the kernel wrote to the bulk channel
+// (package kernel/dump; a kernel that printed it on its console instead is
+// read from there).
 
 import (
 	"bufio"
@@ -557,11 +558,13 @@ func firstLine(s string) string {
 }
 
 // CrossCheck runs the cross-check from a Runner: Attach it, run, then read
-// Report. It captures the kernel's dump from the console, relays QMP so that
+// Report. It reads the kernel's dump from the runner's bulk channel (or, as
+// a fallback, from the console it also captures), relays QMP so that
 // answers longer than the QMP library's 64 KiB line limit arrive whole, and
 // compares in the hold hook.
 type CrossCheck struct {
 	mu      sync.Mutex
+	runner  *Runner  // the runner attached to, for its bulk channel
 	partial []byte   // console bytes after the last newline
 	lines   []string // the dump section being captured, BeginLine first
 	section []string // the last complete dump section
@@ -571,15 +574,15 @@ type CrossCheck struct {
 	ran     bool
 }
 
-// Attach makes r cross-check its boot: the console is also copied to c,
-// QMP goes through c's relay, and the hold hook compares. The boot's kernel
+// Attach makes r cross-check its boot: the hold hook compares the dump on
+// r's bulk channel, the console is also copied to c for a kernel that
+// printed its dump there, and QMP goes through c's relay. The boot's kernel
 // command line must hold the machine (see WithHold).
 func (c *CrossCheck) Attach(r *Runner) {
-	if r.Stdout != nil {
-		r.Stdout = io.MultiWriter(r.Stdout, c)
-	} else {
-		r.Stdout = c
-	}
+	c.mu.Lock()
+	c.runner = r
+	c.mu.Unlock()
+	r.taps = append(r.taps, c)
 	r.DialQMP = c.Dial
 	r.OnHold = c.OnHold
 }
@@ -610,14 +613,26 @@ func (c *CrossCheck) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// Dump parses the captured dump.
+// Dump parses the kernel's dump: from the attached runner's bulk channel,
+// else from the console.
 func (c *CrossCheck) Dump() (*dump.Dump, error) {
 	c.mu.Lock()
 	text := strings.Join(c.section, "\n")
+	r := c.runner
 	c.mu.Unlock()
+	if r != nil {
+		bulk, err := r.BulkSoFar()
+		if err == nil && len(bulk) > 0 {
+			d, err := dump.Extract(bytes.NewReader(bulk))
+			if err != nil {
+				return nil, &Error{Op: "crosscheck", Err: ErrCrossCheck, Detail: fmt.Sprintf("the kernel's dump on the bulk channel: %v", err)}
+			}
+			return d, nil
+		}
+	}
 	d, err := dump.Extract(strings.NewReader(text))
 	if err != nil {
-		return nil, &Error{Op: "crosscheck", Err: ErrCrossCheck, Detail: fmt.Sprintf("the kernel's dump: %v", err)}
+		return nil, &Error{Op: "crosscheck", Err: ErrCrossCheck, Detail: fmt.Sprintf("the kernel's dump (neither on the bulk channel nor on the console): %v", err)}
 	}
 	return d, nil
 }

@@ -48,7 +48,7 @@ var (
 // judgeManifest holds the console's checks to the boot's manifest and e.
 func (c *Console) judgeManifest(e Expect) error {
 	verdict := func(err error, format string, args ...any) error {
-		return &Error{Op: "verdict", Err: err, Detail: fmt.Sprintf(format, args...), Tail: c.failLines()}
+		return &Error{Op: "verdict", Err: err, Detail: fmt.Sprintf(format, args...), Tail: c.failLines(), Failed: c.FailLines()}
 	}
 	failed := c.failedNames()
 	switch {

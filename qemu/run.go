@@ -41,9 +41,13 @@ type Runner struct {
 	Expect Expect
 	// OnHold, if set, is called once with the live machine's QMP connection
 	// when the console shows selftest.HoldLine; QEMU is quit when it
-	// returns, and an error from it fails the run. Without it a holding
-	// machine runs until Interrupt fires or the timeout ends.
+	// returns (unless StayHeld), and an error from it fails the run. Without
+	// it a holding machine stays held until Interrupt fires. Config.Timeout
+	// bounds the boot and the hook, never the hold.
 	OnHold func(ctx context.Context, m *Monitor) error
+	// StayHeld keeps the machine held after OnHold returns, until Interrupt
+	// fires, instead of quitting it.
+	StayHeld bool
 	// DialQMP connects to QEMU's QMP socket at path; nil means DialMonitor.
 	// CrossCheck.Dial relays answers too long for the QMP library.
 	DialQMP func(ctx context.Context, path string) (*Monitor, error)
@@ -56,6 +60,13 @@ type Runner struct {
 	// line after each prompt, through QEMU's stdin; each answer must match.
 	// End it with exit, which ends QEMU. Not with Interactive or GDB.
 	Shell []Exchange
+
+	// taps also receive the console (the cross-check's console fallback).
+	taps []io.Writer
+	// term is the run's console and notes; bulkPath its bulk channel's file.
+	mu       sync.Mutex
+	term     *terminal
+	bulkPath string
 }
 
 // Result is what a run observed.
@@ -72,8 +83,17 @@ type Result struct {
 	TimedOut   bool
 	Shell      []Answer // the shell's answers to Runner.Shell
 	Stderr     []string // QEMU's last stderr lines
+	// Bulk is what the kernel wrote to the bulk channel (Config.Bulk): the
+	// JSON dump of its live tables (see dump.Extract).
+	Bulk []byte
 }
 
+// Notef writes a note of the runner's (or its caller's) to Stderr, prefixed
+// with Name, on a line of its own even when the console is in the middle of
+// one.
+func (r *Runner) Notef(format string, args ...any) { r.notef(format, args...) }
+
+// notef writes one of the runner's notes, on a line of its own.
 func (r *Runner) notef(format string, args ...any) {
 	if r.Stderr == nil {
 		return
@@ -82,7 +102,28 @@ func (r *Runner) notef(format string, args ...any) {
 	if name == "" {
 		name = "physmap-run"
 	}
-	fmt.Fprintf(r.Stderr, name+": "+format+"\n", args...)
+	r.mu.Lock()
+	t := r.term
+	r.mu.Unlock()
+	line := fmt.Sprintf(name+": "+format, args...)
+	if t == nil {
+		fmt.Fprintln(r.Stderr, line)
+		return
+	}
+	t.Note(line)
+}
+
+// BulkSoFar returns what the kernel has written to the bulk channel in the
+// run in progress (or the last run): for a hold hook, which runs while the
+// machine is alive. A Runner runs one boot at a time.
+func (r *Runner) BulkSoFar() ([]byte, error) {
+	r.mu.Lock()
+	path := r.bulkPath
+	r.mu.Unlock()
+	if path == "" {
+		return nil, &Error{Op: "bulk", Err: ErrStart, Detail: "no run has a bulk channel yet"}
+	}
+	return os.ReadFile(path)
 }
 
 // prepare validates cfg, finds QEMU and the kernel, and settles the
@@ -97,12 +138,8 @@ func (r *Runner) prepare(ctx context.Context, cfg Config) (Config, error) {
 			Detail: fmt.Sprintf("%s not found (%v); install it with: apt-get install -y qemu-system-x86", cfg.binary(), err)}
 	}
 	cfg.Binary = bin
-	if fi, err := os.Stat(cfg.Kernel); err != nil || fi.IsDir() {
-		detail := fmt.Sprintf("%s: not a file", cfg.Kernel)
-		if err != nil {
-			detail = err.Error()
-		}
-		return cfg, &Error{Op: "start", Err: ErrKernelMissing, Detail: detail + "; build it with: make kernel"}
+	if err := CheckKernel(cfg.Kernel); err != nil {
+		return cfg, err
 	}
 	if cfg.accel() == KVM {
 		probe := r.ProbeKVM
@@ -123,22 +160,36 @@ func (r *Runner) prepare(ctx context.Context, cfg Config) (Config, error) {
 // maps it to the commands' exit status.
 func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{ExitStatus: -1, Console: new(Console)}
+	term := newTerminal(r.Stdout, r.Stderr, cfg.Interactive || cfg.GDB)
+	r.mu.Lock()
+	r.term, r.bulkPath = term, ""
+	r.mu.Unlock()
 	cfg, err := r.prepare(ctx, cfg)
 	res.Config = cfg
 	if err != nil {
 		return res, err
 	}
-	qmpPath := cfg.QMP
-	if qmpPath == "" {
-		dir, err := os.MkdirTemp("", "physmap-qmp")
-		if err != nil {
-			return res, &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
-		}
-		defer os.RemoveAll(dir)
-		qmpPath = filepath.Join(dir, "qmp.sock")
+	// The harness's own QMP socket and, unless the caller named one, the
+	// bulk channel's file, in a private directory.
+	dir, err := os.MkdirTemp("", "physmap-run")
+	if err != nil {
+		return res, &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
 	}
+	defer os.RemoveAll(dir)
+	qmpPath := filepath.Join(dir, "qmp.sock")
 	runCfg := cfg
 	runCfg.QMP = qmpPath
+	if runCfg.Bulk == "" {
+		runCfg.Bulk = filepath.Join(dir, "bulk")
+	}
+	// QEMU creates the file only when it starts; an old one would pass for
+	// this run's.
+	if err := os.WriteFile(runCfg.Bulk, nil, 0o644); err != nil {
+		return res, &Error{Op: "start", Err: ErrStart, Detail: fmt.Sprintf("bulk channel: %v", err)}
+	}
+	r.mu.Lock()
+	r.bulkPath = runCfg.Bulk
+	r.mu.Unlock()
 	argv, err := runCfg.Command()
 	if err != nil {
 		return res, err
@@ -150,7 +201,8 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err != nil {
 		return res, &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
 	}
-	errTail := &lineTail{w: r.Stderr, max: TailLines}
+	errGate := &gate{w: term.Stderr()}
+	errTail := &lineTail{w: errGate, max: TailLines}
 	cmd.Stderr = errTail
 	var sc *scripter
 	if len(r.Shell) > 0 {
@@ -166,10 +218,13 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 		}
 	}
 	if cfg.Interactive || cfg.GDB {
-		cmd.Stdin = r.Stdin
-		if cmd.Stdin == nil {
-			cmd.Stdin = os.Stdin
+		in := r.Stdin
+		if in == nil {
+			in = os.Stdin
 		}
+		var restore func()
+		cmd.Stdin, restore = ttyStdin(in)
+		defer restore()
 	} else {
 		// Own process group: a ^C reaches only the runner, which then
 		// quits QEMU through QMP and still reports.
@@ -180,15 +235,18 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 	if err := cmd.Start(); err != nil {
 		return res, &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
 	}
+	holdBack := time.AfterFunc(stderrHoldBack, errGate.Open)
+	defer holdBack.Stop()
 
 	// Console reader: lines to the loop below, bytes or lines to Stdout.
 	lines := make(chan string)
-	// A shell script reads the raw bytes too: its prompt ends no line.
-	console := r.Stdout
+	console := []io.Writer{opener{errGate}, term.Console()}
+	console = append(console, r.taps...)
 	if sc != nil {
-		console = io.MultiWriter(orDiscard(r.Stdout), sc)
+		// A shell script reads the raw bytes too: its prompt ends no line.
+		console = append(console, sc)
 	}
-	go readConsole(stdout, console, cfg.Interactive || cfg.GDB || sc != nil, lines)
+	go readConsole(stdout, io.MultiWriter(console...), cfg.Interactive || cfg.GDB || sc != nil, lines)
 
 	// QMP: connect while QEMU runs; give up when it exits.
 	exited := make(chan struct{})
@@ -208,11 +266,15 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 		monc <- m
 	}()
 
-	var timeout <-chan time.Time
+	var (
+		timeout   <-chan time.Time
+		stopTimer = func() {}
+	)
 	if cfg.Timeout > 0 {
 		t := time.NewTimer(cfg.Timeout)
 		defer t.Stop()
 		timeout = t.C
+		stopTimer = func() { t.Stop(); timeout = nil }
 	}
 
 	var (
@@ -227,6 +289,13 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 		hookCancel  context.CancelFunc = func() {}
 	)
 	defer func() { hookCancel() }()
+	holdNote := func() {
+		where := "-qmp PATH would give you a QMP monitor"
+		if cfg.UserQMP != "" {
+			where = "your QMP monitor is " + cfg.UserQMP
+		}
+		r.notef("holding; %s; interrupt (^C) to quit", where)
+	}
 	startHook := func() {
 		if r.OnHold == nil || mon == nil || hookDone != nil || !res.Console.Holding {
 			return
@@ -250,6 +319,7 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 			if !ok {
 				consoleDone = true
 				lines = nil
+				term.ConsoleEnded()
 				// The console ends when QEMU exits: reap it.
 				go func() { waitErr = cmd.Wait(); close(exited) }()
 				exitWait = exited
@@ -264,16 +334,17 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 				res.Closing = time.Since(start)
 				r.notef("closing line after %.2fs", res.Closing.Seconds())
 			case LineHold:
-				if !cfg.Interactive {
-					r.notef("holding; QMP socket %s; interrupt (^C) to quit", qmpPath)
+				if r.OnHold == nil {
+					// Held until interrupted: the timeout bounded the boot.
+					stopTimer()
+					holdNote()
+					break
 				}
-				if r.OnHold != nil {
-					if mon == nil && monDone {
-						hookErr = &Error{Op: "hold", Err: ErrHold, Detail: "no QMP connection to the held machine"}
-						stop()
-					}
-					startHook()
+				if mon == nil && monDone {
+					hookErr = &Error{Op: "hold", Err: ErrHold, Detail: "no QMP connection to the held machine"}
+					stop()
 				}
+				startHook()
 			}
 		case m := <-monc:
 			monc, monDone, mon = nil, true, m
@@ -295,6 +366,11 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 				hookErr = &Error{Op: "hold", Err: ErrHold, Detail: err.Error(), Tail: res.Console.Tail()}
 			}
 			res.Held = true
+			if r.StayHeld && !stopping {
+				stopTimer()
+				holdNote()
+				break
+			}
 			stop()
 		case <-timeout:
 			timeout = nil
@@ -335,6 +411,11 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 		res.ExitStatus = ps.ExitCode()
 	}
 	res.Stderr = errTail.lines()
+	res.Bulk, _ = os.ReadFile(runCfg.Bulk) // an unreadable file is an empty channel
+	if !res.Console.Closed && refused(res, interrupted) != nil {
+		errGate.Drop() // the error says it
+	}
+	errGate.Open()
 	r.notef("QEMU exited after %.2fs (%s%s)", res.Elapsed.Seconds(), res.Exit, optional(", ", res.StopReason))
 	err = r.judge(res, interrupted, hookErr)
 	if sc != nil {
@@ -358,6 +439,14 @@ func (r *Runner) judge(res *Result, interrupted bool, hookErr error) error {
 	how := res.Exit + optional(", QMP: ", res.StopReason)
 	if res.Config.accel() == KVM && len(c.Tail()) == 0 && !res.TimedOut && !interrupted {
 		how += "; KVM failed at run time, try -accel tcg"
+	}
+	if !c.Closed {
+		if err := early(res); err != nil {
+			return err
+		}
+		if err := refused(res, interrupted); err != nil {
+			return err
+		}
 	}
 	switch {
 	case !c.Closed && res.TimedOut:
@@ -401,6 +490,45 @@ func (r *Runner) judge(res *Result, interrupted bool, hookErr error) error {
 		return fail("verdict", ErrExitStatus, "closing line %q wants QEMU exit status %d, got %s", c.Summary, want, how)
 	}
 	return nil
+}
+
+// early recognises a run the kernel's early boot ended: its line on the
+// console, or QEMU's exit status for it.
+func early(res *Result) error {
+	line := res.Console.Early
+	if line == "" {
+		switch res.ExitStatus {
+		case selftest.StatusEarlyCPU:
+			line = "a CPU feature physmap needs is missing (QEMU exit status 5; its line did not reach the console); try -cpu max"
+		case selftest.StatusEarlyRAM:
+			line = "no RAM for the runtime's window (QEMU exit status 7; its line did not reach the console); try -m 2G"
+		default:
+			return nil
+		}
+	}
+	return &Error{Op: "physmap", Err: ErrEarlyBoot, Detail: strings.TrimPrefix(line, selftest.EarlyPrefix)}
+}
+
+// refused recognises a machine QEMU would not start: it exited with an
+// error before the guest wrote a byte, with a complaint on its stderr.
+func refused(res *Result, interrupted bool) error {
+	if res.Console.Lines > 0 || res.TimedOut || interrupted || res.ExitStatus == 0 || len(res.Stderr) == 0 {
+		return nil
+	}
+	var said []string
+	for _, l := range res.Stderr {
+		if strings.HasPrefix(l, "qemu") {
+			said = append(said, strings.TrimSpace(l))
+		}
+	}
+	if len(said) == 0 {
+		said = res.Stderr
+	}
+	msg := strings.Join(said, " / ")
+	if strings.Contains(msg, "cannot set up guest memory") && !res.Config.NoReserve {
+		msg += "; physmap touches little of its RAM: try -noreserve (memory-backend-ram,reserve=off)"
+	}
+	return &Error{Op: "start", Err: ErrQEMURefused, Detail: msg}
 }
 
 // stopQEMU quits QEMU through QMP if it can, then by SIGTERM, then SIGKILL.

@@ -77,16 +77,27 @@ tables: low-window 5 (min 5)
 tables: page_offset_base 5 (min 2)
 tables: kernel text mapping, mapped to physical address 0 6 (min 6)
 tables: total 13 (13 distinct reached from leaves, 3 shared between regions, 16 summed over regions)
-physmap: json begin
-{"mode":4,"cr3":"0x12480000","regions":[],"runs":[{"va":"0xffff888000000000","pa":"0x0","size":"0x40000000","count":6,"level":"pud","flags":{"rw":true,"user":false,"nx":true,"global":true},"region":"direct"},
-{"va":"0xffffffff90010000","pa":"0x10010000","size":"0x1000","count":100,"level":"pte","flags":{"rw":false,"user":false,"nx":false,"global":true},"region":"text"}],"aliases":[]}
-physmap: json end
+physmap: JSON dump of the live tables sent to the bulk channel (isa-debugcon, port 0xe9)
 phase: report ended at 400.000000 ms
 selftest: 22 passed, 0 failed
 `
 
+// bulk is that boot's bulk channel.
+const bulk = `physmap: json begin
+{"mode":4,"cr3":"0x12480000","regions":[],"runs":[{"va":"0xffff888000000000","pa":"0x0","size":"0x40000000","count":6,"level":"pud","flags":{"rw":true,"user":false,"nx":true,"global":true},"region":"direct"},
+{"va":"0xffffffff90010000","pa":"0x10010000","size":"0x1000","count":100,"level":"pte","flags":{"rw":false,"user":false,"nx":false,"global":true},"region":"text"}],"aliases":[]}
+physmap: json end
+`
+
 func TestParseConsole(t *testing.T) {
-	g := ParseConsole(strings.Split(console, "\n"))
+	// The dump on the bulk channel, and from a kernel that printed it on
+	// its console.
+	fromBulk := ParseConsole(strings.Split(console, "\n"), []byte(bulk))
+	onConsole := strings.Replace(console, "phase: report", bulk+"phase: report", 1)
+	if g := ParseConsole(strings.Split(onConsole, "\n"), nil); !reflect.DeepEqual(g, fromBulk) {
+		t.Errorf("the dump on the console reads %+v, on the bulk channel %+v", g, fromBulk)
+	}
+	g := fromBulk
 	if g.Levels != 4 || !g.Page1GB || g.RAMMiB != 6144 || g.TablePages != 13 || g.DirectMin != 2 {
 		t.Errorf("header: %+v", g)
 	}
@@ -108,7 +119,7 @@ func TestParseConsole(t *testing.T) {
 	if row.NsPerLeaf != 250e6/106 || row.NsPerMiB != 250e6/6144 || row.DirectUsed != 5 || row.DirectMin != 2 {
 		t.Errorf("scale row = %+v", row)
 	}
-	if g := ParseConsole([]string{"selftest: 1 passed, 0 failed"}); !g.DumpMissing || len(g.Phases) != 0 {
+	if g := ParseConsole([]string{"selftest: 1 passed, 0 failed"}, nil); !g.DumpMissing || len(g.Phases) != 0 {
 		t.Errorf("a console without a dump: %+v", g)
 	}
 }

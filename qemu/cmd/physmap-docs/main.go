@@ -244,14 +244,19 @@ func readBoot(spec bootSpec, console []byte) (*boot, error) {
 // prints on its console.
 func dumpOf(console []byte) (*dump.Dump, error) { return dump.Extract(bytes.NewReader(console)) }
 
-// runnerBoot boots cfg through the harness and returns its console.
+// runnerBoot boots cfg through the harness and returns its console, with the
+// bulk channel (where the kernel sends its JSON dump) appended.
 func runnerBoot(ctx context.Context, cfg qemu.Config) ([]byte, error) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	var console bytes.Buffer
 	r := &qemu.Runner{Stdout: &console, Name: "physmap-docs", Interrupt: sigs}
-	_, err := r.Run(ctx, cfg)
+	res, err := r.Run(ctx, cfg)
+	if res != nil && len(res.Bulk) > 0 {
+		console.WriteString("\n")
+		console.Write(res.Bulk)
+	}
 	return console.Bytes(), err
 }
 

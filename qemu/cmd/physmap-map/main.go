@@ -6,11 +6,13 @@
 // several VAs, clone sets and user-accessible leaves. With -png it renders
 // a PNG too, with rsvg-convert.
 //
-// It reads the JSON dump the kernel prints on its console: from a saved
-// console log with -console, or by booting the kernel under QEMU through the
-// harness (package qemu) with -kernel, -m, -cpu and -append passed through.
-// The same console gives the self-test's verdict, which the title shows: a
-// failing boot is still drawn, and says so.
+// It reads the JSON dump of the kernel's live tables and the self-test's
+// verdict: by booting the kernel under QEMU through the harness (package
+// qemu), with -kernel, -m, -cpu and -append passed through, from the bulk
+// channel the kernel writes the dump to and its console; or with -console
+// from a saved file: a console log, with the bulk channel's file appended
+// where the dump went there (physmap-run -bulk keeps it). The verdict
+// shows in the title: a failing boot is still drawn, and says so.
 //
 //	physmap-map [-console FILE | -kernel build/physmap.elf -m 6G -cpu max -append physmap.levels=4]
 //	            [-o build/physmap-map.svg] [-png build/physmap-map.png]
@@ -44,7 +46,7 @@ func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("physmap-map", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	console := fs.String("console", "", "read the dump from this saved console log (- for stdin) instead of booting")
+	console := fs.String("console", "", "read the dump from this saved file (physmap-run -bulk's, or a console log; - for stdin) instead of booting")
 	out := fs.String("o", "build/physmap-map.svg", "write the SVG here")
 	pngOut := fs.String("png", "", "also render the SVG to this PNG file with rsvg-convert")
 	kernel := fs.String("kernel", "build/physmap.elf", "kernel ELF image to boot")
@@ -75,12 +77,19 @@ func run(args []string, stderr io.Writer) int {
 	case "":
 		cfg := qemu.Config{Binary: os.Getenv("QEMU"), Kernel: *kernel, Memory: *mem, Accel: qemu.TCG, Append: *appendLine, Timeout: *timeout}
 		if set["cpu"] {
+			if err := qemu.CheckCPU(*cpu); err != nil {
+				fmt.Fprintf(stderr, "physmap-map: %v\n", err)
+				return qemu.ExitUsage
+			}
 			cfg.CPU = *cpu
+		}
+		if err := qemu.CheckTimeout(*timeout); err != nil {
+			fmt.Fprintf(stderr, "physmap-map: %v\n", err)
+			return qemu.ExitUsage
 		}
 		log, verdict, bootErr = boot(cfg, stderr)
 		if log == nil {
-			fmt.Fprintf(stderr, "physmap-map: %v\n", bootErr)
-			return qemu.ExitCode(bootErr)
+			return qemu.ExitCode(bootErr) // boot said why
 		}
 	case "-":
 		log, err = io.ReadAll(os.Stdin)
@@ -164,7 +173,8 @@ func orVerdict(err error, v picture.Verdict) any {
 	return v.Summary
 }
 
-// boot runs the kernel under the harness and returns its console and
+// boot runs the kernel under the harness and returns its bulk channel (or
+// for a kernel that printed its dump on the console, the console) and
 // verdict. A boot whose self-test failed still returns its console, with
 // the error: its picture shows tables that break the layout's promises,
 // and says so.
@@ -176,18 +186,23 @@ func boot(cfg qemu.Config, stderr io.Writer) ([]byte, picture.Verdict, error) {
 	r := &qemu.Runner{Stdout: &console, Stderr: stderr, Name: "physmap-map", Interrupt: sigs}
 	res, err := r.Run(context.Background(), cfg)
 	if err != nil {
-		var he *qemu.Error
-		if errors.As(err, &he) && len(he.Tail) > 0 {
-			fmt.Fprintf(stderr, "physmap-map: last %d console lines:\n", len(he.Tail))
-			for _, l := range he.Tail {
-				fmt.Fprintf(stderr, "  | %s\n", l)
-			}
+		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
+		for _, l := range qemu.Details(err, res) {
+			fmt.Fprintf(stderr, "  %s\n", l)
 		}
 		if res.Console.Closed && errors.Is(err, qemu.ErrSelfTestFailed) {
-			return console.Bytes(), picture.VerdictOf(res.Console), err
+			return dumpOf(res, console.Bytes()), picture.VerdictOf(res.Console), err
 		}
 		return nil, picture.Verdict{}, err
 	}
 	fmt.Fprintf(stderr, "physmap-map: booted with -m %s: %s\n", res.Config.Memory, res.Console.Summary)
-	return console.Bytes(), picture.VerdictOf(res.Console), nil
+	return dumpOf(res, console.Bytes()), picture.VerdictOf(res.Console), nil
+}
+
+// dumpOf is where a boot's dump is: its bulk channel, or its console.
+func dumpOf(res *qemu.Result, console []byte) []byte {
+	if bytes.Contains(res.Bulk, []byte(dump.BeginLine)) {
+		return res.Bulk
+	}
+	return console
 }

@@ -46,9 +46,26 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return qemu.ExitUsage
 	}
 	re, err := regexp.Compile(*pattern)
-	if err != nil || *parallel < 1 || fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "physmap-test: bad -run, -parallel or arguments (%v)\n", err)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "physmap-test: -run %q: %v\n", *pattern, err)
 		return qemu.ExitUsage
+	case *parallel < 1:
+		fmt.Fprintf(stderr, "physmap-test: -parallel %d: want 1 or more\n", *parallel)
+		return qemu.ExitUsage
+	case fs.NArg() != 0:
+		fmt.Fprintf(stderr, "physmap-test: unexpected arguments %q\n", fs.Args())
+		return qemu.ExitUsage
+	}
+	if err := qemu.CheckTimeout(*timeout); err != nil {
+		fmt.Fprintf(stderr, "physmap-test: %v\n", err)
+		return qemu.ExitUsage
+	}
+	if !*list {
+		if err := qemu.CheckKernel(*kernel); err != nil {
+			fmt.Fprintf(stderr, "physmap-test: %v\n", err)
+			return qemu.ExitUsage
+		}
 	}
 	var cases []Case
 	for _, c := range matrix() {
@@ -146,7 +163,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return qemu.ExitFailed
 }
 
-// report prints one boot's line, and on failure its reason and console tail.
+// report prints one boot's line, and on failure its reason and what explains
+// it: the FAIL lines of a failed self-test, else the console's last lines
+// and QEMU's stderr (qemu.Details).
 func report(w io.Writer, o outcome, verbose bool) {
 	verdict, what := "ok  ", "pass"
 	if len(o.c.Expect.Fails) > 0 {
@@ -163,25 +182,17 @@ func report(w io.Writer, o outcome, verbose bool) {
 		closing = fmt.Sprintf("%.2fs", o.res.Closing.Seconds())
 	}
 	fmt.Fprintf(w, "%s %-28s closing %-7s total %.2fs  %s\n", verdict, o.c.Name, closing, o.d.Seconds(), what)
-	var he *qemu.Error
-	tail := errors.As(o.err, &he) && len(he.Tail) > 0
 	if verbose && o.res != nil {
 		for _, l := range o.res.Console.Tail() {
 			fmt.Fprintf(w, "    | %s\n", l)
 		}
-	} else if tail {
-		for _, l := range he.Tail {
-			fmt.Fprintf(w, "    | %s\n", l)
-		}
+	}
+	for _, l := range qemu.Details(o.err, o.res) {
+		fmt.Fprintf(w, "    %s\n", l)
 	}
 	if o.err != nil && o.cross != nil {
 		for _, p := range o.cross.Problems() {
 			fmt.Fprintf(w, "    x %s\n", p)
-		}
-	}
-	if o.err != nil && o.res != nil {
-		for _, l := range o.res.Stderr {
-			fmt.Fprintf(w, "    ! %s\n", l)
 		}
 	}
 }

@@ -100,11 +100,21 @@ func TestRunListAndSelect(t *testing.T) {
 	}
 }
 
-func TestRunMissingKernelFailsEveryCase(t *testing.T) {
-	var out, errOut bytes.Buffer
-	code := run([]string{"-kernel", t.TempDir() + "/none.elf", "-run", "cpu=max$"}, &out, &errOut)
-	if code == qemu.ExitOK || !strings.HasSuffix(out.String(), "\n0 passed, 3 failed\n") {
-		t.Errorf("exit %d, output:\n%s", code, out.String())
+func TestRunBadInputs(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"-kernel", t.TempDir() + "/none.elf", "-run", "cpu=max$"}, "physmap-test: kernel: no kernel image: "},
+		{[]string{"-timeout", "0"}, "physmap-test: timeout: bad timeout: 0s: must be positive"},
+		{[]string{"-parallel", "0"}, "physmap-test: -parallel 0: want 1 or more"},
+		{[]string{"-run", "("}, "physmap-test: -run \"(\": error parsing regexp"},
+	} {
+		var out, errOut bytes.Buffer
+		code := run(tc.args, &out, &errOut)
+		if code != qemu.ExitUsage || out.Len() != 0 || !strings.HasPrefix(errOut.String(), tc.says) || strings.Count(errOut.String(), "\n") != 1 {
+			t.Errorf("%q: exit %d, output %q, stderr %q; want 2 and one line %q", tc.args, code, out.String(), errOut.String(), tc.says)
+		}
 	}
 }
 

@@ -53,7 +53,7 @@ func indented(l string) bool { return strings.HasPrefix(l, " ") }
 
 // The console's sections that the README shows apart or leaves out.
 var (
-	secLayout = section{"region table", "physmap: the 4-level address space the CPU walks, region by region", indented}
+	secLayout    = section{"region table", "physmap: the 4-level address space the CPU walks, region by region", indented}
 	secFirstInsn = section{"first instruction", "physmap: the kernel's first instruction", indented}
 	secPtdump    = section{"ptdump", "physmap: ptdump of the live tables", func(l string) bool {
 		return strings.HasPrefix(l, "---[") || strings.HasPrefix(l, "0x")

@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -122,6 +123,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			start := time.Now()
 			res, err := r.Run(ctx, cfg)
 			o := outcome{c: c, res: res, err: err, d: time.Since(start)}
+			if c.EarlyBoot != "" {
+				o.err = earlyVerdict(c, err)
+			}
 			if cc != nil && (err == nil || errors.Is(err, qemu.ErrCrossCheck)) {
 				var ccErr error
 				o.cross, ccErr = cc.Report()
@@ -171,6 +175,9 @@ func report(w io.Writer, o outcome, verbose bool) {
 	if len(o.c.Expect.Fails) > 0 {
 		what = o.c.Expect.String() + " as expected"
 	}
+	if o.c.EarlyBoot != "" {
+		what = "refused by the early boot as expected"
+	}
 	if o.cross != nil {
 		what += "; cross-check: " + o.cross.Summary()
 	}
@@ -202,4 +209,16 @@ func interruptOn(ctx context.Context) <-chan os.Signal {
 	c := make(chan os.Signal, 1)
 	go func() { <-ctx.Done(); c <- os.Interrupt }()
 	return c
+}
+
+// earlyVerdict judges a case whose early boot must refuse the machine: the
+// harness must report the early boot's line, naming what is missing.
+func earlyVerdict(c Case, err error) error {
+	switch {
+	case err == nil:
+		return fmt.Errorf("the boot passed; want the early boot to refuse it with %q", c.EarlyBoot)
+	case !errors.Is(err, qemu.ErrEarlyBoot) || !strings.Contains(err.Error(), c.EarlyBoot):
+		return fmt.Errorf("want the early boot's refusal %q, got: %w", c.EarlyBoot, err)
+	}
+	return nil
 }

@@ -25,6 +25,9 @@ type Case struct {
 	// Shell is typed at the kernel's shell (Append has physmap.shell=1),
 	// each answer checked; it ends with exit.
 	Shell []qemu.Exchange
+	// EarlyBoot, if set, is part of the line the early boot must print
+	// when it refuses the machine (QEMU exit 5 or 7, harness exit 2).
+	EarlyBoot string
 }
 
 func (c Case) config(kernel string) qemu.Config {
@@ -81,6 +84,13 @@ var variants = []Case{
 var refused = []Case{
 	{Name: "inject/unknown", Append: "physmap.inject=bogus", Expect: qemu.ExpectFailing("inject")},
 	{Name: "inject/vmalloc-misaligned-without-kaslr", Append: "physmap.inject=vmalloc-misaligned", Expect: qemu.ExpectFailing("inject")},
+}
+
+// early are machines the early boot must refuse, before the runtime
+// starts, with one line naming what is missing.
+var early = []Case{
+	{Name: "early/no-rdrand", CPU: "qemu64", EarlyBoot: "lacks RDRAND (CPUID.01H:ECX[30])"},
+	{Name: "early/no-long-mode", CPU: "qemu32", EarlyBoot: "lacks long mode (CPUID.80000001H:EDX[29])"},
 }
 
 // kaslrSeeds are the fixed KASLR seeds every make test boots in both paging
@@ -141,6 +151,7 @@ func matrix() []Case {
 	var neg []Case
 	neg = append(neg, environmentCases()...)
 	neg = append(neg, refused...)
+	neg = append(neg, early...)
 	neg = append(neg, injectionCases()...)
 	neg = append(neg, variants...)
 	for _, n := range neg {

@@ -23,6 +23,7 @@ func TestMatrix(t *testing.T) {
 		"inject/unknown": true, "inject/vmalloc-misaligned-without-kaslr": true,
 		"inject/directmap-hole-no-1g": true, "inject/vmemmap-off-by-one-6g": true,
 		"shell/4-level": true, "shell/5-level": true, "shell/failed-boot": true,
+		"early/no-rdrand": true, "early/no-long-mode": true,
 	}
 	// Every environment and every injection of the registry, the latter in
 	// both paging modes.

@@ -1,5 +1,3 @@
-//go:build !tamago
-
 // Package modtest compiles physmap's C modules for host tests with the
 // Makefile's own rule (make modules, into a temporary MODULE_OBJ), so the
 // tests load the very objects the kernel embeds, built with the same

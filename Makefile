@@ -9,6 +9,7 @@
 #   make mutate  apply each mutant of the checking code, rebuild, run the tests: every mutant must die
 #   make soak    boot physmap 300 times under host load, failures by check
 #   make help    every target, one line each
+#   make modules compile the C modules the kernel embeds, kernel/modules/obj
 #
 # The QEMU command line lives in one place, the Go harness qemu/
 # (go run ./qemu/cmd/physmap-run -print shows it); this file never repeats it.
@@ -45,6 +46,51 @@ GOFLAGS := -tags $(BUILD_TAGS) -trimpath -ldflags "-T $(TEXT_START) -R 0x1000"
 
 KERNEL_SRC := $(shell find kernel boot amd64 mm -name '*.go' -o -name '*.s') go.mod go.sum
 
+# Modules: C sources in kernel/modules/c, compiled as Linux compiles a module
+# for x86-64 into relocatable objects (ET_REL, as a .ko is) that the kernel
+# embeds (go:embed reaches only below its package, hence obj/ there, not
+# build/). Tests compile them again into a temporary MODULE_OBJ, and their
+# own test modules with MODULES_DIR and MODULES.
+MODULES_INC := kernel/modules/c
+MODULES_DIR ?= kernel/modules/c
+MODULES     ?= reloc deps
+MODULE_OBJ  ?= kernel/modules/obj
+MODULE_OBJS := $(MODULES:%=$(MODULE_OBJ)/%.o)
+MODULE_CC   ?= gcc
+
+# The flags of Linux 6.1's build that shape a module's code, with why where
+# it matters here. Top-level Makefile: -O2 (CONFIG_CC_OPTIMIZE_FOR_PERFORMANCE,
+# set in Debian's config) -std=gnu11 -fno-strict-aliasing
+# -fno-common (simplify_symbols refuses SHN_COMMON) -fno-PIE (Debian's gcc
+# defaults to PIE; PIC code would need GOT relocations the loader refuses)
+# -fno-delete-null-pointer-checks -fno-strict-overflow -DMODULE, and
+# -nostdinc with no libc. arch/x86/Makefile for 64-bit: -m64
+# -mcmodel=kernel (every address in the top 2 GiB, reached by 32S and PC32
+# relocations) -mno-red-zone (interrupts and exceptions push onto the
+# stack below RSP) -mno-sse -mno-mmx -mno-sse2 -mno-3dnow -mno-avx
+# -mno-80387 -mno-fp-ret-in-387 (no FPU or vector state in the kernel)
+# -mpreferred-stack-boundary=3 -mskip-rax-setup -falign-jumps=1
+# -falign-loops=1 -fno-asynchronous-unwind-tables (no .eh_frame),
+# -fcf-protection=none (arch/x86/Makefile's choice without
+# CONFIG_X86_KERNEL_IBT: no ENDBR64, no .note.gnu.property). Departures:
+# -fno-pic as well, -ffreestanding (arch/x86/Makefile gives it only to
+# 32-bit kernels), -fno-stack-protector where Debian's
+# CONFIG_STACKPROTECTOR_STRONG gives -fstack-protector-strong (it needs
+# the per-CPU canary at %gs:40), and none of CONFIG_RETPOLINE's and
+# CONFIG_RETHUNK's -mindirect-branch=thunk-extern and
+# -mfunction-return=thunk-extern (each return would jump to the kernel's
+# __x86_return_thunk); -Werror is physmap's.
+MODULE_CFLAGS := -std=gnu11 -nostdinc -ffreestanding -fno-common \
+	-fno-strict-aliasing -fno-PIE -fno-pic -fno-stack-protector \
+	-fno-delete-null-pointer-checks -fno-strict-overflow \
+	-m64 -mcmodel=kernel -mno-red-zone \
+	-mno-sse -mno-mmx -mno-sse2 -mno-3dnow -mno-avx -mno-80387 -mno-fp-ret-in-387 \
+	-mpreferred-stack-boundary=3 -mskip-rax-setup -falign-jumps=1 -falign-loops=1 \
+	-fno-asynchronous-unwind-tables -fcf-protection=none \
+	-O2 -Wall -Werror -D__KERNEL__ -DMODULE -I$(MODULES_INC)
+# Assembler sources (test modules) as Linux assembles them: KBUILD_AFLAGS.
+MODULE_AFLAGS := -D__ASSEMBLY__ -fno-PIE -m64 -D__KERNEL__ -DMODULE -I$(MODULES_INC)
+
 # Options for the harness, e.g. make qemu RUNFLAGS='-m 6G -append physmap.hold=1'
 RUNFLAGS ?=
 
@@ -62,7 +108,7 @@ MUTATEFLAGS ?=
 # Options for physmap-soak, e.g. make soak SOAKFLAGS='-n 50 -busy 4'
 SOAKFLAGS ?=
 
-.PHONY: all help mutate soak kernel qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover tamago-note check-tamago check-qemu check-rsvg clean
+.PHONY: all help mutate soak kernel modules qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover tamago-note check-tamago check-qemu check-rsvg check-gcc clean
 
 all: kernel
 
@@ -71,9 +117,20 @@ help: ## this list
 
 kernel: $(ELF) ## build the kernel, build/physmap.elf
 
-$(ELF): $(KERNEL_SRC) | check-tamago
+$(ELF): $(KERNEL_SRC) $(MODULE_OBJS) | check-tamago
 	@mkdir -p $(BUILD)
 	$(GOENV) $(TAMAGO) build $(GOFLAGS) -o $@ ./kernel
+
+modules: $(MODULE_OBJS) ## compile the C modules the kernel embeds, kernel/modules/obj
+
+# KBUILD_MODNAME is the file's stem, as Kbuild names a one-file module.
+$(MODULE_OBJ)/%.o: $(MODULES_DIR)/%.c $(MODULES_INC)/physmap_module.h | check-gcc
+	@mkdir -p $(MODULE_OBJ)
+	$(MODULE_CC) $(MODULE_CFLAGS) -DKBUILD_MODNAME='"$*"' -c -o $@ $<
+
+$(MODULE_OBJ)/%.o: $(MODULES_DIR)/%.S | check-gcc
+	@mkdir -p $(MODULE_OBJ)
+	$(MODULE_CC) $(MODULE_AFLAGS) -c -o $@ $<
 
 # A cold build says what it is about to do: resolving the tool downloads the
 # tamago module and builds the tool if needed, and the tool's first run
@@ -108,6 +165,16 @@ check-rsvg:
 			(apt-get install -y librsvg2-bin || { apt-get update && apt-get install -y librsvg2-bin; }) >/dev/null; \
 		else \
 			echo 'make: rsvg-convert is missing: run  sudo apt-get install -y librsvg2-bin'; exit 1; \
+		fi; }
+
+# gcc and binutils come from Debian; as root they are installed here.
+check-gcc:
+	@command -v $(MODULE_CC) >/dev/null || { \
+		if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+			echo 'make: installing gcc (apt-get install -y gcc binutils)'; \
+			(apt-get install -y gcc binutils || { apt-get update && apt-get install -y gcc binutils; }) >/dev/null; \
+		else \
+			echo 'make: gcc is missing: run  sudo apt-get install -y gcc binutils'; exit 2; \
 		fi; }
 
 qemu: $(ELF) check-qemu ## build and boot the kernel, the console on this terminal, ending at its shell
@@ -149,7 +216,7 @@ test: test-unit test-boot docs-check ## host tests, the QEMU boot matrix under T
 
 # PHYSMAP_RSVG: the picture's render tests fail, rather than skip, without
 # rsvg-convert.
-test-unit: check-rsvg ## go vet and go test on the host
+test-unit: check-rsvg check-gcc ## go vet and go test on the host
 	go vet ./...
 	PHYSMAP_RSVG=required go test -cover ./...
 
@@ -157,11 +224,11 @@ test-boot: $(ELF) check-qemu ## the QEMU boot matrix only (qemu/cmd/physmap-test
 	go run ./qemu/cmd/physmap-test -kernel $(ELF)
 
 # The kernel packages checked by vet as the TamaGo compiler sees them.
-vet: check-tamago ## go vet of the kernel packages as the TamaGo compiler sees them
+vet: $(MODULE_OBJS) | check-tamago ## go vet of the kernel packages as the TamaGo compiler sees them
 	$(GOENV) $(TAMAGO) vet -tags $(BUILD_TAGS) ./kernel/... ./boot/... ./amd64/...
 
 cover: ## mm's test coverage
 	go test -coverprofile=$(BUILD)/cover.out ./mm/... && go tool cover -func=$(BUILD)/cover.out | tail -1
 
-clean: ## remove build/
-	rm -rf $(BUILD)
+clean: ## remove build/ and the compiled modules
+	rm -rf $(BUILD) kernel/modules/obj

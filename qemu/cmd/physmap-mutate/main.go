@@ -204,11 +204,13 @@ func (t *trial) try(m *mutant) (killer string, err error) {
 			return "", err
 		}
 	}
+	// A mutant that does not compile is not caught by a check: it is a
+	// broken mutant, and says so.
 	if out, err := t.cmd(dir, "make", "kernel"); err != nil {
-		if m == nil {
-			return "", fmt.Errorf("make kernel: %v\n%s", err, out)
-		}
-		return "the build (" + firstLine(out) + ")", nil
+		return "", fmt.Errorf("make kernel: %v\n%s", err, out)
+	}
+	if out, err := t.cmd(dir, "go", "vet", "./qemu/...", "./kernel/region/", "./kernel/selftest/"); err != nil {
+		return "", fmt.Errorf("the mutated tree does not compile: %v\n%s", err, out)
 	}
 	if out, err := t.cmd(dir, "go", "test", "-count=1", "./kernel/...", "./qemu/", "./qemu/cmd/physmap-test/"); err != nil {
 		return "host tests: " + failedTest(out), nil

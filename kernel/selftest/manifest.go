@@ -39,7 +39,8 @@ type Config struct {
 }
 
 // ConfigPrefix starts the line that states a boot's Config:
-// "config: levels=5 kaslr=off page1g=yes layout=distro vsyscall=none ...".
+// "config: levels=5 kaslr=off page1g=yes layout=distro vsyscall=none
+// smep=yes": pti, xpfo, smep, smap and pcid appear only when on.
 const ConfigPrefix = "config: "
 
 // String renders c as its console line, without the newline.
@@ -51,7 +52,16 @@ func (c Config) String() string {
 	if c.Vsyscall != "" {
 		s += " vsyscall=" + c.Vsyscall
 	}
-	return s + fmt.Sprintf(" pti=%s xpfo=%s smep=%s smap=%s pcid=%s", onOff(c.PTI), onOff(c.XPFO), yesNo(c.SMEP), yesNo(c.SMAP), yesNo(c.PCID))
+	// The rest only when on, to keep the line short: absent means off.
+	for _, f := range []struct {
+		on   bool
+		word string
+	}{{c.PTI, "pti=on"}, {c.XPFO, "xpfo=on"}, {c.SMEP, "smep=yes"}, {c.SMAP, "smap=yes"}, {c.PCID, "pcid=yes"}} {
+		if f.on {
+			s += " " + f.word
+		}
+	}
+	return s
 }
 
 func onOff(b bool) string {

@@ -16,7 +16,30 @@ import (
 // FIX_IO_APIC_BASE_0, the first IOAPIC's (arch/x86/kernel/apic/io_apic.c:
 // io_apic_init_mappings), both with set_fixmap_nocache. text_poke has no
 // slot in 6.1's fixmap: it patches through a temporary mm (alternative.go).
-type Fixmap struct{}
+type Fixmap struct {
+	// staleFrame is the fixmap-apic-stale-tlb injection's RAM frame, used
+	// once, during the proof: any INVLPG elsewhere may flush QEMU's whole
+	// TLB, so the stale entry is made right before the reads.
+	staleFrame mm.PhysAddr
+}
+
+// makeStale points FIX_APIC_BASE at the injection's zeroed RAM frame, reads
+// it so that the TLB caches it, then points the slot back at the LAPIC
+// without INVLPG: the tables are right, the global TLB entry is not.
+func (f *Fixmap) makeStale(s *Space, apic mm.VirtAddr) error {
+	pa := f.staleFrame
+	f.staleFrame = 0
+	if err := errors.Join(s.AS.Unmap(apic, page), s.AS.Map(apic, pa, page, fixmapPerm|fixmapCache, mm.Only(mm.Size4K))); err != nil {
+		return err
+	}
+	if _, ft := s.CPU.Read32(apic.Add(apicRegLVR)); ft.Faulted {
+		return fmt.Errorf("fixmap-apic-stale-tlb: reading the remapped FIX_APIC_BASE: %v", ft)
+	}
+	s.TLB.Skip = true
+	err := errors.Join(s.AS.Unmap(apic, page), s.AS.Map(apic, apicDefaultPhysBase, page, fixmapPerm|fixmapCache, mm.Only(mm.Size4K)))
+	s.TLB.Skip = false
+	return err
+}
 
 // The slots of enum fixed_addresses up to the IOAPIC's, in 6.1's order for
 // Debian's configuration: VSYSCALL_PAGE (CONFIG_X86_VSYSCALL_EMULATION=y:
@@ -91,6 +114,13 @@ func (f *Fixmap) Inject(s *Space, name string) error {
 			return err
 		}
 		return errors.Join(s.AS.Unmap(apic, page), s.AS.Map(apic, pa, page, fixmapPerm|fixmapCache, mm.Only(mm.Size4K)))
+	case "fixmap-apic-stale-tlb":
+		pa, err := s.Frames.AllocFrame()
+		if err != nil {
+			return err
+		}
+		f.staleFrame = pa
+		return writeBytes(s.CPU, "a scratch frame", s.DirectVA(pa), zeroPage[:])
 	}
 	return fmt.Errorf("fixmap: no injection %q", name)
 }
@@ -123,6 +153,12 @@ func (f *Fixmap) Prove(p *Proof) {
 			if _, err := expectDevicePage(p, d.what, d.va, d.pa, fixmapPerm, fixmapCache, memUC); err != nil {
 				return err
 			}
+		}
+		if f.staleFrame != 0 {
+			if err := f.makeStale(p.Act, apicVA); err != nil {
+				return err
+			}
+			defer p.Act.TLB.InvalidatePage(apicVA)
 		}
 		if apicID, apicVer, err = lapicRegs(p.CPU, "the LAPIC through FIX_APIC_BASE", apicVA); err != nil {
 			return err

@@ -466,6 +466,8 @@ var Registry = []Region{
 		Injections: []Injection{
 			{Name: "fixmap-apic-cached", What: "FIX_APIC_BASE's pte without PCD and PWT: write-back cached", Fails: []string{"region.fixmap"}},
 			{Name: "fixmap-apic-ram", What: "FIX_APIC_BASE backed by a RAM frame", Fails: []string{"region.fixmap"}},
+			{Name: "fixmap-apic-stale-tlb", What: "FIX_APIC_BASE pointed at a zeroed RAM frame, read, and pointed back at the LAPIC without INVLPG: the tables right, the TLB not",
+				Fails: []string{"region.fixmap"}},
 		},
 	},
 	{

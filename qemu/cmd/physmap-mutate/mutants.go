@@ -109,7 +109,7 @@ var mutants = []mutant{
 	{"lapic-version-unchecked", "kernel/region/apic.go",
 		"\tif ver != qemuLAPICVersion {\n",
 		"\tif false {\n",
-		"the LAPIC's version register is not compared with QEMU's: fixmap-apic-ram, whose zeroed RAM reads APIC ID 0 like the LAPIC, must still fail region.fixmap"},
+		"the LAPIC's version register is not compared with QEMU's: fixmap-apic-stale-tlb, whose zeroed RAM reads APIC ID 0 like the LAPIC, must still fail region.fixmap"},
 	{"ioremap-guard-unchecked", "kernel/region/vmalloc.go",
 		"\t\t\tif err := p.expectUnmapped(what+\"'s guard page\", va.Add(page)); err != nil {\n",
 		"\t\t\tif err := p.expectUnmapped(what+\"'s guard page\", va.Add(page)); false {\n",

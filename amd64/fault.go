@@ -62,6 +62,8 @@ func pfEntry()
 func read64Insn()
 func write64Insn()
 func write8Insn()
+func read32Insn()
+func write32Insn()
 func probeFixup()
 
 func pfEntryPC() uint64
@@ -73,6 +75,8 @@ func probeRead64(va uint64) (val, hit, vector, code, cr2, rip uint64)
 func probeWrite64(va, val uint64) (hit, vector, code, cr2, rip uint64)
 func probeWrite8(va uint64, val uint8) (hit, vector, code, cr2, rip uint64)
 func probeCall(va uint64) (ret, hit, vector, code, cr2, rip uint64)
+func probeRead32(va uint64) (val uint32, hit, vector, code, cr2, rip uint64)
+func probeWrite32(va uint64, val uint32) (hit, vector, code, cr2, rip uint64)
 
 // idtEntry returns the live IDT entry for vector as two quadwords.
 // Precondition: the IDT at base holds vector.
@@ -182,6 +186,24 @@ func ProbeWrite64(va, val uint64) (fault Fault) {
 func ProbeWrite8(va uint64, val uint8) (fault Fault) {
 	mustBeInstalled()
 	return makeFault(probeWrite8(va, val))
+}
+
+// ProbeRead32 loads the doubleword at va with one 32-bit access, as a
+// device register must be read. If the load page-faults, val is 0 and
+// fault describes the fault.
+// Precondition: InstallFaultHandler has succeeded; va is 4-byte aligned.
+func ProbeRead32(va uint64) (val uint32, fault Fault) {
+	mustBeInstalled()
+	val, hit, vector, code, cr2, rip := probeRead32(va)
+	return val, makeFault(hit, vector, code, cr2, rip)
+}
+
+// ProbeWrite32 stores val to the doubleword at va with one 32-bit access,
+// reporting a page fault instead of dying of it.
+// Precondition: InstallFaultHandler has succeeded; va is 4-byte aligned.
+func ProbeWrite32(va uint64, val uint32) (fault Fault) {
+	mustBeInstalled()
+	return makeFault(probeWrite32(va, val))
 }
 
 // ProbeCall calls the code at va and returns what it left in AX. A page

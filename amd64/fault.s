@@ -34,13 +34,17 @@
 // first instruction of its own NOFRAME TEXT symbol, so its address is the
 // symbol's; the stubs reach it by CALL and the fixup is a bare RET back to
 // the stub, which reads the record. Add a pair here for every new probe.
-#define EXTABLE_LEN	3
+#define EXTABLE_LEN	5
 DATA	·extable<>+0x00(SB)/8, $·read64Insn(SB)
 DATA	·extable<>+0x08(SB)/8, $·probeFixup(SB)
 DATA	·extable<>+0x10(SB)/8, $·write64Insn(SB)
 DATA	·extable<>+0x18(SB)/8, $·probeFixup(SB)
 DATA	·extable<>+0x20(SB)/8, $·write8Insn(SB)
 DATA	·extable<>+0x28(SB)/8, $·probeFixup(SB)
+DATA	·extable<>+0x30(SB)/8, $·read32Insn(SB)
+DATA	·extable<>+0x38(SB)/8, $·probeFixup(SB)
+DATA	·extable<>+0x40(SB)/8, $·write32Insn(SB)
+DATA	·extable<>+0x48(SB)/8, $·probeFixup(SB)
 GLOBL	·extable<>(SB), RODATA, $(EXTABLE_LEN*16)
 
 // pfEntry is physmap's vector-14 gate (SDM Vol. 3A 6.15, "Interrupt 14").
@@ -134,6 +138,17 @@ TEXT ·write8Insn(SB),NOSPLIT|NOFRAME,$0
 	MOVB	AX, (BX)
 	RET
 
+// The 32-bit accesses device registers need (a LAPIC or IOAPIC register is
+// read and written as one aligned doubleword: SDM Vol. 3A 11.4.1; 82093AA
+// datasheet 3.0).
+TEXT ·read32Insn(SB),NOSPLIT|NOFRAME,$0
+	MOVL	(BX), AX
+	RET
+
+TEXT ·write32Insn(SB),NOSPLIT|NOFRAME,$0
+	MOVL	AX, (BX)
+	RET
+
 // probeFixup is where a rescued fault resumes: its RET pops the return
 // address the stub's CALL pushed, whether the faulting instruction was a
 // table entry or the first one of ProbeCall's callee.
@@ -179,6 +194,25 @@ TEXT ·probeWrite8(SB),NOSPLIT,$0-56
 	MOVQ	va+0(FP), BX
 	MOVBQZX	val+8(FP), AX
 	CALL	·write8Insn(SB)
+	RECORD(hit+16(FP), vector+24(FP), code+32(FP), cr2+40(FP), rip+48(FP))
+	RET
+
+// func probeRead32(va uint64) (val uint32, hit, vector, code, cr2, rip uint64)
+TEXT ·probeRead32(SB),NOSPLIT,$0-56
+	MOVQ	$0, ·pfRec+faultRecord_hit(SB)
+	MOVQ	va+0(FP), BX
+	XORL	AX, AX
+	CALL	·read32Insn(SB)
+	MOVL	AX, val+8(FP)
+	RECORD(hit+16(FP), vector+24(FP), code+32(FP), cr2+40(FP), rip+48(FP))
+	RET
+
+// func probeWrite32(va uint64, val uint32) (hit, vector, code, cr2, rip uint64)
+TEXT ·probeWrite32(SB),NOSPLIT,$0-56
+	MOVQ	$0, ·pfRec+faultRecord_hit(SB)
+	MOVQ	va+0(FP), BX
+	MOVL	val+8(FP), AX
+	CALL	·write32Insn(SB)
 	RECORD(hit+16(FP), vector+24(FP), code+32(FP), cr2+40(FP), rip+48(FP))
 	RET
 

@@ -12,6 +12,7 @@ import (
 	"github.com/physmap/physmap/amd64"
 	"github.com/physmap/physmap/kernel/option"
 	"github.com/physmap/physmap/kernel/region"
+	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
 )
 
@@ -59,7 +60,7 @@ func runtimeWindow() mm.PhysRange {
 
 // build builds the kernel address space on ram, loads it into CR3 and
 // populates the regions that need it live. log receives the boot log.
-func build(mode mm.Mode, ram []mm.PhysRange, page1G bool, opts option.Options, log io.Writer) (*region.Space, error) {
+func build(mode mm.Mode, ram []mm.PhysRange, page1G bool, opts option.Options, cfg selftest.Config, log io.Writer) (*region.Space, error) {
 	cpu := hwCPU{}
 	img := readImage()
 	var maxPhys mm.PhysAddr
@@ -87,6 +88,7 @@ func build(mode mm.Mode, ram []mm.PhysRange, page1G bool, opts option.Options, l
 		RAM:     ram,
 		Page1GB: page1G,
 		Log:     log,
+		Config:  cfg,
 	}
 	var err error
 	if s.AS, err = mm.New(mode, s.Mem, s.Tables, tlb); err != nil {

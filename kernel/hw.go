@@ -92,6 +92,14 @@ func (hwCPU) CPUID(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32) {
 	return amd64.Cpuid(leaf, subleaf)
 }
 
+func (hwCPU) ReadMSR(msr uint32) uint64 { return amd64.Rdmsr(msr) }
+
+func (hwCPU) Read32(va mm.VirtAddr) (uint32, amd64.Fault) { return amd64.ProbeRead32(uint64(va)) }
+
+func (hwCPU) Write32(va mm.VirtAddr, v uint32) amd64.Fault {
+	return amd64.ProbeWrite32(uint64(va), v)
+}
+
 // physMem reaches physical memory through a linear mapping of it: virtual =
 // physical + off. physmap's table frames lie in the runtime's window, which
 // is identity mapped before and after the switch, so off is 0 (Linux uses

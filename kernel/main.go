@@ -127,7 +127,7 @@ func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features,
 		return nil
 	}
 	enableCPU(f)
-	s, err := build(mode, ram, f.Page1GB, opts, log)
+	s, err := build(mode, ram, f.Page1GB, opts, cfg, log)
 	if err != nil {
 		r.fail("layout.build", "%v", err)
 		return nil
@@ -162,7 +162,7 @@ func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features,
 		space: s,
 		ref: region.Reference{
 			Mode: mode, RAM: pvh, PhysBits: physBits, Image: readImage(), Window: runtimeWindow(),
-			Spec: mm.NewLayout(mode, spec), KASLR: opts.KASLR.On,
+			Spec: mm.NewLayout(mode, spec), KASLR: opts.KASLR.On, Config: cfg,
 		},
 		physBits: physBits, fw: fw, opts: opts, config: cfg,
 	}
@@ -216,9 +216,9 @@ func configOf(opts option.Options, f amd64.Features, mode mm.Mode) selftest.Conf
 		// CONFIG_RANDOMIZE_BASE, as Debian builds 6.1) only with KASLR so
 		// far; without it, mm.rst's 512 MiB.
 		Layout: "mmrst",
-		// The vsyscall page is mapped as vsyscall=emulate maps it,
-		// whatever vsyscall= says, so far.
-		Vsyscall: "emulate",
+		// map_vsyscall's mode, as vsyscall= (or Debian's default, none)
+		// asks: the vsyscall region acts on it.
+		Vsyscall: string(opts.Vsyscall),
 	}
 	if opts.KASLR.On {
 		c.Layout = "distro"

@@ -48,6 +48,7 @@ func place(out, log io.Writer, mode mm.Mode, maxPhys mm.PhysAddr, img region.Ima
 	rng := mrand.New(mrand.NewPCG(seed, seed^0x7068_7973_6d61_7021))
 	fmt.Fprintf(out, "kaslr: seed %#x from %s (boot with physmap.kaslr=%#x to repeat this layout)\n", seed, src, seed)
 
+	p.Seed = seed
 	p.KASLR = mm.RandomizeMemory(mode, maxPhys, rng.Uint64)
 	p.Layout = p.KASLR.LayoutOptions()
 	p.Layout.KernelImageSize = kaslrImageSize

@@ -49,7 +49,7 @@ func bootLines(cfg selftest.Config, fail, drop []string, extra ...string) []stri
 	return append(lines, sum.String()+"\r")
 }
 
-var cfg5 = selftest.Config{Levels: 5, Page1GB: true}
+var cfg5 = selftest.Config{Levels: 5, Page1GB: true, Vsyscall: "none"}
 
 // prints turns console lines into a fake QEMU script's print commands.
 func prints(lines []string) string {
@@ -137,12 +137,17 @@ func TestConfigAgrees(t *testing.T) {
 		ok     bool
 	}{
 		{"", cfg5, true},
-		{"physmap.kaslr=3", selftest.Config{Levels: 5, KASLR: true}, true},
+		{"physmap.kaslr=3", selftest.Config{Levels: 5, KASLR: true, Vsyscall: "none"}, true},
 		{"physmap.kaslr=3", cfg5, false},
-		{"", selftest.Config{Levels: 5, KASLR: true}, false},
+		{"", selftest.Config{Levels: 5, KASLR: true, Vsyscall: "none"}, false},
 		{"physmap.levels=4", cfg5, false},
-		{"physmap.levels=4", selftest.Config{Levels: 4}, true},
+		{"physmap.levels=4", selftest.Config{Levels: 4, Vsyscall: "none"}, true},
 		{"physmap.bogus=1", cfg5, true},
+		{"vsyscall=emulate", selftest.Config{Levels: 5, Page1GB: true, Vsyscall: "emulate"}, true},
+		{"vsyscall=emulate", cfg5, false},
+		{"vsyscall=xonly", selftest.Config{Levels: 5, Page1GB: true, Vsyscall: "xonly"}, true},
+		{"", selftest.Config{Levels: 5, Page1GB: true, Vsyscall: "emulate"}, false},
+		{"", selftest.Config{Levels: 5, Page1GB: true}, false}, // a kernel that does not say
 	} {
 		if err := ConfigAgrees(tc.append, tc.cfg); (err == nil) != tc.ok {
 			t.Errorf("ConfigAgrees(%q, %v) = %v, want ok=%v", tc.append, tc.cfg, err, tc.ok)

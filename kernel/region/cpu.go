@@ -41,6 +41,13 @@ type CPU interface {
 	SGDT() (base uint64, limit uint16)
 	// CPUID executes CPUID for a leaf and subleaf.
 	CPUID(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
+	// ReadMSR executes RDMSR (SDM Vol. 2B "RDMSR").
+	ReadMSR(msr uint32) uint64
+	// Read32 and Write32 make one aligned 32-bit access at va, as device
+	// registers are accessed (the LAPIC's and IOAPIC's), with a page
+	// fault returned instead of raised.
+	Read32(va mm.VirtAddr) (uint32, amd64.Fault)
+	Write32(va mm.VirtAddr, v uint32) amd64.Fault
 }
 
 // FaultError is a fault a proof did not expect.

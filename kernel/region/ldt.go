@@ -8,10 +8,18 @@ import (
 	"github.com/physmap/physmap/mm"
 )
 
-// LDTRemap is the LDT remap: map_ldt_struct (arch/x86/kernel/ldt.c) maps a
+// LDTRemap is the LDT remap. map_ldt_struct (arch/x86/kernel/ldt.c) maps a
 // process's LDT into one of two slots at LDT_BASE_ADDR, read-only, NX and
-// not global (it is per mm). physmap maps slot 0 for an LDT of two 32-bit
-// user segments, as a 32-bit program's modify_ldt would install them.
+// not global (it is per mm), and only with PTI: without
+// X86_FEATURE_PTI it returns at once, the LDT being reachable through the
+// direct map or vmalloc. physmap implements no PTI yet (issue 14), so the
+// region stays empty, as Linux leaves it on a CPU PTI does not protect.
+//
+// With Config.PTI, physmap would map slot 0 for an LDT of two 32-bit user
+// segments, as a 32-bit program's modify_ldt installs them, and prove it.
+// That path is kept for PTI but untested: no boot sets Config.PTI, and
+// region.ldt's claim, an injection and the manifest must follow when one
+// does.
 type LDTRemap struct {
 	pa mm.PhysAddr
 }
@@ -38,6 +46,9 @@ func ldtDescriptors() []byte {
 }
 
 func (l *LDTRemap) Populate(s *Space) error {
+	if !s.Config.PTI {
+		return nil // map_ldt_struct: if (!boot_cpu_has(X86_FEATURE_PTI)) return 0
+	}
 	frames, err := s.Frames.AllocScattered(1)
 	if err != nil {
 		return err
@@ -54,17 +65,38 @@ func (l *LDTRemap) Populate(s *Space) error {
 }
 
 func (l *LDTRemap) Inject(s *Space, name string) error {
-	if name != "ldt-writable" {
+	if name != "ldt-mapped" {
 		return fmt.Errorf("LDT remap: no injection %q", name)
 	}
-	return s.AS.Protect(s.region(mm.KindLDTRemap).Start, page, mm.PageKernel&^mm.AttrGlobal)
+	pa, err := s.Frames.AllocFrame()
+	if err != nil {
+		return err
+	}
+	return s.AS.Map(s.region(mm.KindLDTRemap).Start, pa, page, ldtPerm, mm.Only(mm.Size4K))
 }
 
-// Prove checks region.ldt at the documented LDT_BASE_ADDR: the page's
-// protection is map_ldt_struct's, its frame is also at page_offset_base+pa,
-// it reads the descriptors an LDT holds, a write faults, and slot 1 is
-// unmapped.
+// Prove checks region.ldt: without PTI, no leaf anywhere in the documented
+// LDT remap (expectation: map_ldt_struct's early return).
 func (l *LDTRemap) Prove(p *Proof) {
+	const name = "region.ldt"
+	r := p.spec(mm.KindLDTRemap)
+	if p.Ref.Config.PTI {
+		l.provePTI(p)
+		return
+	}
+	if err := noLeaves(p.Live, r); err != nil {
+		fail(p.R, name, "%v: map_ldt_struct maps an LDT only with PTI, which is off", err)
+		return
+	}
+	pass(p.R, name, "no leaf in the LDT remap %v-%v (%s): map_ldt_struct maps an LDT there only with PTI, which is off (physmap has none yet)",
+		r.Start, r.Last(), humanSize(r.Size))
+}
+
+// provePTI checks an LDT remapped as with PTI, at the documented
+// LDT_BASE_ADDR: the page's protection is map_ldt_struct's, its frame is
+// also at page_offset_base+pa, it reads the descriptors an LDT holds, a
+// write faults, and slot 1 is unmapped. Untested: no boot has PTI yet.
+func (l *LDTRemap) provePTI(p *Proof) {
 	const name = "region.ldt"
 	va := p.spec(mm.KindLDTRemap).Start
 	err := func() error {

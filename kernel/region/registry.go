@@ -23,6 +23,7 @@ var impls = map[string]func() Region{
 	"efi":            func() Region { return new(EFIRegion) },
 	"modules":        func() Region { return new(Modules) },
 	"fixmap":         func() Region { return new(Fixmap) },
+	"text_poke":      func() Region { return new(TextPoke) },
 	"vsyscall":       func() Region { return new(Vsyscall) },
 	"kaslr":          func() Region { return new(KASLR) },
 	"audit":          func() Region { return new(Audit) },

@@ -43,6 +43,10 @@ type Placement struct {
 	// ModuleOffset is where the module loads in the module area.
 	ModuleOffset uint64
 	KASLR        *mm.MemoryKASLR // nil without KASLR
+	// Seed is the KASLR seed the placement was drawn from (with KASLR),
+	// for the later draws Linux makes with kaslr_get_random_long
+	// (poking_init's poking_addr).
+	Seed uint64
 }
 
 // Space is the kernel address space as the builder makes it: the tables,
@@ -68,6 +72,9 @@ type Space struct {
 	Log io.Writer
 	// Verbose asks for the full boot log.
 	Verbose bool
+	// Config is the configuration the kernel acts on, as its config line
+	// states it (vsyscall=, PTI).
+	Config selftest.Config
 
 	regions []Entry
 }
@@ -119,6 +126,10 @@ type Reference struct {
 	Spec *mm.Layout
 	// KASLR says memory and image KASLR were asked for.
 	KASLR bool
+	// Config is the boot's configuration as its config line states it,
+	// which the harness holds to the command line: which of map_vsyscall's
+	// modes, whether PTI is on.
+	Config selftest.Config
 }
 
 // Reporter receives check results.

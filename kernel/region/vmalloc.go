@@ -3,16 +3,26 @@ package region
 import (
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/physmap/physmap/mm"
 )
 
-// Vmalloc is one vmalloc(4 pages) (mm/vmalloc.c: __vmalloc_node_range): a
-// vmap area at VMALLOC_START, vmalloc_base, as the first area allocated
-// starts there, its pages mapped PAGE_KERNEL over frames alloc_pages gives
-// one at a time (none adjacent here), followed by an unmapped guard page,
-// as every vmap area is unless VM_NO_GUARD. The next area holds the TLB
-// proof's page.
+// Vmalloc is the vmalloc/ioremap space. physmap fills it with one
+// vmalloc(4 pages) (mm/vmalloc.c: __vmalloc_node_range): a vmap area at
+// VMALLOC_START, vmalloc_base, as the first area allocated starts there,
+// its pages mapped PAGE_KERNEL over frames alloc_pages gives one at a time
+// (none adjacent here); the TLB proof's page in the next area; then two
+// ioremaps (arch/x86/mm/ioremap.c: __ioremap_caller), of the LAPIC's and
+// the IOAPIC's register pages, each PAGE_KERNEL_IO with ioremap's
+// _PAGE_CACHE_MODE_UC_MINUS, which cachemode2protval makes PCD (PAT entry
+// 2). Every area is followed by an unmapped guard page, as every vmap area
+// is unless VM_NO_GUARD, and the areas follow each other as
+// alloc_vmap_area's first fit puts them. Linux itself reaches these two
+// devices through the fixmap (fixmap.go); the ioremaps stand for what
+// drivers do with device memory (arch/x86/kernel/hpet.c: hpet_set_mapping
+// ioremaps the HPET, say), on the two devices QEMU's microvm has.
 type Vmalloc struct {
 	noFlush bool // the no-invlpg injection
 }
@@ -26,6 +36,25 @@ const vmallocTag = 0x636f_6c6c_616d_7600 // "\0vmalloc"
 // tlbPageOffset is where the TLB proof's page lies: the next vmap area,
 // after the first area and its guard page.
 const tlbPageOffset = (vmallocPages + 1) * page
+
+// ioremapPerm and ioremapCache are ioremap's protection: PAGE_KERNEL_IO
+// (__PAGE_KERNEL) with cachemode2protval(_PAGE_CACHE_MODE_UC_MINUS),
+// which is PCD alone with Linux's PAT (and with the CPU's reset PAT).
+const (
+	ioremapPerm  = mm.PageKernel
+	ioremapCache = mm.AttrPCD
+)
+
+// ioremaps are the devices physmap ioremaps, in the order of their areas
+// after the TLB page's.
+var ioremaps = []struct {
+	what string
+	pa   mm.PhysAddr // the builder's: Linux's default address
+}{{"the LAPIC", apicDefaultPhysBase}, {"the IOAPIC", ioAPICDefaultPhysBase}}
+
+// ioremapOffset is where the i-th ioremap area starts: each area before it
+// is one page and its guard.
+func ioremapOffset(i int) uint64 { return tlbPageOffset + uint64(1+i)*2*page }
 
 func (v *Vmalloc) Populate(s *Space) error {
 	frames, err := s.Frames.AllocScattered(vmallocPages)
@@ -45,6 +74,11 @@ func (v *Vmalloc) Populate(s *Space) error {
 			return err
 		}
 	}
+	for i, d := range ioremaps {
+		if err := s.AS.Map(base.Add(ioremapOffset(i)), d.pa, page, ioremapPerm|ioremapCache, mm.Only(mm.Size4K)); err != nil {
+			return fmt.Errorf("ioremap of %s at %v: %w", d.what, d.pa, err)
+		}
+	}
 	return nil
 }
 
@@ -57,6 +91,12 @@ func (v *Vmalloc) Inject(s *Space, name string) error {
 		return nil
 	case "vmalloc-misaligned":
 		return mapScratch(s, s.region(mm.KindVmalloc).Start.Sub(page))
+	case "ioremap-guard-mapped":
+		return mapScratch(s, s.region(mm.KindVmalloc).Start.Add(ioremapOffset(0)+page))
+	case "ioremap-cached":
+		return s.AS.Protect(s.region(mm.KindVmalloc).Start.Add(ioremapOffset(1)), page, ioremapPerm)
+	case "mmio-in-directmap":
+		return s.AS.Map(s.DirectVA(apicDefaultPhysBase), apicDefaultPhysBase, page, mm.PageKernel, mm.Only(mm.Size4K))
 	}
 	return fmt.Errorf("vmalloc: no injection %q", name)
 }
@@ -64,6 +104,8 @@ func (v *Vmalloc) Inject(s *Space, name string) error {
 func (v *Vmalloc) Prove(p *Proof) {
 	p.proveVmalloc()
 	p.proveTLB(v.noFlush)
+	p.proveIoremap()
+	p.proveMMIONotDirect()
 }
 
 // proveVmalloc: at vmalloc_base (mm.rst's without KASLR, else as found),
@@ -158,4 +200,123 @@ func (p *Proof) proveTLB(noFlush bool) {
 	default:
 		pass(p.R, name, "%v remapped from frame %v to %v with INVLPG: the CPU read %#x then %#x", va, a, b, first, second)
 	}
+}
+
+// proveIoremap checks region.ioremap: the LAPIC's frame (from
+// IA32_APIC_BASE) and the IOAPIC's each mapped by exactly one leaf in the
+// vmalloc area as found (vmalloc_base, mm.rst's size), a 4K page with
+// ioremap's protection whose cache bits select UC- in the CPU's PAT,
+// followed by an unmapped guard page; read through it, the device answers
+// as it does through the fixmap (the LAPIC's ID against CPUID, both
+// versions against QEMU's), which RAM would not.
+func (p *Proof) proveIoremap() {
+	const name = "region.ioremap"
+	if p.Bases.VmallocErr != nil {
+		fail(p.R, name, "%v", p.Bases.VmallocErr)
+		return
+	}
+	spec := p.spec(mm.KindVmalloc)
+	area := mm.VirtRange{Start: p.Bases.Vmalloc, End: p.Bases.Vmalloc.Add(spec.Size)}
+	var parts []string
+	err := func() error {
+		apicPA, err := lapicBase(p.CPU)
+		if err != nil {
+			return err
+		}
+		for _, d := range []struct {
+			what string
+			pa   mm.PhysAddr
+			regs func(CPU, string, mm.VirtAddr) (uint32, uint32, error)
+		}{{"the LAPIC", apicPA, lapicRegs}, {"the IOAPIC", ioAPICDefaultPhysBase, ioapicRegs}} {
+			var at []mm.VirtAddr
+			for lf := range p.Live.Leaves(area) {
+				if lf.PA <= d.pa && d.pa < lf.PA.Add(uint64(lf.Size)) {
+					at = append(at, lf.VA)
+				}
+			}
+			if len(at) != 1 {
+				return fmt.Errorf("%s's frame %v is mapped %d times in the vmalloc area %v, want one ioremap", d.what, d.pa, len(at), area)
+			}
+			va := at[0]
+			what := "the ioremap of " + d.what[len("the "):]
+			if _, err := expectDevicePage(p, what, va, d.pa, ioremapPerm, ioremapCache, memUCMinus); err != nil {
+				return err
+			}
+			if err := p.expectUnmapped(what+"'s guard page", va.Add(page)); err != nil {
+				return err
+			}
+			id, ver, err := d.regs(p.CPU, d.what+" through its ioremap", va)
+			if err != nil {
+				return err
+			}
+			parts = append(parts, fmt.Sprintf("%s %v -> %v (ID %d, version %#x)", d.what[len("the "):], va, d.pa, id, ver))
+		}
+		return nil
+	}()
+	if err != nil {
+		fail(p.R, name, "%v", err)
+		return
+	}
+	_, i := patType(p.CPU, ioremapPerm|ioremapCache)
+	pass(p.R, name, "ioremapped in the vmalloc area: %s, each %v (PAT entry %d: UC-, ioremap's _PAGE_CACHE_MODE_UC_MINUS) "+
+		"and followed by an unmapped guard page; the LAPIC's ID = CPUID's initial APIC ID, versions QEMU's",
+		strings.Join(parts, ", "), ioremapPerm|ioremapCache, i)
+}
+
+// proveMMIONotDirect checks mmio.directmap: the direct map as found
+// (page_offset_base, mm.rst's size) has no leaf over a physical page
+// outside RAM, as the PVH memory map gives it, but for the ISA range below
+// 1 MiB, which init_mem_mapping maps whole; and the LAPIC's and IOAPIC's
+// frames are no RAM, so no leaf of it covers them.
+func (p *Proof) proveMMIONotDirect() {
+	const name = "mmio.directmap"
+	if p.Bases.PageOffsetErr != nil {
+		fail(p.R, name, "%v", p.Bases.PageOffsetErr)
+		return
+	}
+	spec := p.spec(mm.KindDirectMap)
+	err := func() error {
+		apicPA, err := lapicBase(p.CPU)
+		if err != nil {
+			return err
+		}
+		for _, d := range []struct {
+			what string
+			pa   mm.PhysAddr
+		}{{"the LAPIC", apicPA}, {"the IOAPIC", ioAPICDefaultPhysBase}} {
+			if err := notRAM(p.Ref, d.what, d.pa); err != nil {
+				return err
+			}
+		}
+		// The holes: everything from the ISA range's end to the end of the
+		// direct map's region that is not RAM.
+		at := isaEnd
+		end := mm.PhysAddr(spec.Size)
+		if p.Ref.KASLR && p.Bases.VmallocErr == nil && p.Bases.Vmalloc > p.Bases.PageOffset {
+			// kaslr.c sizes the direct-map region to RAM and its padding,
+			// and vmalloc may follow within mm.rst's 64 TB (32 PB).
+			end = min(end, mm.PhysAddr(p.Bases.Vmalloc-p.Bases.PageOffset))
+		}
+		for _, r := range append(slices.Clone(p.Ref.RAM), mm.PhysRange{Start: end, End: end}) {
+			if r.Start > at {
+				hole := mm.VirtRange{Start: p.DirectVA(at), End: p.DirectVA(min(r.Start, end))}
+				for lf := range p.Live.Leaves(hole) {
+					return fmt.Errorf("the direct map's %v leaf at %v maps %v, outside RAM (the hole [%v, %v) of the PVH memory map)",
+						lf.Size, lf.VA, lf.PA, at, min(r.Start, end))
+				}
+			}
+			at = max(at, r.End)
+			if at >= end {
+				break
+			}
+		}
+		return nil
+	}()
+	if err != nil {
+		fail(p.R, name, "%v", err)
+		return
+	}
+	pass(p.R, name, "no leaf of the direct map at page_offset_base %v covers a physical page outside RAM (the PVH memory map) "+
+		"above the ISA range: device memory, the LAPIC and IOAPIC among it, is reached only through the fixmap and ioremap",
+		p.Bases.PageOffset)
 }

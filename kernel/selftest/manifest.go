@@ -205,6 +205,68 @@ type Region struct {
 
 func kaslrOnly(c Config) bool { return c.KASLR }
 
+// vsyscallEmulate says map_vsyscall maps the page; a config line that does
+// not say is vsyscall=none's, Debian's default.
+func vsyscallEmulate(c Config) bool  { return c.Vsyscall == "emulate" }
+func vsyscallUnmapped(c Config) bool { return !vsyscallEmulate(c) }
+
+// A Variant is a configuration some checks and injections need beyond a
+// plain boot's, with the kernel command-line words that give it. The boot
+// matrix boots an injection in the first variant its When accepts, and
+// the README says which boots a check or an injection belongs to.
+type Variant struct {
+	Name   string // for people: "KASLR", "vsyscall=emulate"
+	Append string // what the command line adds
+	Apply  func(*Config)
+}
+
+// Variants are the variants Whens ask for, a plain boot first.
+var Variants = []Variant{
+	{Name: "plain", Apply: func(*Config) {}},
+	{Name: "KASLR", Append: "physmap.kaslr=3", Apply: func(c *Config) { c.KASLR = true }},
+	{Name: "vsyscall=emulate", Append: "vsyscall=emulate", Apply: func(c *Config) { c.Vsyscall = "emulate" }},
+}
+
+// VariantFor returns the first variant of base in which when holds.
+func VariantFor(when func(Config) bool, base Config) (Variant, Config, bool) {
+	for _, v := range Variants {
+		c := base
+		v.Apply(&c)
+		if when == nil || when(c) {
+			return v, c, true
+		}
+	}
+	return Variant{}, base, false
+}
+
+// DescribeWhen says, for people, which boots a When admits: "" for all,
+// "KASLR boots only" where one variant alone admits it, "boots without
+// vsyscall=emulate" where one variant alone does not.
+func DescribeWhen(when func(Config) bool) string {
+	if when == nil {
+		return ""
+	}
+	var in, out []string
+	for _, v := range Variants {
+		c := Config{Levels: 5, Page1GB: true}
+		v.Apply(&c)
+		if when(c) {
+			in = append(in, v.Name)
+		} else {
+			out = append(out, v.Name)
+		}
+	}
+	switch {
+	case len(out) == 0:
+		return ""
+	case len(in) == 1:
+		return in[0] + " boots only"
+	case len(out) == 1:
+		return "boots without " + out[0]
+	}
+	return strings.Join(in, ", ") + " boots"
+}
+
 // Registry is the one list: every region in the order it is built and
 // proved.
 var Registry = []Region{
@@ -227,11 +289,11 @@ var Registry = []Region{
 		},
 		Injections: []Injection{
 			{Name: "pvh-memmap-differs", What: "the PVH start_info memory map's last RAM entry shortened by 2 MiB in memory: the direct map then covers RAM that map does not have",
-				Fails: []string{"e820", "walk.directmap"}},
+				Fails: []string{"e820", "walk.directmap", "mmio.directmap"}},
 			{Name: "clock-fast", What: "the runtime's clock multiplier (TamaGo's CPU.TimerMultiplier) scaled by 1.5 in memory", Fails: []string{"clock"}},
 			{Name: "no-pge", What: "CR4.PGE cleared after the tables are built", Fails: []string{"cpu.state"}},
 			{Name: "no-wp", What: "CR0.WP cleared: the kernel's writes ignore read-only pages",
-				Fails: []string{"cpu.state", "fault.ro", "region.ldt", "region.cpu_entry_area", "region.espfix"}},
+				Fails: []string{"cpu.state", "fault.ro", "region.cpu_entry_area", "region.espfix"}},
 		},
 		Environments: []Environment{
 			{Name: "option/unknown", Append: "physmap.bogus=1", What: "an unknown physmap option", Fails: []string{"option"}},
@@ -310,28 +372,36 @@ var Registry = []Region{
 	},
 	{
 		Name:   "ldt",
-		Source: "arch/x86/kernel/ldt.c: map_ldt_struct",
+		Source: "arch/x86/kernel/ldt.c: map_ldt_struct (maps only with PTI)",
 		Checks: []Check{
-			{Name: "region.ldt", Claim: "an LDT's page at LDT_BASE_ADDR, read-only, NX, not global, its descriptors readable, its other slot unmapped",
-				Expect: "the descriptors written through page_offset_base, map_ldt_struct's protection"},
+			{Name: "region.ldt", Claim: "the LDT remap is empty: map_ldt_struct maps a process's LDT there only with PTI, which physmap does not implement yet (issue 14)",
+				Expect: "map_ldt_struct's early return without X86_FEATURE_PTI, mm.rst's LDT_BASE_ADDR"},
 		},
 		Injections: []Injection{
-			{Name: "ldt-writable", What: "the LDT remap's pte writable", Fails: []string{"region.ldt"}},
+			{Name: "ldt-mapped", What: "a page mapped at LDT_BASE_ADDR as map_ldt_struct maps an LDT with PTI", Fails: []string{"region.ldt"}},
 		},
 	},
 	{
 		Name:   "vmalloc",
-		Source: "mm/vmalloc.c: __vmalloc_node_range, vmap_pages_range",
+		Source: "mm/vmalloc.c: __vmalloc_node_range, vmap_pages_range; arch/x86/mm/ioremap.c: __ioremap_caller",
 		Checks: []Check{
 			{Name: "region.vmalloc", Claim: "a vmalloc area at vmalloc_base over scattered frames, each also at page_offset_base+pa, followed by an unmapped guard page",
 				Expect: "the tags written through page_offset_base, the frames in the live tables"},
 			{Name: "tlb", Claim: "a remapped page is seen by the CPU only after INVLPG", Expect: "the values the CPU reads before and after"},
+			{Name: "region.ioremap", Claim: "the LAPIC and the IOAPIC ioremapped once each in the vmalloc area: a 4K page RW PCD GLB NX (ioremap's UC-), then an unmapped guard page; read through it, each answers as the device does",
+				Expect: "IA32_APIC_BASE, CPUID leaf 1's initial APIC ID, QEMU's version registers, the CPU's IA32_PAT"},
+			{Name: "mmio.directmap", Claim: "no direct-map leaf covers a physical page outside RAM above the ISA range (which init_mem_mapping maps whole): the LAPIC and IOAPIC, no RAM, are not in the direct map",
+				Expect: "RAM from the PVH memory map, IA32_APIC_BASE"},
 		},
 		Injections: []Injection{
 			{Name: "vmalloc-guard-mapped", What: "the vmalloc area's guard page mapped", Fails: []string{"region.vmalloc"}},
 			{Name: "no-invlpg", What: "a changed entry left without TLB invalidation", Fails: []string{"tlb"}},
 			{Name: "vmalloc-misaligned", What: "a page mapped 4 KiB below vmalloc_base, off its 1 GiB grid (with KASLR)",
 				Fails: []string{"region.vmalloc", "kaslr.memory"}, When: kaslrOnly},
+			{Name: "ioremap-guard-mapped", What: "the guard page after the LAPIC's ioremap mapped", Fails: []string{"region.ioremap"}},
+			{Name: "ioremap-cached", What: "the IOAPIC's ioremap without PCD: write-back cached", Fails: []string{"region.ioremap"}},
+			{Name: "mmio-in-directmap", What: "the LAPIC's page mapped in the direct map at page_offset_base+0xfee00000, past the end of RAM, where the search for vmalloc_base (the lowest leaf past the direct map's RAM) then finds it",
+				Fails: []string{"walk.directmap", "region.vmalloc", "region.ioremap", "mmio.directmap"}},
 		},
 	},
 	{
@@ -399,13 +469,28 @@ var Registry = []Region{
 	},
 	{
 		Name:   "fixmap",
-		Source: "arch/x86/include/asm/fixmap.h: __set_fixmap (text_poke's former FIX_TEXT_POKE slots)",
+		Source: "arch/x86/include/asm/fixmap.h: __set_fixmap; arch/x86/kernel/apic/apic.c: register_lapic_address; arch/x86/kernel/apic/io_apic.c: io_apic_init_mappings",
 		Checks: []Check{
-			{Name: "region.fixmap.text_poke", Claim: "kernel text patched through a writable fixmap alias, the slot cleared and flushed so it faults again",
-				Expect: "the patched routine's result"},
+			{Name: "region.fixmap", Claim: "FIX_APIC_BASE and FIX_IO_APIC_BASE_0 map the LAPIC and the IOAPIC RW PWT PCD GLB NX (UC), as set_fixmap_nocache does, and nothing else is in the fixmap; through them the devices answer",
+				Expect: "fixmap.h's enum for Debian's configuration, IA32_APIC_BASE, CPUID leaf 1's initial APIC ID, QEMU's version registers, the CPU's IA32_PAT"},
 		},
 		Injections: []Injection{
-			{Name: "poke-no-flush", What: "the text_poke slot cleared without INVLPG", Fails: []string{"region.fixmap.text_poke"}},
+			{Name: "fixmap-apic-cached", What: "FIX_APIC_BASE's pte without PCD and PWT: write-back cached", Fails: []string{"region.fixmap"}},
+			{Name: "fixmap-apic-ram", What: "FIX_APIC_BASE backed by a RAM frame", Fails: []string{"region.fixmap"}},
+			{Name: "fixmap-apic-stale-tlb", What: "FIX_APIC_BASE pointed at a zeroed RAM frame, read, and pointed back at the LAPIC without INVLPG: the tables right, the TLB not",
+				Fails: []string{"region.fixmap"}},
+		},
+	},
+	{
+		Name:   "text_poke",
+		Source: "arch/x86/mm/init.c: poking_init, arch/x86/kernel/alternative.c: __text_poke (poking_mm, a temporary mm)",
+		Checks: []Check{
+			{Name: "text_poke", Claim: "kernel text patched as __text_poke does: mapped writable and not global at poking_addr in poking_mm, whose kernel half is the kernel's, entered by loading CR3; the pte cleared and flushed so the alias faults, and absent from the kernel's tables",
+				Expect: "the patched routine's result, poking_init's rules for poking_addr and __text_poke's protection held to the tables in CR3, the faults after pte_clear"},
+		},
+		Injections: []Injection{
+			{Name: "poke-no-flush", What: "poking_addr's pte cleared without INVLPG", Fails: []string{"text_poke"}},
+			{Name: "poke-kernel-alias", What: "a writable alias of kernel text at poking_addr in the kernel's own tables", Fails: []string{"text_poke"}},
 		},
 	},
 	{
@@ -413,10 +498,15 @@ var Registry = []Region{
 		Source: "arch/x86/entry/vsyscall/vsyscall_64.c: map_vsyscall",
 		Checks: []Check{
 			{Name: "region.vsyscall", Claim: "the legacy vsyscall page user-readable at VSYSCALL_ADDR with U/S on every level, not executable",
-				Expect: "the entry points written through page_offset_base, decoded"},
+				Expect: "the entry points written through page_offset_base, decoded", When: vsyscallEmulate},
+			{Name: "region.vsyscall.unmapped", Claim: "no page at VSYSCALL_ADDR and no U/S on the entries above it, as map_vsyscall leaves it with vsyscall=none (Debian's default) and xonly",
+				Expect: "map_vsyscall's modes, mm.rst's VSYSCALL_ADDR, the CPU's page-fault error code", When: vsyscallUnmapped},
 		},
 		Injections: []Injection{
-			{Name: "vsyscall-no-user", What: "the vsyscall page without USR", Fails: []string{"region.vsyscall"}},
+			{Name: "vsyscall-no-user", What: "the vsyscall page without USR", Fails: []string{"region.vsyscall"}, When: vsyscallEmulate},
+			{Name: "vsyscall-mapped", What: "the vsyscall page mapped as vsyscall=emulate maps it", Fails: []string{"region.vsyscall.unmapped"}, When: vsyscallUnmapped},
+			{Name: "vsyscall-user-bits", What: "U/S set on the top-level entry above VSYSCALL_ADDR, as set_vsyscall_pgtable_user_bits sets it, without the page",
+				Fails: []string{"region.vsyscall.unmapped"}, When: vsyscallUnmapped},
 		},
 	},
 	{

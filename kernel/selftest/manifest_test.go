@@ -125,3 +125,28 @@ func TestMissingAndUnlisted(t *testing.T) {
 		t.Errorf("Unlisted = %v", got)
 	}
 }
+
+// TestVariants: each When of the registry is met by some variant, and the
+// README's words for it name the boots it belongs to.
+func TestVariants(t *testing.T) {
+	base := Config{Levels: 5, Page1GB: true}
+	for _, r := range Registry {
+		for _, in := range r.Injections {
+			if _, c, ok := VariantFor(in.When, base); !ok || (in.When != nil && !in.When(c)) {
+				t.Errorf("injection %s: no variant applies", in.Name)
+			}
+		}
+	}
+	for _, tc := range []struct {
+		when func(Config) bool
+		want string
+	}{{nil, ""}, {kaslrOnly, "KASLR boots only"}, {vsyscallEmulate, "vsyscall=emulate boots only"},
+		{vsyscallUnmapped, "boots without vsyscall=emulate"}} {
+		if got := DescribeWhen(tc.when); got != tc.want {
+			t.Errorf("DescribeWhen = %q, want %q", got, tc.want)
+		}
+	}
+	if v, c, _ := VariantFor(vsyscallEmulate, base); v.Append != "vsyscall=emulate" || c.Vsyscall != "emulate" {
+		t.Errorf("VariantFor(emulate) = %+v, %+v", v, c)
+	}
+}

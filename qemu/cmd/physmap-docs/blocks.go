@@ -301,8 +301,8 @@ func genChecks([]*boot, map[string]int) (string, error) {
 				name, src = "`"+r.Name+"`", r.Source
 			}
 			claim := c.Claim
-			if c.When != nil {
-				claim += " (KASLR boots only)"
+			if w := selftest.DescribeWhen(c.When); w != "" {
+				claim += " (" + w + ")"
 			}
 			fmt.Fprintf(&out, "| %s | %s | `%s` | %s | %s |\n", name, src, c.Name, claim, c.Expect)
 		}
@@ -319,8 +319,8 @@ func genInjections([]*boot, map[string]int) (string, error) {
 	for _, r := range selftest.Registry {
 		for _, in := range r.Injections {
 			what := in.What
-			if in.When != nil {
-				what += "; booted with `physmap.kaslr`"
+			if v, _, ok := selftest.VariantFor(in.When, selftest.Config{Levels: 5, Page1GB: true}); ok && v.Append != "" {
+				what += "; booted with `" + v.Append + "`"
 			}
 			fmt.Fprintf(&out, "| `%s` | %s | %s |\n", in.Name, what, codeList(in.Fails))
 		}

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"strings"
+
 	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/qemu"
 )
@@ -56,9 +58,6 @@ var modes = []struct {
 	levels    int
 }{{"5-level", "max", 5}, {"4-level", "max,-la57", 4}}
 
-// kaslrInjectSeed is the KASLR seed of the injections that need KASLR.
-const kaslrInjectSeed = "3"
-
 // extra lists further boots that must pass. clock/sleep makes the guest
 // sleep 2 s by its own clock between two lines the harness times with the
 // host's: they must agree within qemu.ClockTolerance.
@@ -67,6 +66,9 @@ var extra = []Case{
 	{Name: "levels/4-on-la57", Memory: "2G", CPU: "max", Append: "physmap.levels=4"},
 	{Name: "kaslr/5-level/rdrand", Memory: "6G", CPU: "max", Append: "physmap.kaslr=on"},
 	{Name: "kaslr/4-level/rdrand", Memory: "6G", CPU: "max,-la57", Append: "physmap.kaslr=on"},
+	// map_vsyscall's other two modes (none is the default).
+	{Name: "vsyscall/emulate", Memory: "2G", CPU: "max", Append: "vsyscall=emulate"},
+	{Name: "vsyscall/xonly", Memory: "2G", CPU: "max,-la57", Append: "vsyscall=xonly"},
 }
 
 // variants are injections booted once more on another machine, where what
@@ -98,21 +100,18 @@ var early = []Case{
 var kaslrSeeds = []string{"1", "2", "0xfeedface", "0xffffffffffffffff"}
 
 // injectionCases are every injection of the registry in both paging modes,
-// each failing exactly the checks it names, with KASLR when it needs it.
+// each failing exactly the checks it names, in the first of the registry's
+// variants (a plain boot, KASLR, vsyscall=emulate) it applies to.
 func injectionCases() []Case {
 	var out []Case
 	for _, r := range selftest.Registry {
 		for _, in := range r.Injections {
 			for _, m := range modes {
-				cfg := selftest.Config{Levels: m.levels, Page1GB: true}
-				appendLine := "physmap.inject=" + in.Name
-				if in.When != nil && !in.When(cfg) {
-					cfg.KASLR = true
-					appendLine = "physmap.kaslr=" + kaslrInjectSeed + " " + appendLine
-					if !in.When(cfg) {
-						continue // applies to no configuration of this mode
-					}
+				v, _, ok := selftest.VariantFor(in.When, selftest.Config{Levels: m.levels, Page1GB: true})
+				if !ok {
+					continue // applies to no configuration of this mode
 				}
+				appendLine := strings.TrimSpace(v.Append + " physmap.inject=" + in.Name)
 				out = append(out, Case{Name: "inject/" + m.name + "/" + in.Name, CPU: m.cpu, Append: appendLine,
 					Expect: qemu.Expect{Fails: in.Fails, Exact: true}})
 			}

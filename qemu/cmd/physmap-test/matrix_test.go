@@ -24,6 +24,7 @@ func TestMatrix(t *testing.T) {
 		"inject/directmap-hole-no-1g": true, "inject/vmemmap-off-by-one-6g": true,
 		"shell/4-level": true, "shell/5-level": true, "shell/failed-boot": true,
 		"early/no-rdrand": true, "early/no-long-mode": true,
+		"vsyscall/emulate": true, "vsyscall/xonly": true,
 	}
 	// Every environment and every injection of the registry, the latter in
 	// both paging modes.
@@ -79,7 +80,8 @@ func TestEveryCheckCanFail(t *testing.T) {
 			failed[f] = true
 		}
 	}
-	for _, cfg := range []selftest.Config{{Levels: 4}, {Levels: 5, Page1GB: true}, {Levels: 5, KASLR: true, Page1GB: true}} {
+	for _, cfg := range []selftest.Config{{Levels: 4}, {Levels: 5, Page1GB: true}, {Levels: 5, KASLR: true, Page1GB: true},
+		{Levels: 4, Vsyscall: "emulate"}, {Levels: 5, Page1GB: true, Vsyscall: "xonly"}} {
 		for _, name := range selftest.Manifest(cfg) {
 			if !failed[name] {
 				t.Errorf("no case of the matrix fails %s", name)

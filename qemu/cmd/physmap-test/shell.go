@@ -45,8 +45,11 @@ var shellCases = []Case{
 			`---\[ Low Kernel Mapping \]---\n0xffff888000000000-`),
 		ex("ptdump cpu_entry_area", `^ptdump of cpu_entry_area mapping \(CPU_ENTRY_AREA_BASE\) \[0xfffffe0000000000-0xfffffe7fffffffff\]\n`+
 			`---\[ CPU entry Area \]---\n(0xfffffe[0-9a-f]{10}-.*\n)+$`),
-		ex("ptdump FIXMAP", `^ptdump of kernel-internal fixmap range, variable size and offset \(FIXADDR_START\) \[`),
-		ex("ptdump vsyscall", `^ptdump of legacy vsyscall ABI \(VSYSCALL_ADDR\) \[0xffffffffff600000-0xffffffffff600fff\]\n(.*\n)*0xffffffffff600000-0xffffffffff601000 +4K +USR ro +GLB NX pte\n`),
+		// FIX_IO_APIC_BASE_0 and FIX_APIC_BASE, uncached.
+		ex("ptdump FIXMAP", `^ptdump of kernel-internal fixmap range, variable size and offset \(FIXADDR_START\) \[(.*\n)*`+
+			`0xffffffffff5fc000-0xffffffffff5fd000 +4K +RW PWT PCD +GLB NX pte\n0xffffffffff5fd000-0xffffffffff5fe000 +4K +RW PWT PCD +GLB NX pte\n`),
+		// vsyscall=none, the default: no page.
+		ex("ptdump vsyscall", `^ptdump of legacy vsyscall ABI \(VSYSCALL_ADDR\) \[0xffffffffff600000-0xffffffffff600fff\]\n(.*\n)*\(nothing mapped\)\n$`),
 		ex("wx", `^kernel half .*: x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.\nlower half .*: x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.\n$`),
 		ex("selftest", `(?m)^PASS walk\.image: .*\n(.*\n)*selftest: \d+ passed, 0 failed, manifest \d+\n`+
 			`physmap: the boot passed \(\d+ of \d+ checks\); selftest now: \d+ passed, 0 failed; exit status: pass\n$`),

@@ -22,11 +22,12 @@ import (
 // options given; the failing one with its "mm: check:" lines, one per W+X
 // entry, left out).
 const (
-	console4 = "testdata/console-4level-6g.txt" // -m 6G -append physmap.levels=4
-	console5 = "testdata/console-5level-2g.txt" // -m 2G (5-level on -cpu max)
-	// -m 6G -append 'physmap.levels=4 physmap.ptdump=0 physmap.inject=directmap-exec'
+	// -m 6G -append 'physmap.levels=4 physmap.ptdump=1 vsyscall=emulate'
+	console4 = "testdata/console-4level-6g.txt"
+	console5 = "testdata/console-5level-2g.txt" // -m 2G -append physmap.ptdump=1 (5-level on -cpu max)
+	// -m 2G -append 'physmap.levels=4 physmap.inject=directmap-exec'
 	consoleFail = "testdata/console-4level-fail.txt"
-	// -m 2G -append physmap.kaslr=0x5eed (5-level on -cpu max)
+	// -m 2G -append 'physmap.kaslr=0x5eed physmap.ptdump=1' (5-level on -cpu max)
 	consoleKASLR = "testdata/console-5level-kaslr.txt"
 )
 
@@ -366,13 +367,23 @@ func TestSVG(t *testing.T) {
 				}
 			}
 
-			// The vsyscall page is user-readable, and shows it.
-			usr := root.all(func(e *element) bool { return e.attr["class"] == "tag" && e.text == "USR" })
-			if len(usr) != 3 { // the legend's, the tag column's, the label's
-				t.Errorf("%d USR tags, want 3", len(usr))
+			// The vsyscall page, mapped with vsyscall=emulate (console4),
+			// is user-readable, and shows it; with vsyscall=none only the
+			// legend has the tag.
+			d, _ := read(t, file)
+			user := false
+			for _, r := range d.Runs {
+				user = user || r.Flags.User
 			}
-			if !shown("USR RO NX 4 KiB 1x4K") {
-				t.Error("the vsyscall run is not labelled USR")
+			usr := root.all(func(e *element) bool { return e.attr["class"] == "tag" && e.text == "USR" })
+			if want := map[bool]int{true: 3, false: 1}[user]; len(usr) != want { // the legend's, the tag column's, the label's
+				t.Errorf("%d USR tags, want %d", len(usr), want)
+			}
+			if shown("USR RO NX 4 KiB 1x4K") != user {
+				t.Errorf("the vsyscall run labelled USR: %v, want %v", !user, user)
+			}
+			if file == console4 && !user {
+				t.Error("console4, booted with vsyscall=emulate, has no user page")
 			}
 
 			// The verdict, in the title.

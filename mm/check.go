@@ -77,19 +77,15 @@ func Problems(as *AddressSpace, opt CheckOptions) []Problem {
 	if physBits == 0 || physBits > MaxPhysBits {
 		physBits = MaxPhysBits
 	}
-	var probs []Problem
-	add := func(v *visit, format string, args ...any) {
-		probs = append(probs, Problem{VA: v.va, Level: v.level, Table: v.table,
-			Index: v.index, Entry: v.entry, What: fmt.Sprintf(format, args...)})
-	}
+	c := checker{opt: opt, addrRes: addrMask &^ (Entry(1)<<physBits - 1), physBits: physBits,
+		tables: map[PhysAddr]VirtAddr{as.root: 0}}
 	if opt.Owns != nil && !opt.Owns(as.root) {
-		probs = append(probs, Problem{Level: PGD, Table: as.root, Index: -1,
+		c.probs = append(c.probs, Problem{Level: PGD, Table: as.root, Index: -1,
 			What: "root table page not owned by the allocator"})
 	}
-	var guard VirtRange
 	if l := opt.Layout; l != nil {
 		if l.Mode != as.mode {
-			probs = append(probs, Problem{Level: NoLevel, Index: -1,
+			c.probs = append(c.probs, Problem{Level: NoLevel, Index: -1,
 				What: fmt.Sprintf("layout is for %v paging, address space is %v", l.Mode, as.mode)})
 		}
 		for _, r := range l.Regions {
@@ -97,84 +93,108 @@ func Problems(as *AddressSpace, opt CheckOptions) []Problem {
 				continue
 			}
 			if !as.mode.Canonical(r.Start) || !as.mode.Canonical(r.Last()) {
-				probs = append(probs, Problem{VA: r.Start, Level: NoLevel, Index: -1,
+				c.probs = append(c.probs, Problem{VA: r.Start, Level: NoLevel, Index: -1,
 					What: fmt.Sprintf("layout region %q is not canonical in %v mode", r.Name, as.mode)})
 			}
 		}
 		if g, ok := l.Region(KindGuardHole); ok {
-			guard = VirtRange{g.Start, g.Last()}
+			c.guard = VirtRange{g.Start, g.Last()}
 		}
 	}
-	addrRes := addrMask &^ (Entry(1)<<physBits - 1)
-	tables := map[PhysAddr]VirtAddr{as.root: 0}
-	as.walkAll(func(v *visit) walkAction {
-		e, l := v.entry, v.level
-		if !e.IsPresent() {
-			return walkSkip
+	w := walker{as: as}
+	w.walkAll(&c)
+	// A second pass finds leaves that map table pages.
+	a := aliasChecker{checker: &c, sorted: make([]PhysAddr, 0, len(c.tables))}
+	for pa := range c.tables {
+		a.sorted = append(a.sorted, pa)
+	}
+	slices.Sort(a.sorted)
+	w.walkAll(&a)
+	return c.probs
+}
+
+// checker is Check's first pass: everything but leaves over table pages.
+type checker struct {
+	opt      CheckOptions
+	physBits uint
+	addrRes  Entry     // address bits beyond MAXPHYADDR
+	guard    VirtRange // inclusive
+	tables   map[PhysAddr]VirtAddr
+	probs    []Problem
+}
+
+func (c *checker) add(v *slot, format string, args ...any) {
+	c.probs = append(c.probs, Problem{VA: v.va, Level: v.level, Table: v.table,
+		Index: v.index, Entry: v.entry, What: fmt.Sprintf(format, args...)})
+}
+
+func (c *checker) visit(w *walker, v *slot) walkAction {
+	e, l := v.entry, v.level
+	if !e.IsPresent() {
+		return walkSkip
+	}
+	if r := e & c.addrRes; r != 0 {
+		c.add(v, "reserved address bits %#x set (MAXPHYADDR %d)", uint64(r), c.physBits)
+	}
+	if (l == PGD || l == P4D) && e&PS != 0 {
+		c.add(v, "PS set at %v: huge pages exist only at pmd and pud", l)
+		return walkSkip
+	}
+	if e.IsLeaf(l) {
+		size := pageSizeAt(l)
+		if l != PTE && !PhysAddr(e&addrMask&^PATHuge).IsAligned(uint64(size)) {
+			c.add(v, "huge page frame %#x not aligned to %v", uint64(e&addrMask&^PATHuge), size)
 		}
-		if r := e & addrRes; r != 0 {
-			add(v, "reserved address bits %#x set (MAXPHYADDR %d)", uint64(r), physBits)
+		if !c.guard.Empty() && c.guard.Overlaps(VirtRange{v.va, v.va.Add(uint64(size) - 1)}) {
+			c.add(v, "leaf in the guard hole %v", c.guard)
 		}
-		if (l == PGD || l == P4D) && e&PS != 0 {
-			add(v, "PS set at %v: huge pages exist only at pmd and pud", l)
-			return walkSkip
+		if eff := v.eff(); !c.opt.AllowWX && eff&AttrWrite != 0 && eff&AttrNX == 0 {
+			c.add(v, "W+X mapping")
 		}
-		if e.IsLeaf(l) {
-			size := pageSizeAt(l)
-			if l != PTE && !PhysAddr(e&addrMask&^PATHuge).IsAligned(uint64(size)) {
-				add(v, "huge page frame %#x not aligned to %v", uint64(e&addrMask&^PATHuge), size)
-			}
-			if !guard.Empty() && guard.Overlaps(VirtRange{v.va, v.va.Add(uint64(size) - 1)}) {
-				add(v, "leaf in the guard hole %v", guard)
-			}
-			if !opt.AllowWX && v.eff&AttrWrite != 0 && v.eff&AttrNX == 0 {
-				add(v, "W+X mapping")
-			}
-			return walkSkip
-		}
-		child := e.Addr(l)
-		if first, dup := tables[child]; dup {
-			add(v, "table page %v referenced twice (also for va %v)", child, first)
-			return walkSkip
-		}
-		tables[child] = v.va
-		if opt.Owns != nil && !opt.Owns(child) {
-			add(v, "table page %v not owned by the allocator", child)
+		return walkSkip
+	}
+	child := e.Addr(l)
+	if first, dup := c.tables[child]; dup {
+		c.add(v, "table page %v referenced twice (also for va %v)", child, first)
+		return walkSkip
+	}
+	c.tables[child] = v.va
+	if c.opt.Owns != nil && !c.opt.Owns(child) {
+		c.add(v, "table page %v not owned by the allocator", child)
+		return walkSkip
+	}
+	return walkDescend
+}
+
+// aliasChecker is Check's second pass: leaves that map table pages.
+type aliasChecker struct {
+	*checker
+	sorted []PhysAddr // the table pages
+}
+
+func (a *aliasChecker) visit(w *walker, v *slot) walkAction {
+	e, l := v.entry, v.level
+	if !e.IsPresent() || ((l == PGD || l == P4D) && e&PS != 0) {
+		return walkSkip
+	}
+	if !e.IsLeaf(l) {
+		if _, ok := a.tables[e.Addr(l)]; ok && a.opt.Owns != nil && !a.opt.Owns(e.Addr(l)) {
 			return walkSkip
 		}
 		return walkDescend
-	})
-	// A second pass finds leaves that map table pages.
-	sorted := make([]PhysAddr, 0, len(tables))
-	for pa := range tables {
-		sorted = append(sorted, pa)
 	}
-	slices.Sort(sorted)
-	as.walkAll(func(v *visit) walkAction {
-		e, l := v.entry, v.level
-		if !e.IsPresent() || ((l == PGD || l == P4D) && e&PS != 0) {
+	for _, r := range a.opt.Aliases {
+		if r.Contains(v.va) {
 			return walkSkip
 		}
-		if !e.IsLeaf(l) {
-			if _, ok := tables[e.Addr(l)]; ok && opt.Owns != nil && !opt.Owns(e.Addr(l)) {
-				return walkSkip
-			}
-			return walkDescend
-		}
-		for _, a := range opt.Aliases {
-			if a.Contains(v.va) {
-				return walkSkip
-			}
-		}
-		pa := e.Addr(l)
-		end := pa.Add(uint64(pageSizeAt(l)))
-		i, _ := slices.BinarySearch(sorted, pa)
-		if i < len(sorted) && sorted[i] < end {
-			add(v, "data mapping covers table page %v", sorted[i])
-		}
-		return walkSkip
-	})
-	return probs
+	}
+	pa := e.Addr(l)
+	end := pa.Add(uint64(pageSizeAt(l)))
+	i, _ := slices.BinarySearch(a.sorted, pa)
+	if i < len(a.sorted) && a.sorted[i] < end {
+		a.add(v, "data mapping covers table page %v", a.sorted[i])
+	}
+	return walkSkip
 }
 
 // WXPages returns the number of 4 KiB pages in r that are mapped writable

@@ -33,7 +33,15 @@
 //     [Entry.Decode]; [Attr] is the permission and caching part of a leaf.
 //   - [AddressSpace]: [AddressSpace.Map], [AddressSpace.Unmap],
 //     [AddressSpace.Protect], [AddressSpace.Translate] and leaf iteration.
-//     [Open] gives a read-only view of live tables (from CR3).
+//     [Open] gives a read-only view of live tables (from CR3). A failed
+//     translation's error holds a [WalkError] with the walk as far as it
+//     went.
+//   - One range walker (walk.go) under all of them, Check and Ptdump
+//     included, with a small visitor per operation, after the design of
+//     gVisor's pkg/ring0/pagetables: it descends the tables over a range
+//     and the visitor rewrites entries, puts in new tables, splits huge
+//     pages, has emptied tables freed or stops the walk. Every changed
+//     entry that was present is invalidated before the operation returns.
 //   - [Memblock]: a frame allocator over the firmware's RAM ranges.
 //   - [Check]: structural invariants of any address space, W+X included.
 //   - [Layout]: Linux's regions per mode, printable like mm.rst.

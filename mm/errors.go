@@ -17,6 +17,7 @@ var (
 	ErrPhysRange     = errors.New("physical address beyond MAXPHYADDR")
 	ErrDoubleFree    = errors.New("frame freed twice")
 	ErrNotOwned      = errors.New("frame not owned by this allocator")
+	ErrReservedBits  = errors.New("reserved bits set")
 )
 
 // Error is the error returned by address-space operations: which operation

@@ -40,23 +40,10 @@ func Ptdump(w io.Writer, as *AddressSpace, opt PtdumpOptions) error {
 		l = DefaultLayout(as.mode)
 	}
 	d := &dumper{w: bufio.NewWriter(w), markers: l.Markers(), phys: opt.PhysAddr}
-	fn := func(v *visit) walkAction {
-		e := v.entry
-		switch {
-		case !e.IsPresent():
-			d.note(v.va, v.level, e&flagsMask, 0, 0, false)
-		case e.IsLeaf(v.level):
-			prot := e & flagsMask
-			if v.level != PTE {
-				prot |= e & PATHuge
-			}
-			d.note(v.va, v.level, prot, v.eff, e.Addr(v.level), true)
-		}
-		return walkDescend
-	}
-	as.walk(0, as.mode.UserEnd()-1, fn)
+	wk := walker{as: as}
+	wk.walk(0, as.mode.UserEnd()-1, d)
 	d.end(as.mode.UserEnd())
-	as.walk(as.mode.KernelStart(), ^VirtAddr(0), fn)
+	wk.walk(as.mode.KernelStart(), ^VirtAddr(0), d)
 	d.end(0)
 	return d.w.Flush()
 }
@@ -91,6 +78,22 @@ func (d *dumper) note(va VirtAddr, l Level, prot Entry, eff Attr, pa PhysAddr, p
 	}
 	d.open, d.start, d.level, d.prot, d.eff, d.present, d.pa = true, va, l, prot, eff, present, pa
 	d.nextPA = pa.Add(uint64(pageSizeAt(min(l, PUD))))
+}
+
+// visit notes each not-present entry and each leaf.
+func (d *dumper) visit(w *walker, v *slot) walkAction {
+	e := v.entry
+	switch {
+	case !e.IsPresent():
+		d.note(v.va, v.level, e&flagsMask, 0, 0, false)
+	case e.IsLeaf(v.level):
+		prot := e & flagsMask
+		if v.level != PTE {
+			prot |= e & PATHuge
+		}
+		d.note(v.va, v.level, prot, v.eff(), e.Addr(v.level), true)
+	}
+	return walkDescend
 }
 
 // end prints the pending run, which ends at end (exclusive; 0 is the top).

@@ -72,39 +72,6 @@ func (as *AddressSpace) write(table PhysAddr, i int, e Entry) {
 
 func (as *AddressSpace) top() int { return as.mode.Levels() - 1 }
 
-// flushCeiling is how many single-page invalidations one operation sends
-// before it asks for a full flush instead (Linux's
-// tlb_single_page_flush_ceiling is 33).
-const flushCeiling = 32
-
-// flusher gathers the invalidations of one operation.
-type flusher struct {
-	n     int
-	all   bool
-	pages [flushCeiling]VirtAddr
-}
-
-func (f *flusher) add(va VirtAddr) {
-	switch {
-	case f.all:
-	case f.n == len(f.pages):
-		f.all = true
-	default:
-		f.pages[f.n] = va
-		f.n++
-	}
-}
-
-func (f *flusher) flush(t TLB) {
-	if f.all {
-		t.FlushAll()
-		return
-	}
-	for _, va := range f.pages[:f.n] {
-		t.InvalidatePage(va)
-	}
-}
-
 // checkRange validates a virtual range [va, va+length) for op and returns
 // its last byte.
 func (as *AddressSpace) checkRange(op string, va VirtAddr, length uint64) (VirtAddr, error) {
@@ -152,75 +119,58 @@ func (as *AddressSpace) Map(va VirtAddr, pa PhysAddr, length uint64, attrs Attr,
 	if pa.Add(length) < pa || uint64(pa)+length > 1<<MaxPhysBits {
 		return opErr("map", va, NoLevel, ErrPhysRange)
 	}
-	var busy *visit
-	as.walk(va, last, func(v *visit) walkAction {
-		if v.entry.IsPresent() && v.entry.IsLeaf(v.level) {
-			c := *v
-			busy = &c
-			return walkStop
+	m := mapper{va: va, pa: pa, sizes: sizes, user: attrs&AttrUser != 0}
+	for l := PTE; l <= PUD; l++ {
+		m.leaf[l] = MakeLeaf(l, 0, attrs)
+	}
+	return as.edit("map", func(w *walker) {
+		if !w.walk(va, last, &mapCheck{}) || w.walk(va, last, &m) {
+			return
 		}
-		return walkDescend
+		// Out of frames: undo, which cannot fail on tables just made.
+		err := w.err
+		w.walk(va, last, &unmapper{})
+		w.err = err
 	})
-	if busy != nil {
-		return opErr("map", max(busy.va, va), busy.level, ErrAlreadyMapped)
-	}
-	m := mapper{as: as, attrs: attrs, sizes: sizes, user: attrs&AttrUser != 0}
-	err = m.mapRange(as.root, as.top(), va, last, pa)
-	if err != nil {
-		as.unmapRange(as.root, as.top(), va, last, &m.f) // undo; frees cannot fail on our own tables
-	}
-	m.f.flush(as.tlb)
-	return err
 }
 
+// mapCheck stops at the first leaf: Map refuses to overwrite.
+type mapCheck struct{}
+
+func (*mapCheck) visit(w *walker, v *slot) walkAction {
+	if e := v.entry; e.IsPresent() && e.IsLeaf(v.level) {
+		w.fail(v.lo, v.level, ErrAlreadyMapped)
+		return walkStop
+	}
+	return walkDescend
+}
+
+// mapper maps [va, ...) to [pa, ...), in a range that holds no leaf.
 type mapper struct {
-	as    *AddressSpace
-	attrs Attr
+	va    VirtAddr
+	pa    PhysAddr
 	sizes PageSizes
 	user  bool
-	f     flusher
+	leaf  [PUD + 1]Entry // the leaf of each level, but for its frame
 }
 
-func (m *mapper) mapRange(table PhysAddr, h int, va, last VirtAddr, pa PhysAddr) error {
-	as := m.as
-	shift := shiftH(h)
-	span := uint64(1) << shift
-	l := as.mode.levelAt(h)
-	for {
-		i := int(uint64(va)>>shift) & (entriesPerPT - 1)
-		spanLast := va.AlignDown(span).Add(span - 1)
-		chunkLast := min(last, spanLast)
-		e := as.read(table, i)
-		switch {
-		case h <= int(PUD) && m.sizes.Has(PageSize(span)) && va.IsAligned(span) &&
-			pa.IsAligned(span) && chunkLast == spanLast && !e.IsPresent():
-			as.write(table, i, MakeLeaf(l, pa, m.attrs))
-		case h == 0 || (e.IsPresent() && e.IsLeaf(l)):
-			return opErr("map", va, l, ErrAlreadyMapped)
-		default:
-			if !e.IsPresent() {
-				child, err := as.alloc.AllocFrame()
-				if err != nil {
-					return opErr("map", va, as.mode.levelAt(h-1), err)
-				}
-				as.mem.ZeroFrame(child)
-				e = makeTable(child, m.user)
-				as.write(table, i, e)
-			} else if m.user && e&User == 0 {
-				e |= User // more permissive: flushed so no spurious fault follows
-				as.write(table, i, e)
-				m.f.add(va)
-			}
-			if err := m.mapRange(e.Addr(l), h-1, va, chunkLast, pa); err != nil {
-				return err
-			}
+func (m *mapper) visit(w *walker, v *slot) walkAction {
+	if e := v.entry; e.IsPresent() { // a table: the range holds no leaf
+		if m.user && e&User == 0 {
+			// More permissive; if the table was there before, flushed
+			// so that no spurious fault follows.
+			v.entry = e | User
 		}
-		if chunkLast == last {
-			return nil
-		}
-		pa = pa.Add(uint64(chunkLast-va) + 1)
-		va = chunkLast + 1
+		return walkDescend
 	}
+	// A huge page only where the size is allowed, the range covers it
+	// and virtual and physical addresses are both aligned to it.
+	pa := m.pa.Add(uint64(v.lo - m.va))
+	if v.level == PTE || (v.level <= PUD && v.whole() && m.sizes.Has(PageSize(v.size())) && pa.IsAligned(v.size())) {
+		v.entry = m.leaf[v.level] | Entry(pa)
+		return walkSkip
+	}
+	return walkAlloc
 }
 
 // Unmap removes every mapping in [va, va+length), splitting a huge page
@@ -231,90 +181,24 @@ func (as *AddressSpace) Unmap(va VirtAddr, length uint64) error {
 	if err != nil {
 		return err
 	}
-	var f flusher
-	err = as.unmapRange(as.root, as.top(), va, last, &f)
-	f.flush(as.tlb)
-	return err
+	return as.edit("unmap", func(w *walker) { w.walk(va, last, &unmapper{}) })
 }
 
-func (as *AddressSpace) unmapRange(table PhysAddr, h int, va, last VirtAddr, f *flusher) error {
-	shift := shiftH(h)
-	span := uint64(1) << shift
-	l := as.mode.levelAt(h)
-	for {
-		i := int(uint64(va)>>shift) & (entriesPerPT - 1)
-		spanStart := va.AlignDown(span)
-		spanLast := spanStart.Add(span - 1)
-		chunkLast := min(last, spanLast)
-		whole := va == spanStart && chunkLast == spanLast
-		e := as.read(table, i)
-		if e.IsPresent() {
-			if e.IsLeaf(l) && whole {
-				as.write(table, i, 0)
-				f.add(spanStart)
-			} else {
-				if e.IsLeaf(l) {
-					var err error
-					if e, err = as.split(table, i, h, spanStart, e, f); err != nil {
-						return opErr("unmap", va, l, err)
-					}
-				}
-				child := e.Addr(l)
-				if err := as.unmapRange(child, h-1, va, chunkLast, f); err != nil {
-					return err
-				}
-				if whole || as.tableEmpty(child) {
-					as.write(table, i, 0)
-					f.add(spanStart)
-					if err := as.alloc.FreeFrame(child); err != nil {
-						return opErr("unmap", va, as.mode.levelAt(h-1), err)
-					}
-				}
-			}
-		}
-		if chunkLast == last {
-			return nil
-		}
-		va = chunkLast + 1
-	}
-}
+// unmapper clears every entry of the range, splitting a huge page that
+// straddles an end, and frees the tables it empties.
+type unmapper struct{}
 
-func (as *AddressSpace) tableEmpty(table PhysAddr) bool {
-	for i := 0; i < entriesPerPT; i++ {
-		if as.read(table, i) != 0 {
-			return false
-		}
+func (*unmapper) visit(w *walker, v *slot) walkAction {
+	switch e := v.entry; {
+	case !e.IsPresent():
+		return walkSkip
+	case !e.IsLeaf(v.level):
+		return walkPrune
+	case v.whole():
+		v.entry = 0
+		return walkSkip
 	}
-	return true
-}
-
-// split replaces the huge leaf e at table[i] (height h, mapping va) by a
-// table of 512 smaller leaves with the same attributes, and returns the new
-// table entry.
-func (as *AddressSpace) split(table PhysAddr, i, h int, va VirtAddr, e Entry, f *flusher) (Entry, error) {
-	l := as.mode.levelAt(h)
-	child, err := as.alloc.AllocFrame()
-	if err != nil {
-		return 0, err
-	}
-	base := e.Addr(l)
-	flags := e & flagsMask
-	if l == PMD { // children are ptes: no PS, PAT moves from bit 12 to bit 7
-		flags &^= PS
-		if e&PATHuge != 0 {
-			flags |= PAT
-		}
-	} else {
-		flags |= e & PATHuge
-	}
-	step := uint64(1) << shiftH(h-1)
-	for j := 0; j < entriesPerPT; j++ {
-		as.write(child, j, flags|Entry(base.Add(uint64(j)*step)))
-	}
-	ne := makeTable(child, e&User != 0)
-	as.write(table, i, ne)
-	f.add(va)
-	return ne, nil
+	return walkSplit
 }
 
 // Protect sets the attributes of every page in [va, va+length) to attrs,
@@ -327,61 +211,46 @@ func (as *AddressSpace) Protect(va VirtAddr, length uint64, attrs Attr) error {
 	if err != nil {
 		return err
 	}
-	var hole *visit
-	as.walk(va, last, func(v *visit) walkAction {
-		if !v.entry.IsPresent() {
-			c := *v
-			hole = &c
-			return walkStop
-		}
-		return walkDescend
-	})
-	if hole != nil {
-		return opErr("protect", max(hole.va, va), hole.level, ErrNotMapped)
+	p := protector{user: attrs&AttrUser != 0}
+	for l := PTE; l <= PUD; l++ {
+		p.clear[l], p.set[l] = attrBits(l), attrs.bits(l)
 	}
-	var f flusher
-	err = as.protectRange(as.root, as.top(), va, last, attrs, &f)
-	f.flush(as.tlb)
-	return err
+	return as.edit("protect", func(w *walker) {
+		_ = w.walk(va, last, &holeCheck{}) && w.walk(va, last, &p)
+	})
 }
 
-func (as *AddressSpace) protectRange(table PhysAddr, h int, va, last VirtAddr, attrs Attr, f *flusher) error {
-	shift := shiftH(h)
-	span := uint64(1) << shift
-	l := as.mode.levelAt(h)
-	user := attrs&AttrUser != 0
-	for {
-		i := int(uint64(va)>>shift) & (entriesPerPT - 1)
-		spanStart := va.AlignDown(span)
-		spanLast := spanStart.Add(span - 1)
-		chunkLast := min(last, spanLast)
-		e := as.read(table, i)
-		if e.IsLeaf(l) && va == spanStart && chunkLast == spanLast {
-			if ne := e&^attrBits(l) | attrs.bits(l); ne != e {
-				as.write(table, i, ne)
-				f.add(spanStart)
-			}
-		} else {
-			if e.IsLeaf(l) {
-				var err error
-				if e, err = as.split(table, i, h, spanStart, e, f); err != nil {
-					return opErr("protect", va, l, err)
-				}
-			}
-			if user && e&User == 0 {
-				e |= User
-				as.write(table, i, e)
-				f.add(va)
-			}
-			if err := as.protectRange(e.Addr(l), h-1, va, chunkLast, attrs, f); err != nil {
-				return err
-			}
-		}
-		if chunkLast == last {
-			return nil
-		}
-		va = chunkLast + 1
+// holeCheck stops at the first entry not present: Protect refuses holes.
+type holeCheck struct{}
+
+func (*holeCheck) visit(w *walker, v *slot) walkAction {
+	if !v.entry.IsPresent() {
+		w.fail(v.lo, v.level, ErrNotMapped)
+		return walkStop
 	}
+	return walkDescend
+}
+
+// protector sets the attributes of the leaves of a range that is all
+// mapped.
+type protector struct {
+	user       bool
+	clear, set [PUD + 1]Entry // what the attributes clear and set in a leaf of each level
+}
+
+func (p *protector) visit(w *walker, v *slot) walkAction {
+	e := v.entry
+	switch {
+	case !e.IsLeaf(v.level):
+		if p.user && e&User == 0 {
+			v.entry = e | User
+		}
+		return walkDescend
+	case v.whole():
+		v.entry = e&^p.clear[v.level] | p.set[v.level]
+		return walkSkip
+	}
+	return walkSplit
 }
 
 // Step is one entry a translation visited.
@@ -407,38 +276,112 @@ type Translation struct {
 // Path returns the entries visited, from the top level down.
 func (t *Translation) Path() []Step { return t.Steps[:t.NSteps] }
 
+// WalkError says where and why a translation stopped short of a leaf.
+// Translate's error wraps one, so that a caller holding only the error can
+// recover the partial walk:
+//
+//	var we *mm.WalkError
+//	if errors.As(err, &we) {
+//		for _, s := range we.Reached() { ... } // the levels the walk got through
+//	}
+type WalkError struct {
+	// Partial is the translation as far as it went: VA, and in Steps the
+	// entries visited down to the one that stopped the walk, which is the
+	// last; Attrs holds the effective R/W, U/S and XD of the entries above
+	// it (RW and USR, executable, when there are none). PA, Size, Level and
+	// Entry are zero.
+	Partial Translation
+	// Level is the level of the entry that stopped the walk.
+	Level Level
+	// Err is ErrNotMapped (the entry is not present) or ErrReservedBits (a
+	// table entry has reserved bits set, which faults with RSVD=1).
+	Err error
+	// Reserved holds the reserved bits found, with ErrReservedBits.
+	Reserved Entry
+}
+
+// Error says why the walk stopped; the *Error around it says where.
+func (e *WalkError) Error() string {
+	if e.Err == ErrReservedBits {
+		return fmt.Sprintf("reserved bits %#x set", uint64(e.Reserved))
+	}
+	return e.Err.Error()
+}
+
+// Unwrap returns the cause.
+func (e *WalkError) Unwrap() error { return e.Err }
+
+// Stop returns the entry that stopped the walk.
+func (e *WalkError) Stop() Step { return e.Partial.Steps[e.Partial.NSteps-1] }
+
+// Reached returns the entries the walk went through before the one that
+// stopped it, from the top level down: empty when the top-level entry
+// itself stopped it.
+func (e *WalkError) Reached() []Step { return e.Partial.Steps[:e.Partial.NSteps-1] }
+
+// translateError holds both errors of a failed translation in one
+// allocation.
+type translateError struct {
+	op   Error
+	walk WalkError
+}
+
 // Translate walks va like the MMU does. It returns the translation and the
-// entries visited; when va is not mapped the error wraps ErrNotMapped (and
-// the path ends at the not-present entry).
+// entries visited. When va is not mapped the error wraps ErrNotMapped and
+// the path ends at the not-present entry; the error's *Error gives the
+// entry's level and its *WalkError the partial walk.
 func (as *AddressSpace) Translate(va VirtAddr) (Translation, error) {
-	t := Translation{VA: va}
+	tr := translator{t: Translation{VA: va}}
 	if !as.mode.Canonical(va) {
-		return t, opErr("translate", va, NoLevel, ErrNonCanonical)
+		return tr.t, opErr("translate", va, NoLevel, ErrNonCanonical)
 	}
-	table := as.root
-	eff := topAttrs
-	for h := as.top(); h >= 0; h-- {
-		l := as.mode.levelAt(h)
-		i := int(uint64(va)>>shiftH(h)) & (entriesPerPT - 1)
-		e := as.read(table, i)
-		t.Steps[t.NSteps] = Step{Level: l, Table: table, Index: i, Entry: e}
-		t.NSteps++
-		if !e.IsPresent() {
-			return t, opErr("translate", va, l, ErrNotMapped)
-		}
-		eff = combine(eff, e.Attrs(l))
-		if e.IsLeaf(l) {
-			size := pageSizeAt(l)
-			t.PA = e.Addr(l).Add(uint64(va) & uint64(size-1))
-			t.Size, t.Level, t.Attrs, t.Entry = size, l, eff, e
-			return t, nil
-		}
-		if r := e.Reserved(l, MaxPhysBits); r != 0 {
-			return t, opErr("translate", va, l, fmt.Errorf("reserved bits %#x set", uint64(r)))
-		}
-		table = e.Addr(l)
+	w := walker{as: as, op: "translate"}
+	w.walk(va, va, &tr)
+	if tr.why == nil {
+		return tr.t, nil
 	}
-	panic("unreachable")
+	t := tr.t
+	l := t.Steps[t.NSteps-1].Level
+	f := &translateError{
+		op:   Error{Op: "translate", VA: va, Level: l},
+		walk: WalkError{Partial: t, Level: l, Err: tr.why, Reserved: tr.reserved},
+	}
+	f.walk.Partial.Attrs = tr.above
+	f.op.Err = &f.walk
+	return t, &f.op
+}
+
+// translator walks one address like the MMU.
+type translator struct {
+	t        Translation
+	why      error // why the walk stopped short of a leaf
+	reserved Entry // the reserved bits that stopped it
+	above    Attr  // effective attributes of the entries above the last
+}
+
+func (tr *translator) visit(w *walker, v *slot) walkAction {
+	t, e := &tr.t, v.entry
+	t.Steps[t.NSteps] = Step{Level: v.level, Table: v.table, Index: v.index, Entry: e}
+	t.NSteps++
+	if tr.above = v.up; !e.IsPresent() {
+		tr.why = ErrNotMapped
+		return walkStop
+	}
+	if e.IsLeaf(v.level) {
+		size := pageSizeAt(v.level)
+		t.PA = e.Addr(v.level).Add(uint64(t.VA) & uint64(size-1))
+		t.Size, t.Level, t.Attrs, t.Entry = size, v.level, v.eff(), e
+		return walkStop
+	}
+	// With MAXPHYADDR at its limit, PS is the only bit a table entry can
+	// have reserved (at the p4d and pgd levels; see Entry.Reserved).
+	if e&PS != 0 {
+		if tr.reserved = e.Reserved(v.level, MaxPhysBits); tr.reserved != 0 {
+			tr.why = ErrReservedBits
+			return walkStop
+		}
+	}
+	return walkDescend
 }
 
 // Leaf is one present leaf entry: a mapped page.
@@ -460,44 +403,53 @@ func (as *AddressSpace) Leaves(r VirtRange) iter.Seq[Leaf] {
 		if r.Empty() {
 			return
 		}
-		as.walk(r.Start, r.End-1, leafVisitor(yield))
+		w := walker{as: as}
+		w.walk(r.Start, r.End-1, &leafVisitor{yield})
 	}
 }
 
 // AllLeaves returns every leaf of the address space in address order.
 func (as *AddressSpace) AllLeaves() iter.Seq[Leaf] {
 	return func(yield func(Leaf) bool) {
-		fn := leafVisitor(yield)
-		if as.walk(0, as.mode.UserEnd()-1, fn) {
-			as.walk(as.mode.KernelStart(), ^VirtAddr(0), fn)
-		}
+		w := walker{as: as}
+		w.walkAll(&leafVisitor{yield})
 	}
 }
 
-func leafVisitor(yield func(Leaf) bool) func(*visit) walkAction {
-	return func(v *visit) walkAction {
-		if !v.entry.IsPresent() || !v.entry.IsLeaf(v.level) {
-			return walkDescend
-		}
-		lf := Leaf{VA: v.va, PA: v.entry.Addr(v.level), Size: pageSizeAt(v.level),
-			Level: v.level, Entry: v.entry, Attrs: v.eff}
-		if !yield(lf) {
-			return walkStop
-		}
+// leafVisitor yields each present leaf.
+type leafVisitor struct{ yield func(Leaf) bool }
+
+func (lv *leafVisitor) visit(w *walker, v *slot) walkAction {
+	e := v.entry
+	if !e.IsPresent() || !e.IsLeaf(v.level) {
 		return walkDescend
 	}
+	if !lv.yield(Leaf{VA: v.va, PA: e.Addr(v.level), Size: pageSizeAt(v.level), Level: v.level, Entry: e, Attrs: v.eff()}) {
+		return walkStop
+	}
+	return walkSkip
 }
 
 // TablePages counts the table pages reachable from the root, root included.
 func (as *AddressSpace) TablePages() int {
-	n := 1
-	as.walkAll(func(v *visit) walkAction {
-		if v.entry.IsPresent() && !v.entry.IsLeaf(v.level) && v.level != PTE {
-			n++
-		}
-		return walkDescend
-	})
-	return n
+	c := tableCounter{n: 1}
+	w := walker{as: as}
+	w.walkAll(&c)
+	return c.n
+}
+
+// tableCounter counts the present table entries.
+type tableCounter struct{ n int }
+
+func (c *tableCounter) visit(w *walker, v *slot) walkAction {
+	if e := v.entry; !e.IsPresent() || e.IsLeaf(v.level) {
+		return walkSkip
+	}
+	c.n++
+	if v.level == PMD { // a pte table holds no table
+		return walkSkip
+	}
+	return walkDescend
 }
 
 // Release unmaps everything and frees every table, the root included. The
@@ -506,76 +458,10 @@ func (as *AddressSpace) Release() error {
 	if as.alloc == nil {
 		return opErr("release", 0, NoLevel, ErrReadOnly)
 	}
-	var f flusher
-	err := as.unmapRange(as.root, as.top(), 0, as.mode.UserEnd()-1, &f)
-	if err == nil {
-		err = as.unmapRange(as.root, as.top(), as.mode.KernelStart(), ^VirtAddr(0), &f)
-	}
-	f.flush(as.tlb)
-	if err != nil {
+	if err := as.edit("unmap", func(w *walker) {
+		w.walkAll(&unmapper{})
+	}); err != nil {
 		return err
 	}
 	return as.alloc.FreeFrame(as.root)
-}
-
-// walkAction tells the walker what to do after a visit.
-type walkAction uint8
-
-const (
-	walkDescend walkAction = iota // go into a present table entry
-	walkSkip                      // do not go into this entry
-	walkStop                      // end the walk
-)
-
-// visit describes one entry seen by the walker.
-type visit struct {
-	va    VirtAddr // first address the entry maps
-	level Level
-	table PhysAddr
-	index int
-	entry Entry
-	eff   Attr // effective attributes down to this entry (if present)
-}
-
-// walk visits, in address order, every entry at every level reached that
-// maps part of [lo, hi] (hi inclusive, lo and hi in the same canonical
-// half). It reports false if the visitor stopped it.
-func (as *AddressSpace) walk(lo, hi VirtAddr, fn func(*visit) walkAction) bool {
-	var v visit
-	return as.walkTable(as.root, as.top(), lo, hi, topAttrs, &v, fn)
-}
-
-func (as *AddressSpace) walkAll(fn func(*visit) walkAction) bool {
-	return as.walk(0, as.mode.UserEnd()-1, fn) && as.walk(as.mode.KernelStart(), ^VirtAddr(0), fn)
-}
-
-func (as *AddressSpace) walkTable(table PhysAddr, h int, lo, hi VirtAddr, eff Attr, v *visit, fn func(*visit) walkAction) bool {
-	shift := shiftH(h)
-	span := uint64(1) << shift
-	l := as.mode.levelAt(h)
-	va := lo
-	for {
-		i := int(uint64(va)>>shift) & (entriesPerPT - 1)
-		spanStart := va.AlignDown(span)
-		spanLast := spanStart.Add(span - 1)
-		e := as.read(table, i)
-		*v = visit{va: spanStart, level: l, table: table, index: i, entry: e}
-		if e.IsPresent() {
-			v.eff = combine(eff, e.Attrs(l))
-		}
-		switch fn(v) {
-		case walkStop:
-			return false
-		case walkDescend:
-			if h > 0 && e.IsPresent() && !e.IsLeaf(l) {
-				if !as.walkTable(e.Addr(l), h-1, va, min(hi, spanLast), combine(eff, e.Attrs(l)), v, fn) {
-					return false
-				}
-			}
-		}
-		if spanLast >= hi {
-			return true
-		}
-		va = spanLast + 1
-	}
 }

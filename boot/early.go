@@ -57,7 +57,7 @@ type earlyNeed struct {
 	leaf uint32   // CPUID leaf (subleaf 0)
 	reg  cpuidReg // register of the leaf
 	mask uint32   // the feature's bit in it
-	who  string   // "which ... needs" clause: who uses it, and for what
+	who  string   // what it is for ("to enter ...", "for ...")
 	hint string   // a -cpu that has it
 }
 
@@ -68,23 +68,23 @@ type earlyNeed struct {
 // (cpu.nx, cpu.pge) before it relies on them, with the full report.
 var earlyNeeds = []earlyNeed{
 	{"long mode", amd64.CPUID_EXT_INFO, regEDX, amd64.EXTINFO_EDX_LM,
-		"the early boot needs to enter 64-bit mode", "-cpu max or -cpu qemu64,+rdrand"},
+		"to enter 64-bit mode", "-cpu max"},
 	{"PAE", amd64.CPUID_INFO, regEDX, amd64.INFO_EDX_PAE,
-		"long mode's 4- and 5-level paging needs (SDM Vol. 3A 10.8.5)", "-cpu max"},
+		"for long mode's paging (SDM 3A 10.8.5)", "-cpu max"},
 	{"MSRs", amd64.CPUID_INFO, regEDX, amd64.INFO_EDX_MSR,
-		"the early boot needs to set EFER.LME and TamaGo's runtime to set FS_BASE", "-cpu max"},
+		"to set EFER.LME and FS_BASE", "-cpu max"},
 	{"FXSR", amd64.CPUID_INFO, regEDX, amd64.INFO_EDX_FXSR,
-		"the early boot needs to enable SSE (CR4.OSFXSR)", "-cpu max"},
+		"to enable SSE (CR4.OSFXSR)", "-cpu max"},
 	{"SSE", amd64.CPUID_INFO, regEDX, amd64.INFO_EDX_SSE,
-		"Go's amd64 code uses (GOAMD64=v1)", "-cpu max"},
+		"for Go's amd64 code (GOAMD64=v1)", "-cpu max"},
 	{"SSE2", amd64.CPUID_INFO, regEDX, amd64.INFO_EDX_SSE2,
-		"Go's amd64 code uses (GOAMD64=v1)", "-cpu max"},
+		"for Go's amd64 code (GOAMD64=v1)", "-cpu max"},
 	{"CMOV", amd64.CPUID_INFO, regEDX, amd64.INFO_EDX_CMOV,
-		"Go's amd64 code uses (GOAMD64=v1)", "-cpu max"},
-	{"a TSC", amd64.CPUID_INFO, regEDX, amd64.INFO_EDX_TSC,
-		"the runtime's clock reads (RDTSC) from its start", "-cpu max"},
+		"for Go's amd64 code (GOAMD64=v1)", "-cpu max"},
+	{"TSC", amd64.CPUID_INFO, regEDX, amd64.INFO_EDX_TSC,
+		"for the runtime's clock", "-cpu max"},
 	{"RDRAND", amd64.CPUID_INFO, regECX, amd64.INFO_ECX_RDRAND,
-		"TamaGo's runtime needs to seed its RNG", "-cpu max or -cpu qemu64,+rdrand"},
+		"for TamaGo's RNG", "-cpu max or qemu64,+rdrand"},
 }
 
 // bit returns the number of the feature's bit.
@@ -100,14 +100,14 @@ func (n earlyNeed) bit() int {
 // line is what cpuinit prints when the feature is missing, in the SDM's
 // notation for a CPUID bit: CPUID.01H:ECX[30].
 func (n earlyNeed) line() string {
-	return fmt.Sprintf("%sthis CPU lacks %s (CPUID.%02XH:%v[%d]), which %s; try %s",
+	return fmt.Sprintf("%sno %s (CPUID.%02XH:%v[%d]) %s; try %s",
 		EarlyPrefix, n.name, n.leaf, n.reg, n.bit(), n.who, n.hint)
 }
 
 // earlyRAMLine is what cpuinit prints when the PVH memory map has no RAM
 // under the runtime's window.
 func earlyRAMLine() string {
-	return fmt.Sprintf("%sno RAM for the runtime at [%#x, %#x): give the machine at least %d MiB (-m 512M)",
+	return fmt.Sprintf("%sno RAM for the runtime at [%#x, %#x): need %d MiB, try -m 512M",
 		EarlyPrefix, RuntimeStart, runtimeEnd, runtimeEnd>>20)
 }
 

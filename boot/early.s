@@ -9,222 +9,179 @@
 // entry's size, 4 bytes each, then the line printed when the feature is
 // missing, NUL-terminated and padded to 8 bytes. A zero mask ends it.
 
-// physmap: early boot: this CPU lacks long mode (CPUID.80000001H:EDX[29]), which the early boot needs to enter 64-bit mode; try -cpu max or -cpu qemu64,+rdrand
+// physmap: early boot: no long mode (CPUID.80000001H:EDX[29]) to enter 64-bit mode; try -cpu max
 DATA	·earlyNeedTable+0x0000(SB)/4, $0x80000001
 DATA	·earlyNeedTable+0x0004(SB)/4, $0x3
 DATA	·earlyNeedTable+0x0008(SB)/4, $0x20000000
-DATA	·earlyNeedTable+0x000c(SB)/4, $0xb0
+DATA	·earlyNeedTable+0x000c(SB)/4, $0x78
 DATA	·earlyNeedTable+0x0010(SB)/8, $"physmap:"
 DATA	·earlyNeedTable+0x0018(SB)/8, $" early b"
-DATA	·earlyNeedTable+0x0020(SB)/8, $"oot: thi"
-DATA	·earlyNeedTable+0x0028(SB)/8, $"s CPU la"
-DATA	·earlyNeedTable+0x0030(SB)/8, $"cks long"
-DATA	·earlyNeedTable+0x0038(SB)/8, $" mode (C"
-DATA	·earlyNeedTable+0x0040(SB)/8, $"PUID.800"
-DATA	·earlyNeedTable+0x0048(SB)/8, $"00001H:E"
-DATA	·earlyNeedTable+0x0050(SB)/8, $"DX[29]),"
-DATA	·earlyNeedTable+0x0058(SB)/8, $" which t"
-DATA	·earlyNeedTable+0x0060(SB)/8, $"he early"
-DATA	·earlyNeedTable+0x0068(SB)/8, $" boot ne"
-DATA	·earlyNeedTable+0x0070(SB)/8, $"eds to e"
-DATA	·earlyNeedTable+0x0078(SB)/8, $"nter 64-"
-DATA	·earlyNeedTable+0x0080(SB)/8, $"bit mode"
-DATA	·earlyNeedTable+0x0088(SB)/8, $"; try -c"
-DATA	·earlyNeedTable+0x0090(SB)/8, $"pu max o"
-DATA	·earlyNeedTable+0x0098(SB)/8, $"r -cpu q"
-DATA	·earlyNeedTable+0x00a0(SB)/8, $"emu64,+r"
-DATA	·earlyNeedTable+0x00a8(SB)/8, $"drand\x0d\x0a\x00"
+DATA	·earlyNeedTable+0x0020(SB)/8, $"oot: no "
+DATA	·earlyNeedTable+0x0028(SB)/8, $"long mod"
+DATA	·earlyNeedTable+0x0030(SB)/8, $"e (CPUID"
+DATA	·earlyNeedTable+0x0038(SB)/8, $".8000000"
+DATA	·earlyNeedTable+0x0040(SB)/8, $"1H:EDX[2"
+DATA	·earlyNeedTable+0x0048(SB)/8, $"9]) to e"
+DATA	·earlyNeedTable+0x0050(SB)/8, $"nter 64-"
+DATA	·earlyNeedTable+0x0058(SB)/8, $"bit mode"
+DATA	·earlyNeedTable+0x0060(SB)/8, $"; try -c"
+DATA	·earlyNeedTable+0x0068(SB)/8, $"pu max\x0d\x0a"
+DATA	·earlyNeedTable+0x0070(SB)/8, $"\x00\x00\x00\x00\x00\x00\x00\x00"
 
-// physmap: early boot: this CPU lacks PAE (CPUID.01H:EDX[6]), which long mode's 4- and 5-level paging needs (SDM Vol. 3A 10.8.5); try -cpu max
-DATA	·earlyNeedTable+0x00b0(SB)/4, $0x1
-DATA	·earlyNeedTable+0x00b4(SB)/4, $0x3
-DATA	·earlyNeedTable+0x00b8(SB)/4, $0x40
-DATA	·earlyNeedTable+0x00bc(SB)/4, $0xa0
-DATA	·earlyNeedTable+0x00c0(SB)/8, $"physmap:"
-DATA	·earlyNeedTable+0x00c8(SB)/8, $" early b"
-DATA	·earlyNeedTable+0x00d0(SB)/8, $"oot: thi"
-DATA	·earlyNeedTable+0x00d8(SB)/8, $"s CPU la"
-DATA	·earlyNeedTable+0x00e0(SB)/8, $"cks PAE "
-DATA	·earlyNeedTable+0x00e8(SB)/8, $"(CPUID.0"
-DATA	·earlyNeedTable+0x00f0(SB)/8, $"1H:EDX[6"
-DATA	·earlyNeedTable+0x00f8(SB)/8, $"]), whic"
-DATA	·earlyNeedTable+0x0100(SB)/8, $"h long m"
-DATA	·earlyNeedTable+0x0108(SB)/8, $"ode's 4-"
-DATA	·earlyNeedTable+0x0110(SB)/8, $" and 5-l"
-DATA	·earlyNeedTable+0x0118(SB)/8, $"evel pag"
-DATA	·earlyNeedTable+0x0120(SB)/8, $"ing need"
-DATA	·earlyNeedTable+0x0128(SB)/8, $"s (SDM V"
-DATA	·earlyNeedTable+0x0130(SB)/8, $"ol. 3A 1"
-DATA	·earlyNeedTable+0x0138(SB)/8, $"0.8.5); "
-DATA	·earlyNeedTable+0x0140(SB)/8, $"try -cpu"
-DATA	·earlyNeedTable+0x0148(SB)/8, $" max\x0d\x0a\x00\x00"
+// physmap: early boot: no PAE (CPUID.01H:EDX[6]) for long mode's paging (SDM 3A 10.8.5); try -cpu max
+DATA	·earlyNeedTable+0x0078(SB)/4, $0x1
+DATA	·earlyNeedTable+0x007c(SB)/4, $0x3
+DATA	·earlyNeedTable+0x0080(SB)/4, $0x40
+DATA	·earlyNeedTable+0x0084(SB)/4, $0x78
+DATA	·earlyNeedTable+0x0088(SB)/8, $"physmap:"
+DATA	·earlyNeedTable+0x0090(SB)/8, $" early b"
+DATA	·earlyNeedTable+0x0098(SB)/8, $"oot: no "
+DATA	·earlyNeedTable+0x00a0(SB)/8, $"PAE (CPU"
+DATA	·earlyNeedTable+0x00a8(SB)/8, $"ID.01H:E"
+DATA	·earlyNeedTable+0x00b0(SB)/8, $"DX[6]) f"
+DATA	·earlyNeedTable+0x00b8(SB)/8, $"or long "
+DATA	·earlyNeedTable+0x00c0(SB)/8, $"mode's p"
+DATA	·earlyNeedTable+0x00c8(SB)/8, $"aging (S"
+DATA	·earlyNeedTable+0x00d0(SB)/8, $"DM 3A 10"
+DATA	·earlyNeedTable+0x00d8(SB)/8, $".8.5); t"
+DATA	·earlyNeedTable+0x00e0(SB)/8, $"ry -cpu "
+DATA	·earlyNeedTable+0x00e8(SB)/8, $"max\x0d\x0a\x00\x00\x00"
 
-// physmap: early boot: this CPU lacks MSRs (CPUID.01H:EDX[5]), which the early boot needs to set EFER.LME and TamaGo's runtime to set FS_BASE; try -cpu max
-DATA	·earlyNeedTable+0x0150(SB)/4, $0x1
-DATA	·earlyNeedTable+0x0154(SB)/4, $0x3
-DATA	·earlyNeedTable+0x0158(SB)/4, $0x20
-DATA	·earlyNeedTable+0x015c(SB)/4, $0xb0
-DATA	·earlyNeedTable+0x0160(SB)/8, $"physmap:"
-DATA	·earlyNeedTable+0x0168(SB)/8, $" early b"
-DATA	·earlyNeedTable+0x0170(SB)/8, $"oot: thi"
-DATA	·earlyNeedTable+0x0178(SB)/8, $"s CPU la"
-DATA	·earlyNeedTable+0x0180(SB)/8, $"cks MSRs"
-DATA	·earlyNeedTable+0x0188(SB)/8, $" (CPUID."
-DATA	·earlyNeedTable+0x0190(SB)/8, $"01H:EDX["
-DATA	·earlyNeedTable+0x0198(SB)/8, $"5]), whi"
-DATA	·earlyNeedTable+0x01a0(SB)/8, $"ch the e"
-DATA	·earlyNeedTable+0x01a8(SB)/8, $"arly boo"
-DATA	·earlyNeedTable+0x01b0(SB)/8, $"t needs "
-DATA	·earlyNeedTable+0x01b8(SB)/8, $"to set E"
-DATA	·earlyNeedTable+0x01c0(SB)/8, $"FER.LME "
-DATA	·earlyNeedTable+0x01c8(SB)/8, $"and Tama"
-DATA	·earlyNeedTable+0x01d0(SB)/8, $"Go's run"
-DATA	·earlyNeedTable+0x01d8(SB)/8, $"time to "
-DATA	·earlyNeedTable+0x01e0(SB)/8, $"set FS_B"
-DATA	·earlyNeedTable+0x01e8(SB)/8, $"ASE; try"
-DATA	·earlyNeedTable+0x01f0(SB)/8, $" -cpu ma"
-DATA	·earlyNeedTable+0x01f8(SB)/8, $"x\x0d\x0a\x00\x00\x00\x00\x00"
+// physmap: early boot: no MSRs (CPUID.01H:EDX[5]) to set EFER.LME and FS_BASE; try -cpu max
+DATA	·earlyNeedTable+0x00f0(SB)/4, $0x1
+DATA	·earlyNeedTable+0x00f4(SB)/4, $0x3
+DATA	·earlyNeedTable+0x00f8(SB)/4, $0x20
+DATA	·earlyNeedTable+0x00fc(SB)/4, $0x70
+DATA	·earlyNeedTable+0x0100(SB)/8, $"physmap:"
+DATA	·earlyNeedTable+0x0108(SB)/8, $" early b"
+DATA	·earlyNeedTable+0x0110(SB)/8, $"oot: no "
+DATA	·earlyNeedTable+0x0118(SB)/8, $"MSRs (CP"
+DATA	·earlyNeedTable+0x0120(SB)/8, $"UID.01H:"
+DATA	·earlyNeedTable+0x0128(SB)/8, $"EDX[5]) "
+DATA	·earlyNeedTable+0x0130(SB)/8, $"to set E"
+DATA	·earlyNeedTable+0x0138(SB)/8, $"FER.LME "
+DATA	·earlyNeedTable+0x0140(SB)/8, $"and FS_B"
+DATA	·earlyNeedTable+0x0148(SB)/8, $"ASE; try"
+DATA	·earlyNeedTable+0x0150(SB)/8, $" -cpu ma"
+DATA	·earlyNeedTable+0x0158(SB)/8, $"x\x0d\x0a\x00\x00\x00\x00\x00"
 
-// physmap: early boot: this CPU lacks FXSR (CPUID.01H:EDX[24]), which the early boot needs to enable SSE (CR4.OSFXSR); try -cpu max
-DATA	·earlyNeedTable+0x0200(SB)/4, $0x1
-DATA	·earlyNeedTable+0x0204(SB)/4, $0x3
-DATA	·earlyNeedTable+0x0208(SB)/4, $0x1000000
-DATA	·earlyNeedTable+0x020c(SB)/4, $0x98
-DATA	·earlyNeedTable+0x0210(SB)/8, $"physmap:"
-DATA	·earlyNeedTable+0x0218(SB)/8, $" early b"
-DATA	·earlyNeedTable+0x0220(SB)/8, $"oot: thi"
-DATA	·earlyNeedTable+0x0228(SB)/8, $"s CPU la"
-DATA	·earlyNeedTable+0x0230(SB)/8, $"cks FXSR"
-DATA	·earlyNeedTable+0x0238(SB)/8, $" (CPUID."
-DATA	·earlyNeedTable+0x0240(SB)/8, $"01H:EDX["
-DATA	·earlyNeedTable+0x0248(SB)/8, $"24]), wh"
-DATA	·earlyNeedTable+0x0250(SB)/8, $"ich the "
-DATA	·earlyNeedTable+0x0258(SB)/8, $"early bo"
-DATA	·earlyNeedTable+0x0260(SB)/8, $"ot needs"
-DATA	·earlyNeedTable+0x0268(SB)/8, $" to enab"
-DATA	·earlyNeedTable+0x0270(SB)/8, $"le SSE ("
-DATA	·earlyNeedTable+0x0278(SB)/8, $"CR4.OSFX"
-DATA	·earlyNeedTable+0x0280(SB)/8, $"SR); try"
-DATA	·earlyNeedTable+0x0288(SB)/8, $" -cpu ma"
-DATA	·earlyNeedTable+0x0290(SB)/8, $"x\x0d\x0a\x00\x00\x00\x00\x00"
+// physmap: early boot: no FXSR (CPUID.01H:EDX[24]) to enable SSE (CR4.OSFXSR); try -cpu max
+DATA	·earlyNeedTable+0x0160(SB)/4, $0x1
+DATA	·earlyNeedTable+0x0164(SB)/4, $0x3
+DATA	·earlyNeedTable+0x0168(SB)/4, $0x1000000
+DATA	·earlyNeedTable+0x016c(SB)/4, $0x70
+DATA	·earlyNeedTable+0x0170(SB)/8, $"physmap:"
+DATA	·earlyNeedTable+0x0178(SB)/8, $" early b"
+DATA	·earlyNeedTable+0x0180(SB)/8, $"oot: no "
+DATA	·earlyNeedTable+0x0188(SB)/8, $"FXSR (CP"
+DATA	·earlyNeedTable+0x0190(SB)/8, $"UID.01H:"
+DATA	·earlyNeedTable+0x0198(SB)/8, $"EDX[24])"
+DATA	·earlyNeedTable+0x01a0(SB)/8, $" to enab"
+DATA	·earlyNeedTable+0x01a8(SB)/8, $"le SSE ("
+DATA	·earlyNeedTable+0x01b0(SB)/8, $"CR4.OSFX"
+DATA	·earlyNeedTable+0x01b8(SB)/8, $"SR); try"
+DATA	·earlyNeedTable+0x01c0(SB)/8, $" -cpu ma"
+DATA	·earlyNeedTable+0x01c8(SB)/8, $"x\x0d\x0a\x00\x00\x00\x00\x00"
 
-// physmap: early boot: this CPU lacks SSE (CPUID.01H:EDX[25]), which Go's amd64 code uses (GOAMD64=v1); try -cpu max
-DATA	·earlyNeedTable+0x0298(SB)/4, $0x1
-DATA	·earlyNeedTable+0x029c(SB)/4, $0x3
-DATA	·earlyNeedTable+0x02a0(SB)/4, $0x2000000
-DATA	·earlyNeedTable+0x02a4(SB)/4, $0x88
-DATA	·earlyNeedTable+0x02a8(SB)/8, $"physmap:"
-DATA	·earlyNeedTable+0x02b0(SB)/8, $" early b"
-DATA	·earlyNeedTable+0x02b8(SB)/8, $"oot: thi"
-DATA	·earlyNeedTable+0x02c0(SB)/8, $"s CPU la"
-DATA	·earlyNeedTable+0x02c8(SB)/8, $"cks SSE "
-DATA	·earlyNeedTable+0x02d0(SB)/8, $"(CPUID.0"
-DATA	·earlyNeedTable+0x02d8(SB)/8, $"1H:EDX[2"
-DATA	·earlyNeedTable+0x02e0(SB)/8, $"5]), whi"
-DATA	·earlyNeedTable+0x02e8(SB)/8, $"ch Go's "
-DATA	·earlyNeedTable+0x02f0(SB)/8, $"amd64 co"
-DATA	·earlyNeedTable+0x02f8(SB)/8, $"de uses "
-DATA	·earlyNeedTable+0x0300(SB)/8, $"(GOAMD64"
-DATA	·earlyNeedTable+0x0308(SB)/8, $"=v1); tr"
-DATA	·earlyNeedTable+0x0310(SB)/8, $"y -cpu m"
-DATA	·earlyNeedTable+0x0318(SB)/8, $"ax\x0d\x0a\x00\x00\x00\x00"
+// physmap: early boot: no SSE (CPUID.01H:EDX[25]) for Go's amd64 code (GOAMD64=v1); try -cpu max
+DATA	·earlyNeedTable+0x01d0(SB)/4, $0x1
+DATA	·earlyNeedTable+0x01d4(SB)/4, $0x3
+DATA	·earlyNeedTable+0x01d8(SB)/4, $0x2000000
+DATA	·earlyNeedTable+0x01dc(SB)/4, $0x78
+DATA	·earlyNeedTable+0x01e0(SB)/8, $"physmap:"
+DATA	·earlyNeedTable+0x01e8(SB)/8, $" early b"
+DATA	·earlyNeedTable+0x01f0(SB)/8, $"oot: no "
+DATA	·earlyNeedTable+0x01f8(SB)/8, $"SSE (CPU"
+DATA	·earlyNeedTable+0x0200(SB)/8, $"ID.01H:E"
+DATA	·earlyNeedTable+0x0208(SB)/8, $"DX[25]) "
+DATA	·earlyNeedTable+0x0210(SB)/8, $"for Go's"
+DATA	·earlyNeedTable+0x0218(SB)/8, $" amd64 c"
+DATA	·earlyNeedTable+0x0220(SB)/8, $"ode (GOA"
+DATA	·earlyNeedTable+0x0228(SB)/8, $"MD64=v1)"
+DATA	·earlyNeedTable+0x0230(SB)/8, $"; try -c"
+DATA	·earlyNeedTable+0x0238(SB)/8, $"pu max\x0d\x0a"
+DATA	·earlyNeedTable+0x0240(SB)/8, $"\x00\x00\x00\x00\x00\x00\x00\x00"
 
-// physmap: early boot: this CPU lacks SSE2 (CPUID.01H:EDX[26]), which Go's amd64 code uses (GOAMD64=v1); try -cpu max
-DATA	·earlyNeedTable+0x0320(SB)/4, $0x1
-DATA	·earlyNeedTable+0x0324(SB)/4, $0x3
-DATA	·earlyNeedTable+0x0328(SB)/4, $0x4000000
-DATA	·earlyNeedTable+0x032c(SB)/4, $0x88
-DATA	·earlyNeedTable+0x0330(SB)/8, $"physmap:"
-DATA	·earlyNeedTable+0x0338(SB)/8, $" early b"
-DATA	·earlyNeedTable+0x0340(SB)/8, $"oot: thi"
-DATA	·earlyNeedTable+0x0348(SB)/8, $"s CPU la"
-DATA	·earlyNeedTable+0x0350(SB)/8, $"cks SSE2"
-DATA	·earlyNeedTable+0x0358(SB)/8, $" (CPUID."
-DATA	·earlyNeedTable+0x0360(SB)/8, $"01H:EDX["
-DATA	·earlyNeedTable+0x0368(SB)/8, $"26]), wh"
-DATA	·earlyNeedTable+0x0370(SB)/8, $"ich Go's"
-DATA	·earlyNeedTable+0x0378(SB)/8, $" amd64 c"
-DATA	·earlyNeedTable+0x0380(SB)/8, $"ode uses"
-DATA	·earlyNeedTable+0x0388(SB)/8, $" (GOAMD6"
-DATA	·earlyNeedTable+0x0390(SB)/8, $"4=v1); t"
-DATA	·earlyNeedTable+0x0398(SB)/8, $"ry -cpu "
-DATA	·earlyNeedTable+0x03a0(SB)/8, $"max\x0d\x0a\x00\x00\x00"
+// physmap: early boot: no SSE2 (CPUID.01H:EDX[26]) for Go's amd64 code (GOAMD64=v1); try -cpu max
+DATA	·earlyNeedTable+0x0248(SB)/4, $0x1
+DATA	·earlyNeedTable+0x024c(SB)/4, $0x3
+DATA	·earlyNeedTable+0x0250(SB)/4, $0x4000000
+DATA	·earlyNeedTable+0x0254(SB)/4, $0x78
+DATA	·earlyNeedTable+0x0258(SB)/8, $"physmap:"
+DATA	·earlyNeedTable+0x0260(SB)/8, $" early b"
+DATA	·earlyNeedTable+0x0268(SB)/8, $"oot: no "
+DATA	·earlyNeedTable+0x0270(SB)/8, $"SSE2 (CP"
+DATA	·earlyNeedTable+0x0278(SB)/8, $"UID.01H:"
+DATA	·earlyNeedTable+0x0280(SB)/8, $"EDX[26])"
+DATA	·earlyNeedTable+0x0288(SB)/8, $" for Go'"
+DATA	·earlyNeedTable+0x0290(SB)/8, $"s amd64 "
+DATA	·earlyNeedTable+0x0298(SB)/8, $"code (GO"
+DATA	·earlyNeedTable+0x02a0(SB)/8, $"AMD64=v1"
+DATA	·earlyNeedTable+0x02a8(SB)/8, $"); try -"
+DATA	·earlyNeedTable+0x02b0(SB)/8, $"cpu max\x0d"
+DATA	·earlyNeedTable+0x02b8(SB)/8, $"\x0a\x00\x00\x00\x00\x00\x00\x00"
 
-// physmap: early boot: this CPU lacks CMOV (CPUID.01H:EDX[15]), which Go's amd64 code uses (GOAMD64=v1); try -cpu max
-DATA	·earlyNeedTable+0x03a8(SB)/4, $0x1
-DATA	·earlyNeedTable+0x03ac(SB)/4, $0x3
-DATA	·earlyNeedTable+0x03b0(SB)/4, $0x8000
-DATA	·earlyNeedTable+0x03b4(SB)/4, $0x88
-DATA	·earlyNeedTable+0x03b8(SB)/8, $"physmap:"
-DATA	·earlyNeedTable+0x03c0(SB)/8, $" early b"
-DATA	·earlyNeedTable+0x03c8(SB)/8, $"oot: thi"
-DATA	·earlyNeedTable+0x03d0(SB)/8, $"s CPU la"
-DATA	·earlyNeedTable+0x03d8(SB)/8, $"cks CMOV"
-DATA	·earlyNeedTable+0x03e0(SB)/8, $" (CPUID."
-DATA	·earlyNeedTable+0x03e8(SB)/8, $"01H:EDX["
-DATA	·earlyNeedTable+0x03f0(SB)/8, $"15]), wh"
-DATA	·earlyNeedTable+0x03f8(SB)/8, $"ich Go's"
-DATA	·earlyNeedTable+0x0400(SB)/8, $" amd64 c"
-DATA	·earlyNeedTable+0x0408(SB)/8, $"ode uses"
-DATA	·earlyNeedTable+0x0410(SB)/8, $" (GOAMD6"
-DATA	·earlyNeedTable+0x0418(SB)/8, $"4=v1); t"
-DATA	·earlyNeedTable+0x0420(SB)/8, $"ry -cpu "
-DATA	·earlyNeedTable+0x0428(SB)/8, $"max\x0d\x0a\x00\x00\x00"
+// physmap: early boot: no CMOV (CPUID.01H:EDX[15]) for Go's amd64 code (GOAMD64=v1); try -cpu max
+DATA	·earlyNeedTable+0x02c0(SB)/4, $0x1
+DATA	·earlyNeedTable+0x02c4(SB)/4, $0x3
+DATA	·earlyNeedTable+0x02c8(SB)/4, $0x8000
+DATA	·earlyNeedTable+0x02cc(SB)/4, $0x78
+DATA	·earlyNeedTable+0x02d0(SB)/8, $"physmap:"
+DATA	·earlyNeedTable+0x02d8(SB)/8, $" early b"
+DATA	·earlyNeedTable+0x02e0(SB)/8, $"oot: no "
+DATA	·earlyNeedTable+0x02e8(SB)/8, $"CMOV (CP"
+DATA	·earlyNeedTable+0x02f0(SB)/8, $"UID.01H:"
+DATA	·earlyNeedTable+0x02f8(SB)/8, $"EDX[15])"
+DATA	·earlyNeedTable+0x0300(SB)/8, $" for Go'"
+DATA	·earlyNeedTable+0x0308(SB)/8, $"s amd64 "
+DATA	·earlyNeedTable+0x0310(SB)/8, $"code (GO"
+DATA	·earlyNeedTable+0x0318(SB)/8, $"AMD64=v1"
+DATA	·earlyNeedTable+0x0320(SB)/8, $"); try -"
+DATA	·earlyNeedTable+0x0328(SB)/8, $"cpu max\x0d"
+DATA	·earlyNeedTable+0x0330(SB)/8, $"\x0a\x00\x00\x00\x00\x00\x00\x00"
 
-// physmap: early boot: this CPU lacks a TSC (CPUID.01H:EDX[4]), which the runtime's clock reads (RDTSC) from its start; try -cpu max
-DATA	·earlyNeedTable+0x0430(SB)/4, $0x1
-DATA	·earlyNeedTable+0x0434(SB)/4, $0x3
-DATA	·earlyNeedTable+0x0438(SB)/4, $0x10
-DATA	·earlyNeedTable+0x043c(SB)/4, $0x98
-DATA	·earlyNeedTable+0x0440(SB)/8, $"physmap:"
-DATA	·earlyNeedTable+0x0448(SB)/8, $" early b"
-DATA	·earlyNeedTable+0x0450(SB)/8, $"oot: thi"
-DATA	·earlyNeedTable+0x0458(SB)/8, $"s CPU la"
-DATA	·earlyNeedTable+0x0460(SB)/8, $"cks a TS"
-DATA	·earlyNeedTable+0x0468(SB)/8, $"C (CPUID"
-DATA	·earlyNeedTable+0x0470(SB)/8, $".01H:EDX"
-DATA	·earlyNeedTable+0x0478(SB)/8, $"[4]), wh"
-DATA	·earlyNeedTable+0x0480(SB)/8, $"ich the "
-DATA	·earlyNeedTable+0x0488(SB)/8, $"runtime'"
-DATA	·earlyNeedTable+0x0490(SB)/8, $"s clock "
-DATA	·earlyNeedTable+0x0498(SB)/8, $"reads (R"
-DATA	·earlyNeedTable+0x04a0(SB)/8, $"DTSC) fr"
-DATA	·earlyNeedTable+0x04a8(SB)/8, $"om its s"
-DATA	·earlyNeedTable+0x04b0(SB)/8, $"tart; tr"
-DATA	·earlyNeedTable+0x04b8(SB)/8, $"y -cpu m"
-DATA	·earlyNeedTable+0x04c0(SB)/8, $"ax\x0d\x0a\x00\x00\x00\x00"
+// physmap: early boot: no TSC (CPUID.01H:EDX[4]) for the runtime's clock; try -cpu max
+DATA	·earlyNeedTable+0x0338(SB)/4, $0x1
+DATA	·earlyNeedTable+0x033c(SB)/4, $0x3
+DATA	·earlyNeedTable+0x0340(SB)/4, $0x10
+DATA	·earlyNeedTable+0x0344(SB)/4, $0x68
+DATA	·earlyNeedTable+0x0348(SB)/8, $"physmap:"
+DATA	·earlyNeedTable+0x0350(SB)/8, $" early b"
+DATA	·earlyNeedTable+0x0358(SB)/8, $"oot: no "
+DATA	·earlyNeedTable+0x0360(SB)/8, $"TSC (CPU"
+DATA	·earlyNeedTable+0x0368(SB)/8, $"ID.01H:E"
+DATA	·earlyNeedTable+0x0370(SB)/8, $"DX[4]) f"
+DATA	·earlyNeedTable+0x0378(SB)/8, $"or the r"
+DATA	·earlyNeedTable+0x0380(SB)/8, $"untime's"
+DATA	·earlyNeedTable+0x0388(SB)/8, $" clock; "
+DATA	·earlyNeedTable+0x0390(SB)/8, $"try -cpu"
+DATA	·earlyNeedTable+0x0398(SB)/8, $" max\x0d\x0a\x00\x00"
 
-// physmap: early boot: this CPU lacks RDRAND (CPUID.01H:ECX[30]), which TamaGo's runtime needs to seed its RNG; try -cpu max or -cpu qemu64,+rdrand
-DATA	·earlyNeedTable+0x04c8(SB)/4, $0x1
-DATA	·earlyNeedTable+0x04cc(SB)/4, $0x2
-DATA	·earlyNeedTable+0x04d0(SB)/4, $0x40000000
-DATA	·earlyNeedTable+0x04d4(SB)/4, $0xa8
-DATA	·earlyNeedTable+0x04d8(SB)/8, $"physmap:"
-DATA	·earlyNeedTable+0x04e0(SB)/8, $" early b"
-DATA	·earlyNeedTable+0x04e8(SB)/8, $"oot: thi"
-DATA	·earlyNeedTable+0x04f0(SB)/8, $"s CPU la"
-DATA	·earlyNeedTable+0x04f8(SB)/8, $"cks RDRA"
-DATA	·earlyNeedTable+0x0500(SB)/8, $"ND (CPUI"
-DATA	·earlyNeedTable+0x0508(SB)/8, $"D.01H:EC"
-DATA	·earlyNeedTable+0x0510(SB)/8, $"X[30]), "
-DATA	·earlyNeedTable+0x0518(SB)/8, $"which Ta"
-DATA	·earlyNeedTable+0x0520(SB)/8, $"maGo's r"
-DATA	·earlyNeedTable+0x0528(SB)/8, $"untime n"
-DATA	·earlyNeedTable+0x0530(SB)/8, $"eeds to "
-DATA	·earlyNeedTable+0x0538(SB)/8, $"seed its"
-DATA	·earlyNeedTable+0x0540(SB)/8, $" RNG; tr"
-DATA	·earlyNeedTable+0x0548(SB)/8, $"y -cpu m"
-DATA	·earlyNeedTable+0x0550(SB)/8, $"ax or -c"
-DATA	·earlyNeedTable+0x0558(SB)/8, $"pu qemu6"
-DATA	·earlyNeedTable+0x0560(SB)/8, $"4,+rdran"
-DATA	·earlyNeedTable+0x0568(SB)/8, $"d\x0d\x0a\x00\x00\x00\x00\x00"
+// physmap: early boot: no RDRAND (CPUID.01H:ECX[30]) for TamaGo's RNG; try -cpu max or qemu64,+rdrand
+DATA	·earlyNeedTable+0x03a0(SB)/4, $0x1
+DATA	·earlyNeedTable+0x03a4(SB)/4, $0x2
+DATA	·earlyNeedTable+0x03a8(SB)/4, $0x40000000
+DATA	·earlyNeedTable+0x03ac(SB)/4, $0x78
+DATA	·earlyNeedTable+0x03b0(SB)/8, $"physmap:"
+DATA	·earlyNeedTable+0x03b8(SB)/8, $" early b"
+DATA	·earlyNeedTable+0x03c0(SB)/8, $"oot: no "
+DATA	·earlyNeedTable+0x03c8(SB)/8, $"RDRAND ("
+DATA	·earlyNeedTable+0x03d0(SB)/8, $"CPUID.01"
+DATA	·earlyNeedTable+0x03d8(SB)/8, $"H:ECX[30"
+DATA	·earlyNeedTable+0x03e0(SB)/8, $"]) for T"
+DATA	·earlyNeedTable+0x03e8(SB)/8, $"amaGo's "
+DATA	·earlyNeedTable+0x03f0(SB)/8, $"RNG; try"
+DATA	·earlyNeedTable+0x03f8(SB)/8, $" -cpu ma"
+DATA	·earlyNeedTable+0x0400(SB)/8, $"x or qem"
+DATA	·earlyNeedTable+0x0408(SB)/8, $"u64,+rdr"
+DATA	·earlyNeedTable+0x0410(SB)/8, $"and\x0d\x0a\x00\x00\x00"
 
 // The end of the table.
-DATA	·earlyNeedTable+0x0570(SB)/4, $0
-DATA	·earlyNeedTable+0x0574(SB)/4, $0
-DATA	·earlyNeedTable+0x0578(SB)/4, $0
-DATA	·earlyNeedTable+0x057c(SB)/4, $0
-GLOBL	·earlyNeedTable(SB),RODATA,$0x580
+DATA	·earlyNeedTable+0x0418(SB)/4, $0
+DATA	·earlyNeedTable+0x041c(SB)/4, $0
+DATA	·earlyNeedTable+0x0420(SB)/4, $0
+DATA	·earlyNeedTable+0x0424(SB)/4, $0
+GLOBL	·earlyNeedTable(SB),RODATA,$0x428
 
 // earlyRAMMsg is printed when no RAM holds the runtime's window.
 DATA	·earlyRAMMsg+0x0000(SB)/8, $"physmap:"
@@ -236,10 +193,8 @@ DATA	·earlyRAMMsg+0x0028(SB)/8, $"ime at ["
 DATA	·earlyRAMMsg+0x0030(SB)/8, $"0x100000"
 DATA	·earlyRAMMsg+0x0038(SB)/8, $"00, 0x18"
 DATA	·earlyRAMMsg+0x0040(SB)/8, $"000000):"
-DATA	·earlyRAMMsg+0x0048(SB)/8, $" give th"
-DATA	·earlyRAMMsg+0x0050(SB)/8, $"e machin"
-DATA	·earlyRAMMsg+0x0058(SB)/8, $"e at lea"
-DATA	·earlyRAMMsg+0x0060(SB)/8, $"st 384 M"
-DATA	·earlyRAMMsg+0x0068(SB)/8, $"iB (-m 5"
-DATA	·earlyRAMMsg+0x0070(SB)/8, $"12M)\x0d\x0a\x00\x00"
-GLOBL	·earlyRAMMsg(SB),RODATA,$0x78
+DATA	·earlyRAMMsg+0x0048(SB)/8, $" need 38"
+DATA	·earlyRAMMsg+0x0050(SB)/8, $"4 MiB, t"
+DATA	·earlyRAMMsg+0x0058(SB)/8, $"ry -m 51"
+DATA	·earlyRAMMsg+0x0060(SB)/8, $"2M\x0d\x0a\x00\x00\x00\x00"
+GLOBL	·earlyRAMMsg(SB),RODATA,$0x68

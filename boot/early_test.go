@@ -57,8 +57,8 @@ func TestEarlyProtocol(t *testing.T) {
 // prefix, the feature and its CPUID bit as the SDM writes it, and a hint.
 func TestEarlyLines(t *testing.T) {
 	want := map[string]string{
-		"RDRAND":    "physmap: early boot: this CPU lacks RDRAND (CPUID.01H:ECX[30]), which TamaGo's runtime needs to seed its RNG; try -cpu max or -cpu qemu64,+rdrand",
-		"long mode": "physmap: early boot: this CPU lacks long mode (CPUID.80000001H:EDX[29]), which the early boot needs to enter 64-bit mode; try -cpu max or -cpu qemu64,+rdrand",
+		"RDRAND":    "physmap: early boot: no RDRAND (CPUID.01H:ECX[30]) for TamaGo's RNG; try -cpu max or qemu64,+rdrand",
+		"long mode": "physmap: early boot: no long mode (CPUID.80000001H:EDX[29]) to enter 64-bit mode; try -cpu max",
 	}
 	bitRE := regexp.MustCompile(`\(CPUID\.([0-9A-F]+)H:(E[ABCD]X)\[(\d+)\]\)`)
 	seen := map[string]bool{}
@@ -71,6 +71,9 @@ func TestEarlyLines(t *testing.T) {
 			t.Errorf("%s listed twice", n.name)
 		}
 		seen[n.name] = true
+		if len(l) > 100 {
+			t.Errorf("%q: %d columns, more than the console's 100", l, len(l))
+		}
 		if !strings.HasPrefix(l, selftest.EarlyPrefix) || strings.ContainsAny(l, "\r\n\x00") || !strings.Contains(l, "; try -cpu ") {
 			t.Errorf("%q: not one line with the prefix and a hint", l)
 		}
@@ -90,7 +93,7 @@ func TestEarlyLines(t *testing.T) {
 			t.Errorf("%s is not checked", name)
 		}
 	}
-	if l := earlyRAMLine(); l != "physmap: early boot: no RAM for the runtime at [0x10000000, 0x18000000): give the machine at least 384 MiB (-m 512M)" {
+	if l := earlyRAMLine(); l != "physmap: early boot: no RAM for the runtime at [0x10000000, 0x18000000): need 384 MiB, try -m 512M" {
 		t.Errorf("RAM line %q", l)
 	}
 }

@@ -10,6 +10,8 @@ import (
 	"unsafe"
 
 	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/boot"
+	"github.com/physmap/physmap/kernel/modules"
 	"github.com/physmap/physmap/kernel/option"
 	"github.com/physmap/physmap/kernel/region"
 	"github.com/physmap/physmap/kernel/selftest"
@@ -53,6 +55,29 @@ func readImage() region.Image {
 	}
 }
 
+// pageOffsetBase is the kernel variable modules read as page_offset_base
+// (arch/x86/kernel/head64.c): the modules region writes the direct map's
+// base into it before the first module's init runs. Go code never reads it.
+var pageOffsetBase uint64
+
+// kernelExports returns the symbols the kernel exports to modules, at their
+// frames in the image (the Go linker's addresses in the identity window).
+func kernelExports() []region.KernelSymbol {
+	return []region.KernelSymbol{
+		{Name: region.SymPageOffsetBase, PA: mm.PhysAddr(uintptr(unsafe.Pointer(&pageOffsetBase)))},
+		{Name: region.SymConsoleWrite, PA: mm.PhysAddr(boot.ConsoleWriteCAddr())},
+	}
+}
+
+// moduleObjects returns the embedded module objects.
+func moduleObjects() []region.ModuleObject {
+	var out []region.ModuleObject
+	for _, o := range modules.Objects() {
+		out = append(out, region.ModuleObject{File: o.File, Data: o.Data})
+	}
+	return out
+}
+
 // runtimeWindow is TamaGo's memory: image, heap and stacks.
 func runtimeWindow() mm.PhysRange {
 	return mm.PhysRange{Start: mm.PhysAddr(goos.RamStart), End: mm.PhysAddr(goos.RamStart + goos.RamSize)}
@@ -89,6 +114,8 @@ func build(mode mm.Mode, ram []mm.PhysRange, page1G bool, opts option.Options, c
 		Page1GB: page1G,
 		Log:     log,
 		Config:  cfg,
+		Exports: kernelExports(),
+		Modules: moduleObjects(),
 	}
 	var err error
 	if s.AS, err = mm.New(mode, s.Mem, s.Tables, tlb); err != nil {

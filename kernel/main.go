@@ -162,7 +162,7 @@ func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features,
 		space: s,
 		ref: region.Reference{
 			Mode: mode, RAM: pvh, PhysBits: physBits, Image: readImage(), Window: runtimeWindow(),
-			Spec: mm.NewLayout(mode, spec), KASLR: opts.KASLR.On, Config: cfg,
+			Spec: mm.NewLayout(mode, spec), KASLR: opts.KASLR.On, Config: cfg, Exports: kernelExports(),
 		},
 		physBits: physBits, fw: fw, opts: opts, config: cfg,
 	}

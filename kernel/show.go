@@ -13,6 +13,7 @@ import (
 	"github.com/physmap/physmap/amd64"
 	"github.com/physmap/physmap/boot"
 	"github.com/physmap/physmap/kernel/dump"
+	"github.com/physmap/physmap/kernel/modload"
 	"github.com/physmap/physmap/kernel/region"
 	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
@@ -148,16 +149,13 @@ func aliasesOf(runs []dump.Run, pr mm.PhysRange) []mm.VirtRange {
 // tables, one per line with the region it lies in.
 func (k *kernel) showAliases(runs []dump.Run) []dump.Alias {
 	im := k.ref.Image
-	mod := region.Find[*region.Modules](k.space)
 	targets := []struct {
 		what string
 		r    mm.PhysRange
 	}{
 		{"kernel text", im.Text}, {"kernel rodata", im.Rodata}, {"kernel data+bss", im.Data},
-		{"module text", mm.PhysRange{Start: mod.TextPA, End: mod.TextPA.Add(page)}},
-		{"module data", mm.PhysRange{Start: mod.DataPA, End: mod.DataPA.Add(page)}},
 	}
-	fmt.Println("physmap: every virtual address of the image's and the module's frames, from the live tables:")
+	fmt.Println("physmap: every virtual address of the image's and the modules' frames, from the live tables:")
 	var out []dump.Alias
 	for _, t := range targets {
 		a := dump.Alias{What: t.what, PA: dump.Addr(t.r.Start), Len: dump.Addr(t.r.Len())}
@@ -168,6 +166,22 @@ func (k *kernel) showAliases(runs []dump.Run) []dump.Alias {
 			fmt.Printf("      0x%016x  %s, %s\n", uint64(v.Start), label, humanSize(v.Len()))
 		}
 		out = append(out, a)
+	}
+	// A module's frames are scattered: one line per frame, its addresses
+	// in the module area and in the direct map.
+	for _, lm := range region.Find[*region.Modules](k.space).Loaded {
+		lm.Pages(func(g modload.Group, _ mm.VirtAddr, pa mm.PhysAddr) {
+			r := mm.PhysRange{Start: pa, End: pa.Add(page)}
+			what := fmt.Sprintf("%s %v", lm.Img.Name(), g)
+			a := dump.Alias{What: what, PA: dump.Addr(pa), Len: dump.Addr(page)}
+			var at []string
+			for _, v := range merge(aliasesOf(runs, r)) {
+				a.VAs = append(a.VAs, dump.Addr(v.Start))
+				at = append(at, fmt.Sprintf("%#x", uint64(v.Start)))
+			}
+			fmt.Printf("  %-19s %#x at %s\n", what, uint64(pa), strings.Join(at, ", "))
+			out = append(out, a)
+		})
 	}
 	return out
 }
@@ -208,12 +222,12 @@ func (k *kernel) showAnswer(r *report) {
 	for _, rr := range joined(append([]mm.PhysRange{{Start: 0, End: isaEnd}}, k.ref.RAM...)) {
 		ram += rr.Len()
 	}
-	if !passed("walk.directmap", "walk.image", "content", "walk.module") {
+	if !passed("walk.directmap", "walk.image", "content", "module.load") {
 		fmt.Println("physmap: the checks behind the answer did not all pass: see the FAIL lines")
 		return
 	}
 	answer := fmt.Sprintf("physmap: yes: all %s of RAM (and the ISA range) is mapped at page_offset_base %#x, so every frame, the kernel's own included, has an address in the kernel half; "+
-		"the kernel image's %d frames appear there at least twice (at _text %#x and in the direct map), and the module's too (MODULES_VADDR and the direct map).",
+		"the kernel image's %d frames appear there at least twice (at _text %#x and in the direct map), and each module's too (in the module area and the direct map).",
 		humanSize(ram), uint64(k.bases.PageOffset), k.ref.Image.All().Len()/page, uint64(k.bases.Text))
 	for _, w := range selftest.Wrap(answer, selftest.Width) {
 		fmt.Println(w)

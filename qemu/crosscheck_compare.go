@@ -289,16 +289,17 @@ func CompareWithQEMU(ctx context.Context, d *dump.Dump, hmp HMP) (*CrossReport, 
 	return rep, nil
 }
 
-// The aliases the gva2gpa checks use, as the kernel names them.
+// The aliases the gva2gpa checks use, as the kernel names them: the
+// image's start with this prefix, each module frame's with the module's
+// name and group ("reloc text").
 const (
+	aliasKernel     = "kernel "
 	aliasKernelText = "kernel text"
-	aliasModText    = "module text"
-	aliasModData    = "module data"
 )
 
 // gvaPlan lists the gva2gpa checks: the first instruction through each of
 // its aliases (all at the start of kernel text), and every page of the
-// module's text and data through each of theirs.
+// modules' frames through each of theirs.
 func gvaPlan(d *dump.Dump) ([]GVACheck, error) {
 	find := func(what string) (dump.Alias, error) {
 		for _, a := range d.Aliases {
@@ -319,16 +320,20 @@ func gvaPlan(d *dump.Dump) ([]GVACheck, error) {
 	for _, va := range text.VAs {
 		out = append(out, GVACheck{What: "first instruction", VA: mm.VirtAddr(va), Want: mm.PhysAddr(text.PA)})
 	}
-	for _, what := range []string{aliasModText, aliasModData} {
-		a, err := find(what)
-		if err != nil {
-			return nil, err
+	modules := 0
+	for _, a := range d.Aliases {
+		if strings.HasPrefix(a.What, aliasKernel) || len(a.VAs) == 0 {
+			continue
 		}
+		modules++
 		for _, va := range a.VAs {
 			for off := uint64(0); off < uint64(a.Len); off += uint64(mm.Size4K) {
-				out = append(out, GVACheck{What: what, VA: mm.VirtAddr(va).Add(off), Want: mm.PhysAddr(a.PA).Add(off)})
+				out = append(out, GVACheck{What: a.What, VA: mm.VirtAddr(va).Add(off), Want: mm.PhysAddr(a.PA).Add(off)})
 			}
 		}
+	}
+	if modules == 0 {
+		return nil, &Error{Op: "crosscheck", Err: ErrCrossCheck, Detail: "the dump has no module frame with addresses"}
 	}
 	return out, nil
 }

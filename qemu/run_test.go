@@ -309,13 +309,13 @@ func TestRunBadMachine(t *testing.T) {
 			ErrQEMURefused, "Cannot allocate memory; physmap touches little of its RAM: try -noreserve", ""},
 		{"memory with noreserve", "stderr qemu-system-x86_64: cannot set up guest memory 'microvm.ram': Cannot allocate memory\nexit 1", true,
 			ErrQEMURefused, "Cannot allocate memory", "try -noreserve"},
-		{"early boot cpu", "print physmap: early boot: CPU lacks RDRAND (CPUID.01H:ECX[30]); try -cpu max\nexit 5", false,
-			ErrEarlyBoot, "physmap: early boot: CPU lacks RDRAND (CPUID.01H:ECX[30]); try -cpu max", "triple fault"},
+		{"early boot cpu", "print physmap: early boot: no RDRAND (CPUID.01H:ECX[30]) for TamaGo's RNG; try -cpu max\nexit 5", false,
+			ErrEarlyBoot, "physmap: early boot: no RDRAND (CPUID.01H:ECX[30]) for TamaGo's RNG; try -cpu max", "triple fault"},
 		{"early boot ram", "print physmap: early boot: no RAM for the runtime at [0x10000000, 0x18000000)\nexit 7", false,
 			ErrEarlyBoot, "physmap: early boot: no RAM for the runtime at [0x10000000, 0x18000000)", ""},
 		{"early boot status, line lost", "exit 5", false, ErrEarlyBoot, "CPU feature physmap needs is missing (QEMU exit status 5", ""},
-		{"early boot line, then a reset", "waitqmp\nprint physmap: early boot: CPU lacks NX\nevent SHUTDOWN {\"guest\":true,\"reason\":\"guest-reset\"}\nexit 0", false,
-			ErrEarlyBoot, "physmap: early boot: CPU lacks NX", "triple fault"},
+		{"early boot line, then a reset", "waitqmp\nprint physmap: early boot: no NX\nevent SHUTDOWN {\"guest\":true,\"reason\":\"guest-reset\"}\nexit 0", false,
+			ErrEarlyBoot, "physmap: early boot: no NX", "triple fault"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := fake(t, tc.script)

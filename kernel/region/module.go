@@ -1,180 +1,300 @@
 package region
 
 import (
-	"bytes"
+	"encoding/binary"
+	"errors"
 	"fmt"
+	"strings"
 
+	"github.com/physmap/physmap/kernel/modload"
 	"github.com/physmap/physmap/mm"
 )
 
+// KernelSymbol is a symbol the kernel exports to modules: its name and the
+// frame in the image that holds it, from the Go linker.
+type KernelSymbol struct {
+	Name string
+	PA   mm.PhysAddr
+}
+
+// The kernel symbols physmap's modules use (kernel/modules/c/physmap_module.h).
+const (
+	SymPageOffsetBase = "page_offset_base"      // a variable: the direct map's base (arch/x86/kernel/head64.c)
+	SymConsoleWrite   = "physmap_console_write" // a function, physmap's own
+)
+
+// ModuleObject is one relocatable object the kernel embeds.
+type ModuleObject struct {
+	File string
+	Data []byte
+}
+
 // Modules is the module area at MODULES_VADDR, where module_alloc
-// (arch/x86/kernel/module.c) maps a module's pages: virtually contiguous,
-// over frames from anywhere in RAM, each also reachable through the
-// direct map. physmap's module is one position-independent function and a
-// data page, copied by the loader through the direct map (as Linux's
-// loader writes through a writable alias) into two frames apart from each
-// other; text RO+X, data RW+NX (module_enable_ro, module_enable_nx).
+// (arch/x86/kernel/module.c) maps a module: virtually contiguous, over
+// frames from anywhere in RAM. physmap loads the C modules of
+// kernel/modules with kernel/modload as load_module does
+// (kernel/module/main.c): each object laid out by section flags, linked
+// against the kernel's exports at its place in the module area, copied
+// through the direct map into scattered frames, mapped 4K per group with
+// module_enable_ro/nx's permissions, the direct-map alias of its read-only
+// groups made read-only too (set_memory_ro reaches every alias:
+// arch/x86/mm/pat/set_memory.c, cpa_process_alias), its init called, then
+// ro_after_init sealed. Each module is followed by an unmapped guard page,
+// as every vmalloc area is (mm/vmalloc.c: __get_vm_area_node).
 type Modules struct {
-	// TextPA and DataPA are the frames the loader filled: the
-	// expectation walk.module holds the live tables to.
-	TextPA, DataPA mm.PhysAddr
-	// VA is where the loader mapped the text; the data page follows.
-	VA mm.VirtAddr
+	// Kallsyms is the kernel's exported symbols at their kernel text
+	// mapping addresses: the memory the loader resolves against.
+	Kallsyms modload.Symbols
+	reg      *modload.Registry
+	// Loaded are the modules in load order.
+	Loaded []*LoadedModule
+	area   mm.VirtRange
+	next   mm.VirtAddr // where the next module goes
 }
 
-// moduleMagic is the module's data: its code returns it added to its own
-// address, which proves both where it ran and that it read its data page
-// RIP-relative.
-const moduleMagic = 0x6d6f_6475_6c65_0000 // "\0\0eludom"
-
-// moduleCode is the module's one function, position independent, in the
-// ProbeCall convention (result in RAX, plain RET):
-//
-//	lea rax, [rip+0]        ; rax = T+7, where T is the function's address
-//	mov rcx, [rip+0xff2]    ; the qword at T+14+0xff2 = T+4096: the data page
-//	add rax, rcx
-//	ret
-var moduleCode = []byte{
-	0x48, 0x8d, 0x05, 0x00, 0x00, 0x00, 0x00,
-	0x48, 0x8b, 0x0d, 0xf2, 0x0f, 0x00, 0x00,
-	0x48, 0x01, 0xc8,
-	0xc3,
+// LoadedModule is one module in memory: its image and the frames the loader
+// copied each group to, the expectation module.load holds the tables to.
+type LoadedModule struct {
+	Mod    *modload.Module
+	Img    *modload.Image
+	Frames [modload.NumGroups][]mm.PhysAddr
+	alias  map[mm.PhysAddr]mm.Attr // a read-only alias's attributes before the loader changed them
 }
 
-// moduleRet is what the module's function returns when it runs at text.
-func moduleRet(text mm.VirtAddr) uint64 { return uint64(text) + 7 + moduleMagic }
+// Guard is the unmapped page after the module.
+func (lm *LoadedModule) Guard() mm.VirtAddr { return lm.Img.Range().End.AlignUp(page) }
+
+// Pages calls fn for each page of the module: its group, address and frame.
+func (lm *LoadedModule) Pages(fn func(g modload.Group, va mm.VirtAddr, pa mm.PhysAddr)) {
+	for g := range modload.NumGroups {
+		for i, pa := range lm.Frames[g] {
+			fn(g, lm.Img.Groups[g].VA.Add(uint64(i)*page), pa)
+		}
+	}
+}
+
+// frameCount is the number of frames the module holds.
+func (lm *LoadedModule) frameCount() int {
+	n := 0
+	for _, f := range lm.Frames {
+		n += len(f)
+	}
+	return n
+}
+
+// readOnly says whether a group's pages, and their direct-map alias, are
+// read-only once init has run.
+func readOnly(g modload.Group) bool { return g != modload.GroupData }
+
+// symbol returns the address of a module's own symbol.
+func (lm *LoadedModule) symbol(name string) (mm.VirtAddr, error) {
+	va, ok := lm.Img.Symbol(name)
+	if !ok {
+		return 0, fmt.Errorf("module %s has no symbol %s", lm.Img.Name(), name)
+	}
+	return va, nil
+}
+
+// frameOf returns the frame the loader put va of the module in.
+func (lm *LoadedModule) frameOf(va mm.VirtAddr) (mm.PhysAddr, bool) {
+	var out mm.PhysAddr
+	found := false
+	lm.Pages(func(_ modload.Group, pva mm.VirtAddr, pa mm.PhysAddr) {
+		if va >= pva && va < pva.Add(page) {
+			out, found = pa.Add(uint64(va-pva)), true
+		}
+	})
+	return out, found
+}
 
 func (m *Modules) Populate(s *Space) error {
-	frames, err := s.Frames.AllocScattered(2)
+	for _, ks := range s.Exports {
+		m.Kallsyms = append(m.Kallsyms, modload.Symbol{Name: ks.Name, Addr: s.KernelVA(ks.PA)})
+		if ks.Name == SymPageOffsetBase {
+			// The variable the kernel exports holds the direct map's
+			// base, as head64.c's page_offset_base does.
+			if err := writeBytes(s.CPU, "page_offset_base", s.DirectVA(ks.PA), le64(uint64(s.Layout.PageOffset()))); err != nil {
+				return err
+			}
+		}
+	}
+	r := s.region(mm.KindModules)
+	m.area = mm.VirtRange{Start: r.Start, End: r.Start.Add(r.Size)}
+	return m.loadAll(s)
+}
+
+// loadAll loads every embedded object in dependency order from the
+// module area's randomised start.
+func (m *Modules) loadAll(s *Space) error {
+	m.reg = modload.NewRegistry(m.Kallsyms)
+	m.Loaded = nil
+	m.next = m.area.Start.Add(s.Place.ModuleOffset)
+	var objs []*modload.Object
+	for _, o := range s.Modules {
+		obj, err := modload.Parse(o.Data)
+		if err != nil {
+			return fmt.Errorf("module %s: %w", o.File, err)
+		}
+		objs = append(objs, obj)
+	}
+	order, err := modload.LoadOrder(objs, m.Kallsyms)
 	if err != nil {
 		return err
 	}
-	m.TextPA, m.DataPA = frames[0], frames[1]
-	text := bytes.Repeat([]byte{int3}, int(page))
-	copy(text, moduleCode)
-	if err := writeBytes(s.CPU, "the module's text", s.DirectVA(m.TextPA), text); err != nil {
-		return err
-	}
-	data := make([]byte, page)
-	copy(data, le64(moduleMagic))
-	if err := writeBytes(s.CPU, "the module's data", s.DirectVA(m.DataPA), data); err != nil {
-		return err
-	}
-	m.VA = s.region(mm.KindModules).Start.Add(s.Place.ModuleOffset)
-	if err := s.AS.Map(m.VA, m.TextPA, page, mm.PageKernelExec, mm.Only(mm.Size4K)); err != nil {
-		return err
-	}
-	if err := s.AS.Map(m.VA.Add(page), m.DataPA, page, mm.PageKernel, mm.Only(mm.Size4K)); err != nil {
-		return err
-	}
-	s.logf("physmap: module loaded at %v: text frame %v, data frame %v", m.VA, m.TextPA, m.DataPA)
-	return nil
-}
-
-func le64(v uint64) []byte {
-	b := make([]byte, 8)
-	for i := range b {
-		b[i] = byte(v >> (8 * i))
-	}
-	return b
-}
-
-func (m *Modules) Inject(s *Space, name string) error {
-	switch name {
-	case "module-pt-frame":
-		return remapPage(s, m.VA.Add(page), s.AS.Root())
-	case "module-data-frame-off":
-		other, err := s.Frames.AllocFrame()
+	for _, obj := range order {
+		lm, err := m.load(s, obj, m.next)
 		if err != nil {
 			return err
 		}
-		if err := writeBytes(s.CPU, "a frame", s.DirectVA(other), zeroPage[:]); err != nil {
-			return err
-		}
-		return remapPage(s, m.VA.Add(page), other)
-	case "module-at-modules-vaddr":
-		base := s.region(mm.KindModules).Start
-		for i, pa := range []mm.PhysAddr{m.TextPA, m.DataPA} {
-			t, err := s.AS.Translate(m.VA.Add(uint64(i) * page))
-			if err != nil {
-				return err
-			}
-			if err := s.AS.Unmap(m.VA.Add(uint64(i)*page), page); err != nil {
-				return err
-			}
-			if err := s.AS.Map(base.Add(uint64(i)*page), pa, page, t.Attrs, mm.Only(mm.Size4K)); err != nil {
-				return err
-			}
-		}
-		return nil
+		m.Loaded = append(m.Loaded, lm)
+		m.next = lm.Guard().Add(page)
 	}
-	return fmt.Errorf("modules: no injection %q", name)
+	return nil
 }
 
-// Prove checks walk.module, exec.module and write-through.module at the
-// module's address as found in the live tables (the module area's first
-// leaf). Expectation: the frames the loader filled.
-func (m *Modules) Prove(p *Proof) {
-	if p.Bases.ModuleErr != nil {
-		for _, c := range []string{"walk.module", "exec.module", "write-through.module"} {
-			fail(p.R, c, "%v", p.Bases.ModuleErr)
-		}
-		return
+// load links obj at base, copies it into scattered frames, maps it, seals
+// its read-only aliases, runs its init and seals ro_after_init, as
+// load_module, complete_formation and do_init_module do.
+func (m *Modules) load(s *Space, obj *modload.Object, base mm.VirtAddr) (*LoadedModule, error) {
+	img, err := m.reg.Link(obj, base, m.area)
+	if err != nil {
+		return nil, err
 	}
-	text, data := p.Bases.Module, p.Bases.Module.Add(page)
-	err := func() error {
-		for _, pg := range []struct {
-			name        string
-			va          mm.VirtAddr
-			pa          mm.PhysAddr
-			write, exec bool
-		}{{"text", text, m.TextPA, false, true}, {"data", data, m.DataPA, true, false}} {
-			t, err := p.Live.Translate(pg.va)
-			if err != nil {
-				return fmt.Errorf("module %s at %v: %w", pg.name, pg.va, err)
+	lm := &LoadedModule{Img: img, alias: map[mm.PhysAddr]mm.Attr{}}
+	n := 0
+	for g := range modload.NumGroups {
+		n += img.Groups[g].Pages()
+	}
+	frames, err := s.Frames.AllocScattered(n)
+	if err != nil {
+		return nil, err
+	}
+	buf := make([]byte, page)
+	for g := range modload.NumGroups {
+		gi := &img.Groups[g]
+		lm.Frames[g], frames = frames[:gi.Pages()], frames[gi.Pages():]
+		for i, pa := range lm.Frames[g] {
+			clear(buf)
+			copy(buf, gi.Page(i))
+			if err := writeBytes(s.CPU, "a module page", s.DirectVA(pa), buf); err != nil {
+				return nil, err
 			}
-			if t.PA != pg.pa {
-				return fmt.Errorf("module %s at %v maps %v, not the frame %v the loader filled", pg.name, pg.va, t.PA, pg.pa)
+			if err := s.AS.Map(gi.VA.Add(uint64(i)*page), pa, page, gi.Group.Attrs(false), mm.Only(mm.Size4K)); err != nil {
+				return nil, err
 			}
-			if p.Act.Tables.Owns(t.PA) {
-				return fmt.Errorf("module %s at %v is backed by %v, a page-table frame", pg.name, pg.va, t.PA)
+		}
+	}
+	// module_enable_ro(mod, false) before init: text and rodata, and
+	// their direct-map alias.
+	for _, g := range []modload.Group{modload.GroupText, modload.GroupRodata} {
+		if err := m.sealAliases(s, lm, g); err != nil {
+			return nil, err
+		}
+	}
+	if lm.Mod, err = m.reg.Add(img); err != nil {
+		return nil, err
+	}
+	if init, ok := img.Init(); ok {
+		ret, f := s.CPU.Call(init)
+		if f.Faulted {
+			return nil, fmt.Errorf("module %s: init at %v: %v", img.Name(), init, f)
+		}
+		if rc := int32(uint32(ret)); rc != 0 {
+			return nil, fmt.Errorf("module %s: init at %v returned %d", img.Name(), init, rc)
+		}
+	}
+	// do_init_module: module_enable_ro(mod, true) seals ro_after_init.
+	gi := &img.Groups[modload.GroupROAfterInit]
+	if gi.Size > 0 {
+		if err := s.AS.Protect(gi.VA, gi.Size, gi.Group.Attrs(true)); err != nil {
+			return nil, err
+		}
+		if err := m.sealAliases(s, lm, modload.GroupROAfterInit); err != nil {
+			return nil, err
+		}
+	}
+	lm.Mod.MarkLive()
+	var secs []string
+	for g := range modload.NumGroups {
+		if gi := img.Groups[g]; gi.Size > 0 {
+			secs = append(secs, fmt.Sprintf("%v %d", g, gi.Pages()))
+		}
+	}
+	s.logf("physmap: module %s loaded at %v (%s pages), %d relocations applied", img.Name(), img.Base, strings.Join(secs, ", "), img.Applied())
+	return lm, nil
+}
+
+// sealAliases makes the direct-map alias of group g's frames read-only,
+// keeping its other attributes (set_memory_ro through cpa_process_alias).
+func (m *Modules) sealAliases(s *Space, lm *LoadedModule, g modload.Group) error {
+	for _, pa := range lm.Frames[g] {
+		va := s.DirectVA(pa)
+		t, err := s.AS.Translate(va)
+		if err != nil {
+			return fmt.Errorf("the direct-map alias of module frame %v: %w", pa, err)
+		}
+		lm.alias[pa] = t.Attrs
+		if err := s.AS.Protect(va, page, t.Attrs&^mm.AttrWrite|mm.AttrNX); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// unloadAll unloads every module, newest first, as delete_module does:
+// exit, the range unmapped, the aliases given back their attributes
+// (module_memfree: vfree resets them), the frames freed.
+func (m *Modules) unloadAll(s *Space) error {
+	for i := len(m.Loaded) - 1; i >= 0; i-- {
+		lm := m.Loaded[i]
+		name := lm.Img.Name()
+		if _, err := m.reg.CanRemove(name); err != nil {
+			return err
+		}
+		if exit, ok := lm.Img.Exit(); ok {
+			if _, f := s.CPU.Call(exit); f.Faulted {
+				return fmt.Errorf("module %s: exit at %v: %v", name, exit, f)
 			}
-			if err := p.expectDirect("module "+pg.name, t.PA); err != nil {
+		}
+		if _, err := m.reg.Remove(name); err != nil {
+			return err
+		}
+		r := lm.Img.Range()
+		if err := s.AS.Unmap(r.Start, uint64(r.End.AlignUp(page)-r.Start)); err != nil {
+			return err
+		}
+		for pa, attrs := range lm.alias {
+			if err := s.AS.Protect(s.DirectVA(pa), page, attrs); err != nil {
 				return err
 			}
-			if w, x := t.Attrs&mm.AttrWrite != 0, t.Attrs&mm.AttrNX == 0; w != pg.write || x != pg.exec {
-				return fmt.Errorf("module %s at %v is %v, want write=%v exec=%v", pg.name, pg.va, t.Attrs, pg.write, pg.exec)
-			}
 		}
-		if m.DataPA == m.TextPA.Add(page) || m.TextPA == m.DataPA.Add(page) {
-			return fmt.Errorf("module frames %v and %v are physically adjacent", m.TextPA, m.DataPA)
+		var ferr error
+		lm.Pages(func(_ modload.Group, _ mm.VirtAddr, pa mm.PhysAddr) {
+			ferr = errors.Join(ferr, s.Frames.FreeFrame(pa))
+		})
+		if ferr != nil {
+			return ferr
 		}
-		return nil
-	}()
-	if err != nil {
-		fail(p.R, "walk.module", "%v", err)
-	} else {
-		pass(p.R, "walk.module", "text %v -> %v RO+X, data %v -> %v RW+NX: the frames the loader filled, virtually adjacent, physically apart, both also at page_offset_base+pa",
-			text, m.TextPA, data, m.DataPA)
 	}
+	m.Loaded = nil
+	return nil
+}
 
-	got, f := p.CPU.Call(text)
-	switch want := moduleRet(text); {
-	case f.Faulted:
-		fail(p.R, "exec.module", "calling the module at %v: %v", text, f)
-	case got != want:
-		fail(p.R, "exec.module", "the module at %v returned %#x, want %#x (its address+7 plus its data %#x)", text, got, want, uint64(moduleMagic))
-	default:
-		pass(p.R, "exec.module", "the module's function at %v read its data page RIP-relative and returned %#x = %v+7+%#x", text, got, text, uint64(moduleMagic))
+// find returns the loaded module of a name.
+func (m *Modules) find(name string) (*LoadedModule, error) {
+	for _, lm := range m.Loaded {
+		if lm.Img.Name() == name {
+			return lm, nil
+		}
 	}
+	return nil, fmt.Errorf("module %s is not loaded", name)
+}
 
-	if p.Bases.PageOffsetErr != nil {
-		fail(p.R, "write-through.module", "%v", p.Bases.PageOffsetErr)
-		return
-	}
-	if err := p.expectWriteThrough("the module's data", data.Add(8), p.DirectVA(m.DataPA).Add(8)); err != nil {
-		fail(p.R, "write-through.module", "%v", err)
-		return
-	}
-	pass(p.R, "write-through.module", "canary %#x written at %v read back at page_offset_base+pa %v of the frame the loader filled", uint64(canary), data.Add(8), p.DirectVA(m.DataPA).Add(8))
+// Registry returns the loader's registry of loaded modules (lsmod).
+func (m *Modules) Registry() *modload.Registry { return m.reg }
+
+func le64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.LittleEndian.PutUint64(b, v)
+	return b
 }

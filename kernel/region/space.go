@@ -75,6 +75,10 @@ type Space struct {
 	// Config is the configuration the kernel acts on, as its config line
 	// states it (vsyscall=, PTI).
 	Config selftest.Config
+	// Exports are the kernel's symbols for modules (page_offset_base,
+	// physmap_console_write), and Modules the objects to load.
+	Exports []KernelSymbol
+	Modules []ModuleObject
 
 	regions []Entry
 }
@@ -130,6 +134,19 @@ type Reference struct {
 	// which the harness holds to the command line: which of map_vsyscall's
 	// modes, whether PTI is on.
 	Config selftest.Config
+	// Exports are the frames of the symbols the kernel exports to
+	// modules, from the Go linker.
+	Exports []KernelSymbol
+}
+
+// Export returns the frame of an exported kernel symbol.
+func (r Reference) Export(name string) (mm.PhysAddr, bool) {
+	for _, e := range r.Exports {
+		if e.Name == name {
+			return e.PA, true
+		}
+	}
+	return 0, false
 }
 
 // Reporter receives check results.

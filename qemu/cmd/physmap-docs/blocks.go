@@ -58,7 +58,7 @@ var (
 	secPtdump    = section{"ptdump", "physmap: ptdump of the live tables", func(l string) bool {
 		return strings.HasPrefix(l, "---[") || strings.HasPrefix(l, "0x")
 	}}
-	secAliases = section{"aliases", "physmap: every virtual address of the image's and the module's frames", indented}
+	secAliases = section{"aliases", "physmap: every virtual address of the image's and the modules' frames", indented}
 	secJSON    = section{"JSON", dump.BeginLine, func(l string) bool { return l != dump.EndLine }}
 )
 

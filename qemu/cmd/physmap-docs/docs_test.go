@@ -143,8 +143,8 @@ func TestRun(t *testing.T) {
 		t.Errorf("second write: %s", out)
 	}
 	for name, want := range map[string]string{
-		"layouts":      "| direct mapping of all physical memory (page_offset_base) | `ffff888000000000` | 6 GiB (5×1G, 510×2M, 1024×4K) | `ff11000000000000` | 2 GiB (1×1G, 510×2M, 1024×4K) |",
-		"layout-table": "  modules, MODULES_VADDR             ffffffffa0000000  8 kB in 2 x 4K",
+		"layouts":      "| direct mapping of all physical memory (page_offset_base) | `ffff888000000000` | 6 GiB (5×1G, 509×2M, 1536×4K) | `ff11000000000000` | 2 GiB (1×1G, 509×2M, 1536×4K) |",
+		"layout-table": "  modules, MODULES_VADDR             ffffffffa0000000  24 kB in 6 x 4K",
 		"first-insn":   "  page_offset_base+pa    0xffff888010010000 -> frame 0x10010000, 4K page, ro GLB NX",
 		"selftest":     "PASS clock: TSC at ####.### MHz by pit ((calibration detail)); the runtime's clock measured against\n    the PIT runs at ###.#% of its rate",
 	} {
@@ -244,7 +244,7 @@ func TestSections(t *testing.T) {
 		{secLayout, "physmap: the 4-level address space the CPU walks", "  vsyscall page", 16},
 		{secFirstInsn, "physmap: the kernel's first instruction", "  page_offset_base+pa", 4},
 		{secPtdump, "physmap: ptdump", "0xffffffffff800000-", 0},
-		{secAliases, "physmap: every virtual address", "      0x", 20},
+		{secAliases, "physmap: every virtual address", "  deps rodata", 20},
 		{secJSON, "physmap: json begin", "physmap: json end", 3},
 	} {
 		lines, _, ok := c.s.find(bt.console)

@@ -79,8 +79,8 @@ func TestExitStatus(t *testing.T) {
 			"physmap-run: start: QEMU refused the machine: qemu-system-x86_64: unable to find CPU model 'bogus'"},
 		{"QEMU cannot allocate", []string{"-m", "2T"}, nil, "stderr qemu-system-x86_64: cannot set up guest memory 'microvm.ram': Cannot allocate memory\nexit 1", 2,
 			"Cannot allocate memory; physmap touches little of its RAM: try -noreserve"},
-		{"early boot", []string{"-cpu", "qemu64"}, nil, "print physmap: early boot: CPU lacks RDRAND (CPUID.01H:ECX[30]); try -cpu max\nexit 5", 2,
-			"physmap-run: physmap: early boot: CPU lacks RDRAND (CPUID.01H:ECX[30]); try -cpu max"},
+		{"early boot", []string{"-cpu", "qemu64"}, nil, "print physmap: early boot: no RDRAND (CPUID.01H:ECX[30]) for TamaGo's RNG; try -cpu max\nexit 5", 2,
+			"physmap-run: physmap: early boot: no RDRAND (CPUID.01H:ECX[30]) for TamaGo's RNG; try -cpu max"},
 		{"-quit alone", []string{"-quit"}, nil, "", 2, "physmap-run: -quit goes with -crosscheck"},
 		{"stray argument", []string{"extra"}, nil, "", 2, `physmap-run: unexpected arguments ["extra"]`},
 	} {

@@ -91,8 +91,8 @@ var refused = []Case{
 // early are machines the early boot must refuse, before the runtime
 // starts, with one line naming what is missing.
 var early = []Case{
-	{Name: "early/no-rdrand", CPU: "qemu64", EarlyBoot: "lacks RDRAND (CPUID.01H:ECX[30])"},
-	{Name: "early/no-long-mode", CPU: "qemu32", EarlyBoot: "lacks long mode (CPUID.80000001H:EDX[29])"},
+	{Name: "early/no-rdrand", CPU: "qemu64", EarlyBoot: "no RDRAND (CPUID.01H:ECX[30])"},
+	{Name: "early/no-long-mode", CPU: "qemu32", EarlyBoot: "no long mode (CPUID.80000001H:EDX[29])"},
 }
 
 // kaslrSeeds are the fixed KASLR seeds every make test boots in both paging

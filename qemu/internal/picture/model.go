@@ -210,10 +210,37 @@ func (m *model) findClones() {
 	}
 }
 
-// findAliases inverts the runs for every alias of the dump, and checks that
-// each VA the dump lists for an alias is one the runs map into it.
+// drawnAliases returns the dump's aliases the picture draws: the image's,
+// and of the modules' frames (one alias each, "reloc text"), the first
+// module's text and data, which stand for the rest: every module frame is
+// mapped the same two ways, and the console lists them all.
+func drawnAliases(all []dump.Alias) []dump.Alias {
+	var out []dump.Alias
+	seen := map[string]bool{}
+	for _, a := range all {
+		group := ""
+		if !strings.HasPrefix(a.What, "kernel ") {
+			for _, g := range []string{" text", " rodata", " ro_after_init", " data"} {
+				if strings.HasSuffix(a.What, g) {
+					group = g
+				}
+			}
+		}
+		switch {
+		case group == "":
+			out = append(out, a)
+		case (group == " text" || group == " data") && !seen[group]:
+			seen[group] = true
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// findAliases inverts the runs for every alias drawn, and checks that each
+// VA the dump lists for an alias is one the runs map into it.
 func (m *model) findAliases() error {
-	for i, a := range m.d.Aliases {
+	for i, a := range drawnAliases(m.d.Aliases) {
 		if i >= 26 {
 			return fmt.Errorf("dump: %d aliases, more than the picture has letters for", len(m.d.Aliases))
 		}

@@ -11,6 +11,7 @@ import (
 	"github.com/physmap/physmap/amd64"
 	"github.com/physmap/physmap/boot"
 	"github.com/physmap/physmap/kernel/dump"
+	"github.com/physmap/physmap/kernel/region"
 	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/kernel/shell"
 	"github.com/physmap/physmap/mm"
@@ -112,7 +113,7 @@ func (m machine) Symbols() []shell.Symbol {
 	k := m.k
 	im := k.ref.Image
 	va := func(pa mm.PhysAddr) mm.VirtAddr { return k.bases.Text.Add(uint64(pa - im.Text.Start)) }
-	return []shell.Symbol{
+	out := []shell.Symbol{
 		{Name: "_text", VA: va(im.Text.Start)},
 		{Name: "_stext", VA: va(im.Text.Start)},
 		{Name: "_etext", VA: va(im.Text.End)},
@@ -121,6 +122,26 @@ func (m machine) Symbols() []shell.Symbol {
 		{Name: "_sdata", VA: va(im.Data.Start)},
 		{Name: "_end", VA: va(im.Data.End)},
 	}
+	// The modules' own symbols, as Linux's kallsyms lists them.
+	for _, lm := range region.Find[*region.Modules](k.space).Loaded {
+		for _, sym := range lm.Img.Symbols() {
+			out = append(out, shell.Symbol{Name: sym.Name, VA: sym.Addr})
+		}
+	}
+	return out
+}
+
+// Modules prints the loaded modules as /proc/modules does.
+func (m machine) Modules(w io.Writer) error {
+	if m.k == nil {
+		return nil
+	}
+	reg := region.Find[*region.Modules](m.k.space).Registry()
+	if reg == nil {
+		return nil
+	}
+	_, err := io.WriteString(w, reg.ProcModules())
+	return err
 }
 
 // Selftest runs the boot entry's checks and every region's proof again on

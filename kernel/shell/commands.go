@@ -310,6 +310,11 @@ func ptdumpLineIn(line string, r mm.Region, markers map[string]mm.VirtAddr) bool
 
 // wx runs Linux's W+X audit on both canonical halves and lists what it
 // finds.
+// lsmod prints /proc/modules' lines, as Linux's lsmod reads them.
+func (s *Shell) lsmod([]string) error {
+	return s.m.Modules(s.out)
+}
+
 func (s *Shell) wx(args []string) error {
 	as, err := s.tables("wx")
 	if err != nil {

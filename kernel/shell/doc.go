@@ -10,6 +10,7 @@
 //	x VA [N]             hex dump of N bytes read through VA; a fault is reported
 //	dis VA [N]           disassembly of N instructions at VA
 //	ptdump [-phys] [REGION]  the live tables in Linux's ptdump format
+//	lsmod                the loaded modules, as /proc/modules lists them
 //	sym [VA]             the symbols, or the symbol and region of VA
 //	wx                   the W+X audit of both canonical halves
 //	selftest             run the boot's checks again, with the boot's verdict

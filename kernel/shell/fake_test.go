@@ -134,6 +134,11 @@ var fakeSymbols = []Symbol{
 
 func (f *fakeMachine) Symbols() []Symbol { return fakeSymbols }
 
+func (f *fakeMachine) Modules(w io.Writer) error {
+	_, err := io.WriteString(w, "fake 4096 0 - Live 0xffffffffa0000000\n")
+	return err
+}
+
 // Selftest prints one check and the closing line, passing or failing as
 // f.selftest says.
 func (f *fakeMachine) Selftest(w io.Writer) selftest.Summary {

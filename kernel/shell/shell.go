@@ -35,6 +35,9 @@ type Machine interface {
 	// Symbols returns the kernel image's and the loaded modules' symbols
 	// (the layout's own come from Layout), in any order.
 	Symbols() []Symbol
+	// Modules prints the loaded modules in /proc/modules' format, newest
+	// first (nothing when none is loaded).
+	Modules(w io.Writer) error
 	// Selftest runs every check of the boot's manifest again on the live
 	// machine, printing their lines and the closing line, and returns the
 	// tally.
@@ -91,6 +94,7 @@ func init() {
 		{"x", "VA [N]", fmt.Sprintf("hex dump of N bytes (default %d, at most %d) read through VA", defaultDump, maxDump), nil, 1, 2, (*Shell).dump, false},
 		{"dis", "VA [N]", fmt.Sprintf("disassemble N instructions (default %d, at most %d) at VA", defaultDis, maxDis), nil, 1, 2, (*Shell).dis, false},
 		{"ptdump", "[-phys] [REGION]", "the live tables in ptdump format, all or one region; -phys adds PAs", (*Shell).ptdumpMore, 0, -1, (*Shell).ptdump, false},
+		{"lsmod", "", "the loaded modules, as /proc/modules lists them", nil, 0, 0, (*Shell).lsmod, false},
 		{"sym", "[VA]", "the symbols, or the symbol and region of VA", nil, 0, 1, (*Shell).sym, false},
 		{"wx", "", "Linux's W+X audit of both canonical halves, with any W+X mappings", nil, 0, 0, (*Shell).wx, false},
 		{"selftest", "", "run the boot's checks again (after a failed boot, the shell still fails)", nil, 0, 0, (*Shell).selftest, false},

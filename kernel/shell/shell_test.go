@@ -182,6 +182,7 @@ func TestCommands(t *testing.T) {
 		{"sym/none", "sym 0x1000", []string{`^0x0000000000001000  no symbol at or below it  \(user-space virtual memory, different per mm\)\n$`}, nil, nil},
 		{"sym/unknown", "sym _etex", []string{`did you mean _etext\?`}, nil, ErrNoSymbol},
 
+		{"lsmod", "lsmod", []string{`(?m)^fake 4096 0 - Live 0xffffffffa0000000$`}, nil, nil},
 		{"wx/clean", "wx", []string{
 			`(?m)^kernel half \[0xffff800000000000, top\]: x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.$`,
 			`(?m)^lower half \[0, 0x0000800000000000\): x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.$`,

@@ -50,6 +50,11 @@ var shellCases = []Case{
 			`0xffffffffff5fc000-0xffffffffff5fd000 +4K +RW PWT PCD +GLB NX pte\n0xffffffffff5fd000-0xffffffffff5fe000 +4K +RW PWT PCD +GLB NX pte\n`),
 		// vsyscall=none, the default: no page.
 		ex("ptdump vsyscall", `^ptdump of legacy vsyscall ABI \(VSYSCALL_ADDR\) \[0xffffffffff600000-0xffffffffff600fff\]\n(.*\n)*\(nothing mapped\)\n$`),
+		// The modules as /proc/modules lists them, newest first, and their
+		// symbols wherever an address is taken.
+		ex("lsmod", `^deps \d+ 0 - Live 0xffffffffa0005000\nreloc \d+ 1 deps, Live 0xffffffffa0000000\n$`),
+		ex("sym reloc_pc32", `^0xffffffffa000[0-9a-f]{4}  reloc_pc32  \(module mapping space`),
+		ex("walk deps_call", `^0xffffffffa0005[0-9a-f]{3} \(deps_call\) in module mapping space(.*\n)+PA 0x[0-9a-f]+ \(4K page at 0x[0-9a-f]+, effective ro GLB x\)\n$`),
 		ex("wx", `^kernel half .*: x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.\nlower half .*: x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.\n$`),
 		ex("selftest", `(?m)^PASS walk\.image: .*\n(.*\n)*selftest: \d+ passed, 0 failed, manifest \d+\n`+
 			`physmap: the boot passed \(\d+ of \d+ checks\); selftest now: \d+ passed, 0 failed; exit status: pass\n$`),

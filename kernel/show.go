@@ -232,6 +232,23 @@ func (k *kernel) showAnswer(r *report) {
 	for _, w := range selftest.Wrap(answer, selftest.Width) {
 		fmt.Println(w)
 	}
+	if !passed("module.load", "module.reloc", "module.reach") {
+		return
+	}
+	// Isn't mapping the modules again redundant? What module.load,
+	// module.reloc and module.reach proved says why not.
+	frames := 0
+	for _, lm := range region.Find[*region.Modules](k.space).Loaded {
+		lm.Pages(func(modload.Group, mm.VirtAddr, mm.PhysAddr) { frames++ })
+	}
+	answer = fmt.Sprintf("physmap: and mapping the modules again is not redundant: their code is linked for the top 2 GB "+
+		"(-mcmodel=kernel: 32S and PC32 relocations), and the direct map is %s below _text, where the loader refused them; "+
+		"it maps their %d frames as one 1:1 run of physical memory, where a module needs one contiguous range over scattered frames; "+
+		"and it is NX (writable for data), where module text must be read-only and executable.",
+		region.DistText(k.bases.Text, k.bases.PageOffset), frames)
+	for _, w := range selftest.Wrap(answer, selftest.Width) {
+		fmt.Println(w)
+	}
 }
 
 // show prints the report's end: the aliases, the regions, the first

@@ -262,8 +262,8 @@ func (m *Modules) proveDeps(p *Proof) (string, error) {
 
 // proveReach tries reloc at two more places and watches the loader refuse
 // both: at the start of vmalloc space, and at the direct-map address of its
-// own frames, both outside the top 2 GiB that -mcmodel=kernel's
-// sign-extended 32-bit addresses reach and more than 2 GiB from _text.
+// own frames, both outside the top 2 GB that -mcmodel=kernel's
+// sign-extended 32-bit addresses reach and more than 2 GB from _text.
 // Then it calls reloc's position-independent reloc_abs32s through the
 // direct-map alias of its frame: the CPU refuses to fetch it (NX).
 func (m *Modules) proveReach(p *Proof) (string, error) {
@@ -285,7 +285,7 @@ func (m *Modules) proveReach(p *Proof) (string, error) {
 		{"its frames' direct-map address", p.DirectVA(textPA)},
 	} {
 		if try.base >= signExtend32Lo || dist(try.base, p.Bases.Text) < 2*uint64(mm.GB) {
-			return "", fmt.Errorf("the %s placement %v is within the top 2 GiB or within 2 GiB of _text %v", try.what, try.base, p.Bases.Text)
+			return "", fmt.Errorf("the %s placement %v is within the top 2 GB or within 2 GB of _text %v", try.what, try.base, p.Bases.Text)
 		}
 		area := mm.VirtRange{Start: try.base, End: try.base.Add(reloc.Img.Object().Size())}
 		_, err := reg.Link(reloc.Img.Object(), try.base, area)
@@ -316,20 +316,23 @@ func dist(a, b mm.VirtAddr) uint64 {
 	return uint64(b - a)
 }
 
-// distText prints a distance in GiB or MiB.
+// distText prints a distance in the units the console uses elsewhere
+// (HumanSize's binary kB, MB, GB, TB, PB), to a tenth.
 func distText(a, b mm.VirtAddr) string {
-	d := dist(a, b)
-	if d >= 1<<50 {
-		return fmt.Sprintf("%d PiB", d>>50)
+	d := float64(dist(a, b))
+	for _, u := range []struct {
+		size uint64
+		name string
+	}{{mm.PB, "PB"}, {mm.TB, "TB"}, {mm.GB, "GB"}, {mm.MB, "MB"}} {
+		if d >= float64(u.size) {
+			return fmt.Sprintf("%.1f %s", d/float64(u.size), u.name)
+		}
 	}
-	if d >= 1<<40 {
-		return fmt.Sprintf("%d TiB", d>>40)
-	}
-	if d >= 1<<30 {
-		return fmt.Sprintf("%d GiB", d>>30)
-	}
-	return fmt.Sprintf("%d MiB", d>>20)
+	return fmt.Sprintf("%.0f B", d)
 }
+
+// DistText is distText for the kernel's report.
+func DistText(a, b mm.VirtAddr) string { return distText(a, b) }
 
 // proveUnload unloads the modules newest first and checks on the live
 // tables that each range and guard page is unmapped, each frame's

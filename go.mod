@@ -11,3 +11,10 @@ require (
 	golang.org/x/arch v0.33.0 // indirect
 	golang.org/x/sys v0.30.0 // indirect
 )
+
+// physmap-linux: the initramfs (cpio) and compressed kernel modules.
+require (
+	github.com/cavaliergopher/cpio v1.0.1
+	github.com/klauspost/compress v1.20.4
+	github.com/ulikunitz/xz v0.5.17
+)

@@ -10,8 +10,14 @@ const (
 	CPUID_EXT_INFO     = 0x8000_0001
 	CPUID_ADDR_SIZES   = 0x8000_0008
 
+	INFO_EDX_TSC        = 1 << 4  // leaf 1 EDX: time-stamp counter (RDTSC)
+	INFO_EDX_MSR        = 1 << 5  // leaf 1 EDX: model-specific registers (RDMSR, WRMSR)
 	INFO_EDX_PAE        = 1 << 6  // leaf 1 EDX: physical address extension
 	INFO_EDX_PGE        = 1 << 13 // leaf 1 EDX: global pages
+	INFO_EDX_CMOV       = 1 << 15 // leaf 1 EDX: conditional moves
+	INFO_EDX_FXSR       = 1 << 24 // leaf 1 EDX: FXSAVE, FXRSTOR and CR4.OSFXSR
+	INFO_EDX_SSE        = 1 << 25 // leaf 1 EDX: SSE
+	INFO_EDX_SSE2       = 1 << 26 // leaf 1 EDX: SSE2
 	INFO_ECX_RDRAND     = 1 << 30 // leaf 1 ECX: RDRAND
 	INFO_ECX_HYPERVISOR = 1 << 31 // leaf 1 ECX: running under a hypervisor
 

@@ -6,9 +6,12 @@ const (
 	CR0_WP = 1 << 16 // write protect: supervisor writes honour read-only pages
 	CR0_PG = 1 << 31 // paging
 
-	CR4_PAE  = 1 << 5  // physical address extension
-	CR4_PGE  = 1 << 7  // page global enable
-	CR4_LA57 = 1 << 12 // 57-bit linear addresses (5-level paging)
+	CR4_PAE   = 1 << 5  // physical address extension
+	CR4_PGE   = 1 << 7  // page global enable
+	CR4_LA57  = 1 << 12 // 57-bit linear addresses (5-level paging)
+	CR4_PCIDE = 1 << 17 // process-context identifiers
+	CR4_SMEP  = 1 << 20 // supervisor-mode execution prevention
+	CR4_SMAP  = 1 << 21 // supervisor-mode access prevention
 )
 
 // CR3_ADDR_MASK selects the physical base of the top-level table in CR3

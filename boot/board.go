@@ -15,12 +15,8 @@ import (
 // COM1 is the first serial port's I/O base on a PC.
 const COM1 = 0x3f8
 
-// HeapSize is the memory window TamaGo's runtime owns, from RamStart
-// (TamaGo's 0x10000000) up: image, heap and stacks. It is the only size
-// physmap fixes; everything else comes from the firmware memory map. With
-// RamStart at 256 MiB it makes 384 MiB the least RAM a machine can have.
-const HeapSize = 128 << 20
-
+// ramSize is the runtime's window (early.go's HeapSize).
+//
 //go:linkname ramSize runtime/goos.RamSize
 var ramSize uint = HeapSize
 
@@ -34,13 +30,32 @@ var (
 )
 
 // Clock describes how the board keeps time; Init fills it in.
-var Clock struct {
-	// Source names the reference the TSC frequency came from.
+var Clock ClockInfo
+
+// ClockInfo is how the TSC's rate was found.
+type ClockInfo struct {
+	// Source names the reference the TSC frequency came from: "kvm",
+	// "CPUID 0x15", "CPUID 0x15 and 0x16" or "pit".
 	Source string
 	// TSCHz is the TSC frequency the runtime's clock uses.
 	TSCHz uint64
 	// Err is set when no reference could calibrate the TSC.
 	Err error
+
+	pit     verdict // the PIT windows' verdict, for Detail
+	windows int     // how many windows were measured
+}
+
+// Detail says how the rate was found, for people: for the PIT, how many
+// windows agreed and how closely ("9 of 9 5 ms windows agree within
+// 0.011 %"); empty for the other sources. (Init leaves the formatting to
+// this method: it runs on the system stack, where fmt fails on some
+// arguments.)
+func (c ClockInfo) Detail() string {
+	if c.Source != "pit" || c.windows == 0 {
+		return ""
+	}
+	return c.pit.describe(c.windows)
 }
 
 //go:linkname printk runtime/goos.Printk
@@ -71,22 +86,28 @@ func init() {
 }
 
 // initClock sets the runtime clock's TSC frequency. Under KVM TamaGo reads
-// it from the hypervisor (CPUID 0x40000010 or kvmclock pairing); everywhere
+// it from the hypervisor (CPUID 0x40000010 or kvmclock pairing); else CPUID
+// leaf 0x15 (with 0x16) gives it where the CPU enumerates it; everywhere
 // else, TCG included, the TSC is measured against the PIT.
 func initClock() {
 	if CPU.Features().KVM && CPU.Freq() > 1 {
 		Clock.Source, Clock.TSCHz = "kvm", uint64(CPU.Freq())
 		return
 	}
-	amd64.Outb(PIT_CMD, PIT_MODE2_0)
-	amd64.Outb(PIT_CH0, 0) // reload 65536: low byte,
-	amd64.Outb(PIT_CH0, 0) // then high byte
-	hz, err := calibrateTSC(readPIT, amd64.Rdtsc, CalibrationTicks)
-	if err != nil {
-		Clock.Err = err
-		return
+	hz, source, ok := cpuidTSCHz(amd64.Cpuid)
+	if !ok {
+		amd64.Outb(PIT_CMD, PIT_MODE2_0)
+		amd64.Outb(PIT_CH0, 0) // reload 65536: low byte,
+		amd64.Outb(PIT_CH0, 0) // then high byte
+		v, ws, err := calibrateTSC(readPIT, amd64.Rdtsc)
+		Clock.pit, Clock.windows = v, len(ws)
+		if err != nil {
+			Clock.Source, Clock.Err = "pit", err
+			return
+		}
+		source, hz = "pit", v.hz
 	}
-	Clock.Source, Clock.TSCHz = "pit", hz
+	Clock.Source, Clock.TSCHz = source, hz
 	CPU.TimerMultiplier = 1e9 / float64(hz)
 	CPU.SetTime(0)
 }

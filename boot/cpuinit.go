@@ -12,12 +12,19 @@ import "github.com/physmap/physmap/amd64"
 // cpuinit (cpuinit.s) is entered in 32-bit protected mode with paging off,
 // as QEMU's PVH boot leaves it, with EBX holding the physical address of the
 // hvm_start_info structure (Xen's arch-x86/hvm/start_info.h). It:
+//   - checks with CPUID every feature it and the runtime's start-up use
+//     (earlyNeeds, early.go) and, for the first one missing, prints one line
+//     starting with EarlyPrefix on COM1 and exits QEMU through the
+//     debug-exit device with earlyExitCPU;
+//   - checks that the PVH memory map has RAM under the runtime's window,
+//     and otherwise prints why and exits with earlyExitRAM;
 //   - picks 5-level paging when CPUID.(EAX=7,ECX=0):ECX[16] (LA57) is set
 //     and the command line does not say physmap.levels=4;
 //   - identity-maps the first 4 GiB with 2 MiB pages (page 0 left unmapped
 //     through a 4 KiB table, so nil dereferences fault; 3-4 GiB uncached, as
 //     it holds the local APIC and other MMIO) in tables at EARLY_TABLES;
-//   - enables PAE, PGE and LA57 as chosen, long mode, paging and SSE;
+//   - enables PAE and LA57 as chosen, long mode, paging and SSE (not
+//     PGE: the kernel checks it and turns it on with its own tables);
 //   - loads a GDT with a 64-bit code segment, jumps to 64-bit code, sets the
 //     runtime's stack and enters the Go runtime.
 //
@@ -51,14 +58,6 @@ const (
 	hvmStartEntriesOff = 48
 	hvmMemmapEntrySize = 24
 	hvmMemmapRAM       = 1
-
-	// RuntimeStart is TamaGo's RamStart (its amd64/mem.go), where the
-	// runtime's window begins; the kernel checks the two agree. cpuinit
-	// refuses to start the runtime when the PVH memory map shows no RAM
-	// under [RuntimeStart, RuntimeStart+HeapSize), since its stack would
-	// be there: it prints why on COM1 and exits QEMU.
-	RuntimeStart = 0x10000000
-	runtimeEnd   = RuntimeStart + HeapSize
 )
 
 // PVHStartInfo returns the physical address of the hvm_start_info structure

@@ -14,31 +14,15 @@
 #define CR0_EM (1<<2)
 #define CR0_PG (1<<31)
 #define CR4_PAE (1<<5)
-#define CR4_PGE (1<<7)
 #define CR4_OSFXSR (1<<9)
 #define CR4_OSXMMEXCPT (1<<10)
 #define CR4_LA57 (1<<12)
 #define MSR_EFER 0xc0000080
 #define EFER_LME (1<<8)
 
-// The one line cpuinit prints when RAM is too small for the runtime.
-DATA	·ramMsg<>+0x00(SB)/8, $"physmap:"
-DATA	·ramMsg<>+0x08(SB)/8, $" no RAM "
-DATA	·ramMsg<>+0x10(SB)/8, $"for the "
-DATA	·ramMsg<>+0x18(SB)/8, $"runtime "
-DATA	·ramMsg<>+0x20(SB)/8, $"at [0x10"
-DATA	·ramMsg<>+0x28(SB)/8, $"000000, "
-DATA	·ramMsg<>+0x30(SB)/8, $"0x180000"
-DATA	·ramMsg<>+0x38(SB)/8, $"00): giv"
-DATA	·ramMsg<>+0x40(SB)/8, $"e the ma"
-DATA	·ramMsg<>+0x48(SB)/8, $"chine at"
-DATA	·ramMsg<>+0x50(SB)/8, $" least 3"
-DATA	·ramMsg<>+0x58(SB)/8, $"84 MiB ("
-DATA	·ramMsg<>+0x60(SB)/8, $"-m 512M)"
-DATA	·ramMsg<>+0x68(SB)/8, $"\r\n\x00\x00\x00\x00\x00\x00"
-GLOBL	·ramMsg<>(SB),RODATA,$0x70
-
 #define COM1 0x3f8
+#define COM1_LSR (COM1+5)	// line status register (16550 data sheet)
+#define LSR_THRE (1<<5)	// transmit holding register empty
 #define DEBUG_EXIT 0xf4
 
 // "physmap.levels=4" as four little-endian words.
@@ -68,6 +52,44 @@ TEXT cpuinit(SB),NOSPLIT|NOFRAME,$0
 	MOVL	$const_earlyStack, SP
 	MOVL	$const_pvhInfoSave, AX
 	MOVL	BX, (AX)			// for the kernel to report
+
+	// Every CPU feature used before the kernel's own checks run, in the
+	// order of the table early.go generates (early.s): the first one
+	// missing is named on COM1 and ends the machine.
+	CALL	·pc<>(SB)
+	MOVL	$·earlyNeedTable(SB), SI	// 6 bytes: SI = earlyNeedTable - address after it
+	ADDL	$6, AX
+	ADDL	AX, SI
+need:
+	MOVL	8(SI), AX			// the feature's mask; 0 ends the table
+	TESTL	AX, AX
+	JZ	needsok
+	MOVL	0(SI), AX			// the highest leaf of the leaf's range
+	ANDL	$0x80000000, AX
+	CPUID
+	CMPL	AX, 0(SI)
+	JB	lacks				// the leaf is beyond it
+	MOVL	0(SI), AX
+	XORL	CX, CX
+	CPUID
+	SUBL	$16, SP				// EAX, EBX, ECX, EDX as the table numbers them
+	MOVL	AX, 0(SP)
+	MOVL	BX, 4(SP)
+	MOVL	CX, 8(SP)
+	MOVL	DX, 12(SP)
+	MOVL	4(SI), BX
+	MOVL	(SP)(BX*4), AX
+	ADDL	$16, SP
+	ANDL	8(SI), AX
+	CMPL	AX, 8(SI)
+	JNE	lacks
+	ADDL	12(SI), SI			// the next entry
+	JMP	need
+lacks:
+	ADDL	$const_earlyNeedHeader, SI	// the entry's line
+	MOVL	$const_earlyExitCPU, BX
+	JMP	earlyfail
+needsok:
 	XORL	DI, DI				// DI = 1 selects 5-level paging
 
 	// LA57 present? (SDM Vol. 2A CPUID, leaf 07H: ECX[16])
@@ -154,21 +176,28 @@ ramnext:
 	JMP	ramloop
 noram:
 	CALL	·pc<>(SB)
-	MOVL	$·ramMsg<>(SB), BX
+	MOVL	$·earlyRAMMsg(SB), SI		// 6 bytes, as above
 	ADDL	$6, AX
-	ADDL	BX, AX
-	MOVL	AX, SI
-	MOVL	$COM1, DX
-putc:
+	ADDL	AX, SI
+	MOVL	$const_earlyExitRAM, BX
+
+	// earlyfail prints the NUL-terminated line at SI on COM1 and writes BX
+	// to the debug-exit port.
+earlyfail:
+	MOVL	$COM1_LSR, DX
+	INB
+	TESTB	$LSR_THRE, AL			// no UART reads 0xff: nothing waits
+	JZ	earlyfail
 	MOVB	(SI), AL
 	TESTB	AL, AL
 	JZ	exit
+	MOVL	$COM1, DX
 	OUTB
 	INCL	SI
-	JMP	putc
+	JMP	earlyfail
 exit:
 	MOVL	$DEBUG_EXIT, DX
-	MOVL	$1, AX				// QEMU exits with status 3
+	MOVL	BX, AX				// QEMU exits with status (BX<<1)|1
 	OUTL
 	// No debug-exit device: an empty IDT makes the breakpoint a triple
 	// fault, which QEMU with -no-reboot turns into a shutdown.
@@ -230,8 +259,10 @@ pdpt:
 	MOVL	$const_earlyPML5, BX
 	MOVL	$(const_earlyPML4|PTE_RW|PTE_P), (BX)
 
-	// CR4: PAE, PGE, SSE state (OSFXSR, OSXMMEXCPT), and LA57 if chosen.
-	MOVL	$(CR4_PAE|CR4_PGE|CR4_OSFXSR|CR4_OSXMMEXCPT), AX
+	// CR4: PAE, SSE state (OSFXSR, OSXMMEXCPT), and LA57 if chosen. Not
+	// PGE: nothing here is global, and the kernel checks CPUID for it
+	// (cpu.pge) and sets it with its own tables.
+	MOVL	$(CR4_PAE|CR4_OSFXSR|CR4_OSXMMEXCPT), AX
 	MOVL	$const_earlyPML4, BX
 	TESTL	DI, DI
 	JZ	cr4

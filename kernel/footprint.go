@@ -4,7 +4,9 @@ package main
 
 import (
 	"fmt"
+	"io"
 
+	"github.com/physmap/physmap/kernel/region"
 	"github.com/physmap/physmap/mm"
 )
 
@@ -68,23 +70,24 @@ func footprintOf(as *mm.AddressSpace, start, last mm.VirtAddr) regionTables {
 // direct map the minimum is the plan's. Upper-level tables shared by
 // several regions (the root always) count in each of them; the total line
 // says how many distinct pages that is.
-func (k *kspace) printFootprint() {
+func (k *kernel) printFootprint(w io.Writer) {
 	type row struct {
 		name string
 		rt   regionTables
 	}
 	var rows []row
-	mode := k.as.Mode()
-	for _, reg := range k.layout.Regions {
+	mode := k.space.AS.Mode()
+	plan := region.Find[*region.DirectMap](k.space).Plan
+	for _, reg := range k.space.Layout.Regions {
 		if !mode.Canonical(reg.Start) || !mode.Canonical(reg.Last()) {
 			continue // the non-canonical hole: nothing to walk
 		}
-		rt := footprintOf(k.as, reg.Start, reg.Last())
+		rt := footprintOf(k.space.AS, reg.Start, reg.Last())
 		if len(rt.used) == 0 {
 			continue
 		}
 		if reg.Kind == mm.KindDirectMap {
-			rt.min = k.plan.MinTablePages
+			rt.min = plan.MinTablePages
 		}
 		name := reg.Symbol
 		switch {
@@ -98,7 +101,7 @@ func (k *kspace) printFootprint() {
 	all := map[mm.PhysAddr]int{}
 	var sum int
 	for _, r := range rows {
-		fmt.Printf("%s%s %d (min %d)\n", footprintPrefix, r.name, len(r.rt.used), r.rt.min)
+		fmt.Fprintf(w, "%s%s %d (min %d)\n", footprintPrefix, r.name, len(r.rt.used), r.rt.min)
 		for pa := range r.rt.used {
 			all[pa]++
 		}
@@ -110,6 +113,6 @@ func (k *kspace) printFootprint() {
 			shared++
 		}
 	}
-	fmt.Printf("%stotal %d (%d distinct reached from leaves, %d shared between regions, %d summed over regions)\n",
-		footprintPrefix, k.as.TablePages(), len(all), shared, sum)
+	fmt.Fprintf(w, "%stotal %d (%d distinct reached from leaves, %d shared between regions, %d summed over regions)\n",
+		footprintPrefix, k.space.AS.TablePages(), len(all), shared, sum)
 }

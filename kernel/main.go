@@ -4,103 +4,182 @@ package main
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"runtime"
-	"runtime/goos"
 	"strings"
 	"time"
 
+	"github.com/physmap/physmap/amd64"
 	"github.com/physmap/physmap/boot"
 	"github.com/physmap/physmap/kernel/option"
+	"github.com/physmap/physmap/kernel/region"
 	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
+)
+
+// kernel is what the boot built and found, passed explicitly to the
+// report and the shell.
+type kernel struct {
+	space    *region.Space
+	ref      region.Reference
+	bases    region.Bases
+	physBits uint
+	fw       *firmware
+	opts     option.Options
+	config   selftest.Config
+}
+
+// live opens the tables the CPU uses, from CR3, independently of the
+// builder's handle.
+func (k *kernel) live() *mm.AddressSpace {
+	return mm.Open(k.space.AS.Mode(), hwCPU{}.CR3(), k.space.Mem)
+}
+
+// The injections the boot entry applies itself, outside any region.
+const (
+	injectPVH   = "pvh-memmap-differs"
+	injectClock = "clock-fast"
+	injectNoPGE = "no-pge"
+	injectNoWP  = "no-wp"
 )
 
 func main() {
 	fmt.Printf("physmap: booting on QEMU microvm (TamaGo %s/%s, %s)\n", runtime.GOOS, runtime.GOARCH, runtime.Version())
 	var r report
+	mode := mm.Mode4Level
+	if amd64.ReadCR4()&amd64.CR4_LA57 != 0 {
+		mode = mm.Mode5Level
+	}
+	f := amd64.ReadFeatures(amd64.Cpuid)
 
-	fw, err := boot.OpenFwCfg()
+	fwc, err := boot.OpenFwCfg()
 	if err != nil {
 		r.fail("fwcfg", "%v", err)
-		finish(&r, option.Defaults())
+		finish(&r, option.Defaults(), nil, nil)
 		return
 	}
-	cmdline := fw.CommandLine()
-	fmt.Printf("Command line: %s\n", cmdline)
-	opts := checkOptions(&r, cmdline)
+	fw := &firmware{cmdline: fwc.CommandLine()}
+	fmt.Printf("Command line: %s\n", fw.cmdline)
+	opts := checkOptions(&r, fw.cmdline)
+	// The boot log (firmware map, init_memory_mapping, DirectMap, tables)
+	// goes to the console with physmap.verbose=1 only.
+	var log io.Writer = io.Discard
+	if opts.Verbose {
+		log = os.Stdout
+	}
+	cfg := configOf(opts, f, mode)
+	fmt.Println(cfg)
+	manifest := selftest.Manifest(cfg)
 
-	memmap := readMemoryMap(&r, fw)
+	inject := opts.Inject
+	if inject != "" {
+		in, _, ok := selftest.LookupInjection(inject)
+		switch {
+		case !ok:
+			r.fail("inject", "unknown injection %q; known: %s", inject, strings.Join(selftest.InjectionNames(), ", "))
+			inject = ""
+		case in.When != nil && !in.When(cfg):
+			r.fail("inject", "%s does not apply to this boot (%s): %s", inject, strings.TrimPrefix(cfg.String(), selftest.ConfigPrefix), in.What)
+			inject = ""
+		}
+		if inject == "" {
+			finish(&r, opts, manifest, nil)
+			return
+		}
+	}
+
+	if inject == injectPVH {
+		if err := boot.ShortenPVHMemmapRAM(uint64(mm.Size2M)); err != nil {
+			r.fail("inject", "%s: %v", inject, err)
+		}
+	}
+	fw.pvh, fw.pvhErr = boot.PVHMemmap()
+	if fw.e820, err = fwc.File("etc/e820"); err != nil {
+		r.fail("e820", "fw_cfg: %v", err)
+	}
+	memmap := checkMemoryMap(&r, fw, log)
 	phase("firmware-map")
-	checkRuntimeWindow(&r, memmap)
-	checkClock(&r)
-	f := checkCPU(&r, opts.Levels)
-	if memmap != nil {
-		proveLayout(&r, memmap, opts, uint(f.PhysAddrBits))
+	checkClock(&r, inject == injectClock)
+	checkCPU(&r, f, opts.Levels, mode)
+
+	var k *kernel
+	if memmap != nil && f.NX {
+		k = proveLayout(&r, fw, opts, f, mode, cfg, inject, log)
+	} else if !f.NX {
+		// An NX bit with EFER.NXE unavailable is a reserved bit: the first
+		// walk through such a table would fault.
+		r.fail("layout.build", "not built: the CPU has no NX, so Linux's NX permissions cannot be expressed")
 	}
 	if opts.Sleep > 0 {
 		sleep(opts.Sleep)
 	}
-
-	finish(&r, opts)
+	finish(&r, opts, manifest, k)
 }
 
-// checkOptions parses the command line and reports every bad word.
-func checkOptions(r *report, cmdline string) option.Options {
-	opts, others, errs := option.Parse(cmdline)
-	for _, err := range errs {
-		r.fail("option", "%v", err)
+// proveLayout builds the Linux layout, switches CR3 to it, applies the
+// injection and proves it.
+func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features, mode mm.Mode, cfg selftest.Config, inject string, log io.Writer) *kernel {
+	physBits := uint(f.PhysAddrBits)
+	ram := clampToPhysBits(r, fw.memmap.RAM(), physBits)
+	if err := amd64.InstallFaultHandler(); err != nil {
+		r.fail("fault.handler", "%v", err)
+		return nil
 	}
-	if len(errs) == 0 {
-		detail := opts.String()
-		if len(others) > 0 {
-			detail += fmt.Sprintf("; not physmap's, left alone: %s", strings.Join(others, " "))
+	enableCPU(f)
+	s, err := build(mode, ram, f.Page1GB, opts, log)
+	if err != nil {
+		r.fail("layout.build", "%v", err)
+		return nil
+	}
+	dm := region.Find[*region.DirectMap](s)
+	fmt.Fprint(log, dm.Plan.Meminfo())
+	fmt.Fprintf(log, "physmap: %v tables at %v live in CR3: %d table pages (the direct map alone needs at least %d)\n",
+		mode, s.AS.Root(), s.AS.TablePages(), dm.Plan.MinTablePages)
+
+	switch inject {
+	case "", injectPVH, injectClock:
+	case injectNoPGE:
+		amd64.WriteCR4(amd64.ReadCR4() &^ amd64.CR4_PGE)
+	case injectNoWP:
+		amd64.WriteCR0(amd64.ReadCR0() &^ amd64.CR0_WP)
+	default:
+		if err := s.Inject(inject); err != nil {
+			r.fail("inject", "%s: %v", inject, err)
+			return nil
 		}
-		r.pass("option", "%s", detail)
 	}
-	return opts
+	if inject != "" {
+		fmt.Printf("physmap: injected %s\n", inject)
+	}
+
+	spec := mm.LayoutOptions{}
+	if opts.KASLR.On {
+		spec.KernelImageSize = kaslrImageSize // CONFIG_RANDOMIZE_BASE
+	}
+	pvh, _ := region.ParsePVHMemmap(fw.pvh, physBits) // checkMemoryMap parsed it already
+	k := &kernel{
+		space: s,
+		ref: region.Reference{
+			Mode: mode, RAM: pvh, PhysBits: physBits, Image: readImage(), Window: runtimeWindow(),
+			Spec: mm.NewLayout(mode, spec), KASLR: opts.KASLR.On,
+		},
+		physBits: physBits, fw: fw, opts: opts, config: cfg,
+	}
+	k.prove(r)
+	phase("proofs")
+	k.printFootprint(log)
+	k.show(r, log, opts.Ptdump)
+	return k
 }
 
-// readMemoryMap reads, prints and validates the firmware memory map.
-func readMemoryMap(r *report, fw *boot.FwCfg) boot.MemoryMap {
-	raw, err := fw.File("etc/e820")
-	if err != nil {
-		r.fail("e820", "%v", err)
-		return nil
-	}
-	m, err := boot.ParseE820(raw)
-	if err != nil {
-		r.fail("e820", "%v", err)
-		return nil
-	}
-	fmt.Println("BIOS-provided physical RAM map:")
-	for _, e := range m {
-		fmt.Println(e)
-	}
-	if err := m.Validate(); err != nil {
-		r.fail("e820", "%v", err)
-		return m
-	}
-	r.pass("e820", "%d ranges, sorted and disjoint, %d MiB of RAM", len(m), m.RAMBytes()>>20)
-	return m
-}
-
-// checkRuntimeWindow checks that the memory TamaGo's runtime already uses
-// (image, heap, stacks) is RAM according to the firmware.
-func checkRuntimeWindow(r *report, m boot.MemoryMap) {
-	win := mm.PhysRange{Start: mm.PhysAddr(goos.RamStart), End: mm.PhysAddr(goos.RamStart + goos.RamSize)}
-	if goos.RamStart != boot.RuntimeStart {
-		// The early boot checked RAM for a window at RuntimeStart.
-		r.fail("ram.window", "TamaGo's RamStart %#x is not the %#x the early boot checked", goos.RamStart, uint64(boot.RuntimeStart))
-		return
-	}
-	if m.CoversRAM(win) {
-		r.pass("ram.window", "runtime window %v lies in RAM", win)
-		return
-	}
-	fmt.Printf("physmap: the runtime window %v is not RAM: this machine has %d MiB; give it at least %d MiB\n",
-		win, m.RAMBytes()>>20, win.End>>20)
-	r.fail("ram.window", "runtime window %v is not covered by RAM in the memory map", win)
+// prove runs the regions' proofs on the tables in CR3, after the boot
+// entry's last check: at boot, and again from the shell's selftest.
+func (k *kernel) prove(r *report) {
+	checkCPUState(r)
+	live := k.live()
+	k.bases = region.Discover(live, hwCPU{}, k.ref)
+	k.space.Prove(&region.Proof{Live: live, CPU: hwCPU{}, Ref: k.ref, Bases: k.bases, R: r, Act: k.space})
 }
 
 // sleep sleeps between two console lines the host harness times.
@@ -113,11 +192,12 @@ func sleep(d time.Duration) {
 
 // finish prints the closing line, then runs the shell if asked, then holds
 // or exits.
-func finish(r *report, opts option.Options) {
+func finish(r *report, opts option.Options, manifest []string, k *kernel) {
 	phase("report")
-	ok := r.close()
+	sum := r.close(manifest)
+	ok := sum.OK()
 	if opts.Shell {
-		ok = runShell(ok)
+		ok = runShell(k, sum)
 	}
 	if opts.Hold {
 		fmt.Println(selftest.HoldLine)
@@ -127,4 +207,23 @@ func finish(r *report, opts option.Options) {
 		os.Exit(0)
 	}
 	os.Exit(1)
+}
+
+// configOf is the boot's configuration as the kernel will act on it.
+func configOf(opts option.Options, f amd64.Features, mode mm.Mode) selftest.Config {
+	c := selftest.Config{Levels: mode.Levels(), KASLR: opts.KASLR.On, Page1GB: f.Page1GB,
+		// The kernel text mapping is 1 GiB (KERNEL_IMAGE_SIZE with
+		// CONFIG_RANDOMIZE_BASE, as Debian builds 6.1) only with KASLR so
+		// far; without it, mm.rst's 512 MiB.
+		Layout: "mmrst",
+		// The vsyscall page is mapped as vsyscall=emulate maps it,
+		// whatever vsyscall= says, so far.
+		Vsyscall: "emulate",
+	}
+	if opts.KASLR.On {
+		c.Layout = "distro"
+	}
+	cr4 := amd64.ReadCR4()
+	c.SMEP, c.SMAP, c.PCID = cr4&amd64.CR4_SMEP != 0, cr4&amd64.CR4_SMAP != 0, cr4&amd64.CR4_PCIDE != 0
+	return c
 }

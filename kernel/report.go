@@ -4,11 +4,11 @@ package main
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/physmap/physmap/amd64"
 	"github.com/physmap/physmap/boot"
-
 	"github.com/physmap/physmap/kernel/selftest"
 )
 
@@ -17,22 +17,32 @@ type report struct {
 	tally selftest.Tally
 }
 
-// check records one result and prints its line.
-func (r *report) check(name string, ok bool, format string, args ...any) {
+// Check records one result and prints its line; it is region.Reporter.
+func (r *report) Check(name string, ok bool, format string, args ...any) {
 	res := selftest.Result{Verdict: selftest.Verdict(ok), Check: name, Detail: fmt.Sprintf(format, args...)}
 	r.tally.Add(res)
-	fmt.Println(res)
+	for _, l := range selftest.Wrap(res.String(), selftest.Width) {
+		fmt.Println(l)
+	}
 }
 
-// pass and fail are check with the verdict spelt out.
-func (r *report) pass(name, format string, args ...any) { r.check(name, true, format, args...) }
-func (r *report) fail(name, format string, args ...any) { r.check(name, false, format, args...) }
+// pass and fail are Check with the verdict spelt out.
+func (r *report) pass(name, format string, args ...any) { r.Check(name, true, format, args...) }
+func (r *report) fail(name, format string, args ...any) { r.Check(name, false, format, args...) }
 
-// close prints the closing line and returns whether the run passed.
-func (r *report) close() bool {
+// close holds the results to the manifest (a missing or unlisted check is
+// a failure), prints the closing line and returns it.
+func (r *report) close(manifest []string) selftest.Summary {
+	if missing := selftest.Missing(manifest, r.tally.Results); len(missing) > 0 {
+		r.fail("manifest", "missing: %s", strings.Join(missing, ", "))
+	}
+	if extra := selftest.Unlisted(manifest, r.tally.Results); len(extra) > 0 {
+		r.fail("manifest", "not in the manifest: %s", strings.Join(extra, ", "))
+	}
 	s := r.tally.Summary()
+	s.Manifest = len(manifest)
 	fmt.Println(s)
-	return s.OK()
+	return s
 }
 
 // phase prints a phase line: the guest time, by the calibrated TSC, at

@@ -11,15 +11,9 @@ import (
 	"github.com/physmap/physmap/amd64"
 	"github.com/physmap/physmap/boot"
 	"github.com/physmap/physmap/kernel/dump"
+	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/kernel/shell"
 	"github.com/physmap/physmap/mm"
-)
-
-// The kernel space proveLayout built and loaded into CR3, and MAXPHYADDR,
-// for the shell; built stays nil when the layout was not built.
-var (
-	built         *kspace
-	builtPhysBits uint
 )
 
 // uartPoll is how long the console waits between two looks at an empty
@@ -39,17 +33,17 @@ func (uartReader) ReadByte() (byte, error) {
 	}
 }
 
-// machine is the shell's view of the running kernel.
+// machine is the shell's view of the running kernel; k is nil when the
+// layout was not built.
 type machine struct {
-	k        *kspace
-	physBits uint
+	k *kernel
 }
 
 // Layout is the layout in force, or the documented one of the CPU's
 // paging mode when none was built.
 func (m machine) Layout() *mm.Layout {
 	if m.k != nil {
-		return m.k.layout
+		return m.k.space.Layout
 	}
 	mode := mm.Mode4Level
 	if amd64.ReadCR4()&amd64.CR4_LA57 != 0 {
@@ -67,7 +61,12 @@ func (m machine) Tables() (*mm.AddressSpace, error) {
 	return m.k.live(), nil
 }
 
-func (m machine) PhysBits() uint { return m.physBits }
+func (m machine) PhysBits() uint {
+	if m.k == nil {
+		return 0
+	}
+	return m.k.physBits
+}
 
 // Read reads through the CPU a qword at a time with amd64.ProbeRead64, so a
 // fault is caught and described instead of ending the machine. A qword is
@@ -99,25 +98,54 @@ func (m machine) Regions(w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	m.k.showLayout(w, dump.Runs(as, m.k.layout))
+	m.k.showLayout(w, dump.Runs(as, m.k.space.Layout))
 	return nil
 }
 
-// Selftest runs the layout proofs again, with their own closing line.
-func (m machine) Selftest(w io.Writer) bool {
+// Symbols returns the kernel image's bounds under Linux's names, at the
+// addresses the live tables map them (from _text as found there), from the
+// Go linker's symbols (page-aligned: the bounds the image is mapped with).
+func (m machine) Symbols() []shell.Symbol {
+	if m.k == nil {
+		return nil
+	}
+	k := m.k
+	im := k.ref.Image
+	va := func(pa mm.PhysAddr) mm.VirtAddr { return k.bases.Text.Add(uint64(pa - im.Text.Start)) }
+	return []shell.Symbol{
+		{Name: "_text", VA: va(im.Text.Start)},
+		{Name: "_stext", VA: va(im.Text.Start)},
+		{Name: "_etext", VA: va(im.Text.End)},
+		{Name: "__start_rodata", VA: va(im.Rodata.Start)},
+		{Name: "__end_rodata", VA: va(im.Rodata.End)},
+		{Name: "_sdata", VA: va(im.Data.Start)},
+		{Name: "_end", VA: va(im.Data.End)},
+	}
+}
+
+// Selftest runs the boot entry's checks and every region's proof again on
+// the live tables, held to the boot's manifest, with their own closing
+// line.
+func (m machine) Selftest(w io.Writer) selftest.Summary {
 	r := &report{}
 	if m.k == nil {
 		r.fail("layout.build", "physmap did not build its layout: nothing to prove")
-		return r.close()
+		return r.close(nil)
 	}
-	m.k.prove(r, m.k.live(), m.physBits, false)
-	return r.close()
+	k := m.k
+	checkOptions(r, k.fw.cmdline)
+	checkMemoryMap(r, k.fw, io.Discard)
+	checkClock(r, false)
+	checkCPU(r, amd64.ReadFeatures(amd64.Cpuid), k.opts.Levels, k.space.AS.Mode())
+	k.prove(r)
+	return r.close(selftest.Manifest(k.config))
 }
 
 // runShell runs the serial console's shell until exit and returns the
-// status QEMU should exit with.
-func runShell(passed bool) bool {
-	m := machine{k: built, physBits: builtPhysBits}
-	s := shell.New(m, os.Stdout, passed)
+// status QEMU should exit with: the worse of the boot's self-test and the
+// shell's selftest runs.
+func runShell(k *kernel, boot selftest.Summary) bool {
+	m := machine{k: k}
+	s := shell.New(m, os.Stdout, boot)
 	return s.Run(shell.NewLines(uartReader{}, os.Stdout))
 }

@@ -8,98 +8,124 @@ import (
 	"os"
 	"strings"
 
+	"golang.org/x/arch/x86/x86asm"
+
 	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/boot"
 	"github.com/physmap/physmap/kernel/dump"
+	"github.com/physmap/physmap/kernel/region"
+	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
 )
 
-// humanSize prints a byte count in the largest binary unit that divides it.
-func humanSize(n uint64) string {
-	for _, u := range []struct {
-		size uint64
-		name string
-	}{{mm.PB, "PB"}, {mm.TB, "TB"}, {mm.GB, "GB"}, {mm.MB, "MB"}, {1 << 10, "kB"}} {
-		if n >= u.size && n%u.size == 0 {
-			return fmt.Sprintf("%d %s", n/u.size, u.name)
-		}
-	}
-	if n >= 1<<60 {
-		return fmt.Sprintf("~%.4g EB", float64(n)/float64(1<<60))
-	}
-	if n >= mm.TB {
-		return fmt.Sprintf("%.1f TB", float64(n)/float64(mm.TB))
-	}
-	return fmt.Sprintf("%d B", n)
+// humanSize prints sizes as mm.rst and Linux's tools do.
+var humanSize = region.HumanSize
+
+// regionLabel is a region's short label for the report: what it is and,
+// where Linux names its base, that name.
+var regionLabel = map[mm.RegionKind]string{
+	mm.KindUser:         "user half (physmap's low window)",
+	mm.KindGuardHole:    "guard hole",
+	mm.KindLDTRemap:     "LDT remap, LDT_BASE_ADDR",
+	mm.KindDirectMap:    "direct map, page_offset_base",
+	mm.KindVmalloc:      "vmalloc, vmalloc_base",
+	mm.KindVmemmap:      "struct pages, vmemmap_base",
+	mm.KindKASAN:        "KASAN shadow",
+	mm.KindCPUEntryArea: "cpu_entry_area",
+	mm.KindESPFix:       "espfix stacks",
+	mm.KindEFI:          "EFI runtime services",
+	mm.KindKernelText:   "kernel text, __START_KERNEL_map",
+	mm.KindModules:      "modules, MODULES_VADDR",
+	mm.KindFixmap:       "fixmap, FIXADDR_START",
+	mm.KindVsyscall:     "vsyscall page, VSYSCALL_ADDR",
 }
 
-// showLayout prints the layout in force in the shape of mm.rst, with what
-// the live tables map in each region.
-func (k *kspace) showLayout(w io.Writer, runs []dump.Run) {
-	fmt.Fprintf(w, "physmap: the %v kernel address space as built (mm.rst rows; \"mapped\" from the live tables)\n", k.as.Mode())
+// mappedIn sums the runs that start in reg: "2 GB in 1 x 1G, 510 x 2M".
+func mappedIn(runs []dump.Run, reg mm.Region) string {
+	var bytes, leaves uint64
+	sizes := map[uint64]uint64{}
+	for _, r := range runs {
+		if mm.VirtAddr(r.VA) >= reg.Start && mm.VirtAddr(r.VA) <= reg.Last() {
+			bytes += uint64(r.Size) * r.Count
+			leaves += r.Count
+			sizes[uint64(r.Size)] += r.Count
+		}
+	}
+	if leaves == 0 {
+		return "-"
+	}
+	var parts []string
+	for _, s := range []mm.PageSize{mm.Size1G, mm.Size2M, mm.Size4K} {
+		if n := sizes[uint64(s)]; n > 0 {
+			parts = append(parts, fmt.Sprintf("%d x %v", n, s))
+		}
+	}
+	return fmt.Sprintf("%s in %s", humanSize(bytes), strings.Join(parts, ", "))
+}
+
+// showRegions prints each region of the layout in force (holes left out)
+// with where it starts and what the live tables map there, within the
+// console's width.
+func (k *kernel) showRegions(w io.Writer, runs []dump.Run) {
+	fmt.Fprintf(w, "physmap: the %v address space the CPU walks, region by region:\n", k.space.AS.Mode())
+	fmt.Fprintf(w, "  %-34s %-16s  %s\n", "region", "starts at", "mapped (from the live tables)")
+	for _, reg := range k.space.Layout.Regions {
+		label, ok := regionLabel[reg.Kind]
+		if !ok {
+			continue // a hole
+		}
+		fmt.Fprintf(w, "  %-34s %016x  %s\n", label, uint64(reg.Start), mappedIn(runs, reg))
+	}
+}
+
+// showLayout prints the layout in force in the full shape of mm.rst, with
+// what the live tables map in each region (physmap.verbose=1, and the
+// shell's regions -all).
+func (k *kernel) showLayout(w io.Writer, runs []dump.Run) {
+	fmt.Fprintf(w, "physmap: the %v kernel address space as built (mm.rst rows; \"mapped\" from the live tables)\n", k.space.AS.Mode())
 	fmt.Fprintf(w, "%s\n", strings.Repeat("=", 126))
 	fmt.Fprintf(w, "    Start addr    |     End addr     |   Size   | %-56s | mapped\n", "VM area")
 	fmt.Fprintf(w, "%s\n", strings.Repeat("=", 126))
-	for _, reg := range k.layout.Regions {
-		var bytes, leaves uint64
-		sizes := map[uint64]uint64{}
-		for _, r := range runs {
-			if mm.VirtAddr(r.VA) >= reg.Start && mm.VirtAddr(r.VA) <= reg.Last() {
-				bytes += uint64(r.Size) * r.Count
-				leaves += r.Count
-				sizes[uint64(r.Size)] += r.Count
-			}
-		}
-		what := "-"
-		if leaves > 0 {
-			var parts []string
-			for _, s := range []mm.PageSize{mm.Size1G, mm.Size2M, mm.Size4K} {
-				if n := sizes[uint64(s)]; n > 0 {
-					parts = append(parts, fmt.Sprintf("%d x %v", n, s))
-				}
-			}
-			what = fmt.Sprintf("%s in %s", humanSize(bytes), strings.Join(parts, ", "))
-		}
+	for _, reg := range k.space.Layout.Regions {
 		name := reg.Name
 		if len(name) > 56 {
 			name = name[:53] + "..."
 		}
-		fmt.Fprintf(w, " %016x | %016x | %8s | %-56s | %s\n", uint64(reg.Start), uint64(reg.Last()), humanSize(reg.Size), name, what)
+		fmt.Fprintf(w, " %016x | %016x | %8s | %-56s | %s\n", uint64(reg.Start), uint64(reg.Last()), humanSize(reg.Size), name, mappedIn(runs, reg))
 	}
 	fmt.Fprintf(w, "%s\n", strings.Repeat("_", 126))
 }
 
-// readBytes copies n bytes at va.
-func readBytes(va mm.VirtAddr, n int) []byte {
-	b := make([]byte, n)
-	for i := range b {
-		b[i] = *(*byte)(ptrAt(va.Add(uint64(i))))
-	}
-	return b
-}
-
 // showFirstInstruction prints the kernel's first instruction through its
-// three aliases, the frame behind each, and checks they agree.
-func (k *kspace) showFirstInstruction(r *report, live *mm.AddressSpace) {
-	pa := k.img.text.Start
-	fmt.Println("physmap: the kernel's first instruction, three ways:")
-	var frames []mm.PhysAddr
-	var insns []string
+// three addresses and the frame behind each (alias.first-insn proves it).
+func (k *kernel) showFirstInstruction(live *mm.AddressSpace) {
+	pa := k.ref.Image.Text.Start
+	b := make([]byte, 16)
+	insn := "(unreadable)"
+	if _, f := (hwCPU{}).Read(mm.VirtAddr(pa), b); !f.Faulted {
+		insn = disasm(b, uint64(pa))
+	}
+	fmt.Printf("physmap: the kernel's first instruction, %s, at three addresses:\n", insn)
 	for _, a := range []struct {
 		name string
 		va   mm.VirtAddr
-	}{{"identity (low window)", mm.VirtAddr(pa)}, {"__START_KERNEL_map+pa", k.kernelVA(pa)}, {"page_offset_base+pa", k.directVA(pa)}} {
+	}{{"identity (low window)", mm.VirtAddr(pa)}, {"_text", k.bases.Text}, {"page_offset_base+pa", k.bases.PageOffset.Add(uint64(pa))}} {
 		t, err := live.Translate(a.va)
 		if err != nil {
-			r.fail("alias.first-insn", "%s %v: %v", a.name, a.va, err)
-			return
+			fmt.Printf("  %-22s %#18x: %v\n", a.name, uint64(a.va), err)
+			continue
 		}
-		insn := disasm(readBytes(a.va, 16), uint64(a.va))
-		fmt.Printf("  %-22s %v -> frame %v (%v page, %v): %s\n", a.name, a.va, t.PA.AlignDown(page), t.Size, t.Attrs, insn)
-		frames = append(frames, t.PA)
-		insns = append(insns, insn)
+		fmt.Printf("  %-22s %#18x -> frame %v, %v page, %v\n", a.name, uint64(a.va), t.PA.AlignDown(page), t.Size, t.Attrs)
 	}
-	same := frames[0] == frames[1] && frames[1] == frames[2] && insns[0] == insns[1] && insns[1] == insns[2]
-	r.check("alias.first-insn", same, "one frame %v behind %v, %v and %v, decoding to %q", frames[0], mm.VirtAddr(pa), k.kernelVA(pa), k.directVA(pa), insns[0])
+}
+
+// disasm decodes the instruction at the start of b, located at pc.
+func disasm(b []byte, pc uint64) string {
+	inst, err := x86asm.Decode(b, 64)
+	if err != nil {
+		return fmt.Sprintf("(undecodable: %v)", err)
+	}
+	return x86asm.IntelSyntax(inst, pc, nil)
 }
 
 // aliasesOf returns every virtual range of the live tables that maps part of
@@ -118,27 +144,29 @@ func aliasesOf(runs []dump.Run, pr mm.PhysRange) []mm.VirtRange {
 }
 
 // showAliases prints, for the image and the module, each physical range
-// with every virtual range that maps it, found by inverting the live tables.
-func (k *kspace) showAliases(runs []dump.Run) []dump.Alias {
+// with every virtual range that maps it, found by inverting the live
+// tables, one per line with the region it lies in.
+func (k *kernel) showAliases(runs []dump.Run) []dump.Alias {
+	im := k.ref.Image
+	mod := region.Find[*region.Modules](k.space)
 	targets := []struct {
 		what string
 		r    mm.PhysRange
 	}{
-		{"kernel text", k.img.text}, {"kernel rodata", k.img.rodata}, {"kernel data+bss", k.img.data},
-		{"module text", mm.PhysRange{Start: k.mod.textPA, End: k.mod.textPA.Add(page)}},
-		{"module data", mm.PhysRange{Start: k.mod.dataPA, End: k.mod.dataPA.Add(page)}},
+		{"kernel text", im.Text}, {"kernel rodata", im.Rodata}, {"kernel data+bss", im.Data},
+		{"module text", mm.PhysRange{Start: mod.TextPA, End: mod.TextPA.Add(page)}},
+		{"module data", mm.PhysRange{Start: mod.DataPA, End: mod.DataPA.Add(page)}},
 	}
-	fmt.Println("physmap: aliases (physical range <- every virtual range mapping it)")
+	fmt.Println("physmap: every virtual address of the image's and the module's frames, from the live tables:")
 	var out []dump.Alias
 	for _, t := range targets {
-		vas := aliasesOf(runs, t.r)
 		a := dump.Alias{What: t.what, PA: dump.Addr(t.r.Start), Len: dump.Addr(t.r.Len())}
-		var parts []string
-		for _, v := range merge(vas) {
-			parts = append(parts, v.String())
+		fmt.Printf("  %-16s %v, %s, at:\n", t.what, t.r, humanSize(t.r.Len()))
+		for _, v := range merge(aliasesOf(runs, t.r)) {
 			a.VAs = append(a.VAs, dump.Addr(v.Start))
+			label := regionLabel[k.space.Layout.Find(v.Start).Kind]
+			fmt.Printf("      0x%016x  %s, %s\n", uint64(v.Start), label, humanSize(v.Len()))
 		}
-		fmt.Printf("  %-16s %v <- %s\n", t.what, t.r, strings.Join(parts, ", "))
 		out = append(out, a)
 	}
 	return out
@@ -157,22 +185,67 @@ func merge(vs []mm.VirtRange) []mm.VirtRange {
 	return out
 }
 
-// show prints the layout, the first instruction, ptdump, the aliases and
-// the JSON dump of the live tables.
-func (k *kspace) show(r *report, live *mm.AddressSpace, ptdump string) {
-	runs := dump.Runs(live, k.layout)
-	k.showLayout(os.Stdout, runs)
-	k.showFirstInstruction(r, live)
+// showAnswer says, from what the checks proved, what the seed question
+// asked: whether all RAM is mapped in the kernel half, so that the kernel's
+// own frames appear twice. It says nothing the checks did not prove.
+func (k *kernel) showAnswer(r *report) {
+	passed := func(names ...string) bool {
+		for _, n := range names {
+			ok := false
+			for _, res := range r.tally.Results {
+				if res.Check == n {
+					ok = res.Verdict == selftest.Pass
+				}
+			}
+			if !ok {
+				return false
+			}
+		}
+		return true
+	}
+	// What the direct map covers: the ISA range and the RAM.
+	var ram uint64
+	for _, rr := range joined(append([]mm.PhysRange{{Start: 0, End: isaEnd}}, k.ref.RAM...)) {
+		ram += rr.Len()
+	}
+	if !passed("walk.directmap", "walk.image", "content", "walk.module") {
+		fmt.Println("physmap: the checks behind the answer did not all pass: see the FAIL lines")
+		return
+	}
+	answer := fmt.Sprintf("physmap: yes: all %s of RAM (and the ISA range) is mapped at page_offset_base %#x, so every frame, the kernel's own included, has an address in the kernel half; "+
+		"the kernel image's %d frames appear there at least twice (at _text %#x and in the direct map), and the module's too (MODULES_VADDR and the direct map).",
+		humanSize(ram), uint64(k.bases.PageOffset), k.ref.Image.All().Len()/page, uint64(k.bases.Text))
+	for _, w := range selftest.Wrap(answer, selftest.Width) {
+		fmt.Println(w)
+	}
+}
+
+// show prints the report's end: the aliases, the regions, the first
+// instruction and the answer; with physmap.ptdump the ptdump and the W+X
+// audit; with physmap.verbose the full mm.rst table; and the JSON dump of
+// the live tables.
+func (k *kernel) show(r *report, log io.Writer, ptdump string) {
+	live := k.live()
+	layout := k.space.Layout
+	runs := dump.Runs(live, layout)
+	k.showLayout(log, runs)
 	if ptdump != "0" {
 		fmt.Println("physmap: ptdump of the live tables (/sys/kernel/debug/page_tables/kernel format)")
-		if err := mm.Ptdump(os.Stdout, live, mm.PtdumpOptions{Layout: k.layout, PhysAddr: ptdump == "phys"}); err != nil {
+		if err := mm.Ptdump(os.Stdout, live, mm.PtdumpOptions{Layout: layout, PhysAddr: ptdump == "phys"}); err != nil {
 			r.fail("ptdump", "%v", err)
+		}
+		for _, l := range region.Find[*region.Audit](k.space).WXLines {
+			fmt.Println(l)
 		}
 	}
 	aliases := k.showAliases(runs)
 	d := &dump.Dump{Mode: live.Mode().Levels(), CR3: dump.Addr(amd64.ReadCR3() & amd64.CR3_ADDR_MASK),
-		Regions: dump.RegionsOf(k.layout), Runs: runs, Aliases: aliases}
-	if err := dump.Write(os.Stdout, d); err != nil {
+		Regions: dump.RegionsOf(layout), Runs: runs, Aliases: aliases}
+	if err := dump.Write(boot.Bulk, d); err != nil {
 		r.fail("dump", "%v", err)
 	}
+	fmt.Printf("physmap: JSON dump of the live tables sent to the bulk channel (isa-debugcon, port %#x)\n", boot.DEBUGCON_PORT)
+	k.showRegions(os.Stdout, runs)
+	k.showFirstInstruction(live)
+	k.showAnswer(r)
 }

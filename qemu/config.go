@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // DefaultBinary is the QEMU executable looked up in PATH.
@@ -65,11 +66,22 @@ type Config struct {
 	Accel Accel
 	// Append is the kernel command line (-append); empty means none.
 	Append string
-	// QMP is the path of a QMP unix socket (-qmp ...,server=on,wait=off);
-	// empty means none on the command line (the runner then picks a
-	// private one).
+	// QMP is the path of the harness's own QMP unix socket (-qmp
+	// ...,server=on,wait=off); empty means none on the command line. The
+	// runner sets it to a private socket of its own.
 	QMP string
-	// GDB makes QEMU listen for gdb on :1234 and wait for it (-s -S).
+	// UserQMP is the path of a second QMP monitor for a person or a tool
+	// (qmp-shell, say), apart from the harness's: QEMU serves each -qmp on
+	// its own, so a client there disturbs neither. Empty means none.
+	UserQMP string
+	// Bulk is the file the bulk channel goes to: QEMU's isa-debugcon
+	// device at BulkPort, always on the command line, to which the kernel
+	// writes what is too large for the console (the JSON dump of its live
+	// tables, see boot.Bulk). Empty sends it to a null backend; the runner
+	// sets a private file of its own unless the caller gave one.
+	Bulk string
+	// GDB makes QEMU wait for gdb on GDBAddress, localhost only (-gdb
+	// tcp:127.0.0.1:1234 -S).
 	GDB bool
 	// Interactive gives the serial console to a person: stdin goes to QEMU.
 	Interactive bool
@@ -92,6 +104,17 @@ type Config struct {
 
 // ramBackendID names the memory backend NoReserve adds.
 const ramBackendID = "physmap.ram"
+
+// The bulk channel: QEMU's isa-debugcon device (hw/char/debugcon.c) at the
+// I/O port boot.DEBUGCON_PORT uses, and the character backend it writes to.
+const (
+	BulkPort      = 0xe9
+	bulkChardevID = "physmap.bulk"
+)
+
+// GDBAddress is where QEMU waits for gdb with Config.GDB: this machine
+// only, never every interface as QEMU's -s does.
+const GDBAddress = "127.0.0.1:1234"
 
 // binary returns the QEMU executable name or path.
 func (c Config) binary() string {
@@ -136,6 +159,15 @@ func (c Config) Command() ([]string, error) {
 	if c.Kernel == "" {
 		return nil, &Error{Op: "config", Err: ErrKernelMissing, Detail: "no kernel image given"}
 	}
+	if c.CPU != "" {
+		if err := CheckCPU(c.CPU); err != nil {
+			return nil, err
+		}
+	}
+	bulk := "null,id=" + bulkChardevID
+	if c.Bulk != "" {
+		bulk = "file,id=" + bulkChardevID + ",path=" + optValue(c.Bulk)
+	}
 	machine := "microvm,x-option-roms=on,pic=off,rtc=on"
 	if c.NoReserve || c.MemPath != "" {
 		machine += ",memory-backend=" + ramBackendID
@@ -152,6 +184,8 @@ func (c Config) Command() ([]string, error) {
 		"-serial", "stdio",
 		"-no-reboot",
 		"-device", fmt.Sprintf("isa-debug-exit,iobase=0x%x,iosize=0x%02x", debugExitIOBase, debugExitIOSize),
+		"-chardev", bulk,
+		"-device", fmt.Sprintf("isa-debugcon,iobase=0x%x,chardev=%s", BulkPort, bulkChardevID),
 		"-kernel", c.Kernel,
 	}
 	switch {
@@ -170,14 +204,60 @@ func (c Config) Command() ([]string, error) {
 	if c.Append != "" {
 		argv = append(argv, "-append", c.Append)
 	}
-	if c.QMP != "" {
-		argv = append(argv, "-qmp", "unix:"+c.QMP+",server=on,wait=off")
+	for _, q := range []string{c.QMP, c.UserQMP} {
+		if q != "" {
+			argv = append(argv, "-qmp", "unix:"+optValue(q)+",server=on,wait=off")
+		}
 	}
 	if c.GDB {
-		argv = append(argv, "-s", "-S")
+		argv = append(argv, "-gdb", "tcp:"+GDBAddress, "-S")
 	}
 	return argv, nil
 }
+
+// optValue escapes a value inside a QEMU option list, where a comma is
+// written twice.
+func optValue(s string) string { return strings.ReplaceAll(s, ",", ",,") }
+
+// CheckCPU checks a CPU model given by the user: QEMU's -cpu takes a model
+// name with optional ,+feature,-feature,key=value parts, never empty or with
+// spaces. Whether QEMU knows the model is QEMU's to say.
+func CheckCPU(s string) error {
+	bad := func(why string) error {
+		return &Error{Op: "cpu", Err: ErrBadCPU, Detail: fmt.Sprintf("%q: %s (examples: max, max,-la57, qemu64,+rdrand)", s, why)}
+	}
+	switch {
+	case strings.TrimSpace(s) == "":
+		return bad("empty CPU model")
+	case strings.ContainsFunc(s, unicode.IsSpace):
+		return bad("a CPU model has no spaces")
+	case strings.HasPrefix(s, ",") || strings.HasPrefix(s, "-") || strings.HasPrefix(s, "+"):
+		return bad("no model name before the features")
+	}
+	return nil
+}
+
+// MaxTimeout is the longest run the harness accepts: a day, far above the
+// slowest boot measured (512 GiB of RAM, under a minute).
+const MaxTimeout = 24 * time.Hour
+
+// CheckTimeout checks a bound given for a run: positive and at most
+// MaxTimeout. (Config.Timeout zero means no bound, which the commands give
+// only to interactive runs.)
+func CheckTimeout(d time.Duration) error {
+	switch {
+	case d <= 0:
+		return &Error{Op: "timeout", Err: ErrBadTimeout, Detail: fmt.Sprintf("%v: must be positive, such as 120s or 10m", d)}
+	case d > MaxTimeout:
+		return &Error{Op: "timeout", Err: ErrBadTimeout, Detail: fmt.Sprintf("%v: more than %v", d, MaxTimeout)}
+	}
+	return nil
+}
+
+// MaxMemoryMiB is the largest guest memory the harness asks QEMU for: 4 PiB,
+// all that x86-64's 52-bit physical addresses reach (Intel SDM Vol. 3A
+// 4.1.4, MAXPHYADDR at most 52).
+const MaxMemoryMiB = 1 << (52 - 20)
 
 // Memory size units QEMU's -m accepts (suffix to MiB multiplier; "" is MiB).
 var memUnitsMiB = map[string]uint64{"": 1, "m": 1, "g": 1 << 10, "t": 1 << 20}
@@ -222,6 +302,9 @@ func ParseMemory(s string) (uint64, error) {
 			return 0, bad("number out of range")
 		}
 		mib = n * mul
+	}
+	if mib > MaxMemoryMiB {
+		return 0, bad(fmt.Sprintf("more than the %d TiB x86-64 can address", MaxMemoryMiB>>20))
 	}
 	if mib < MinMemoryMiB {
 		return 0, &Error{Op: "memory", Err: ErrMemoryTooSmall,

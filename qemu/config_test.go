@@ -5,10 +5,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestCommand(t *testing.T) {
-	base := "qemu-system-x86_64 -machine microvm,x-option-roms=on,pic=off,rtc=on -m %s -cpu %s -accel %s -smp 1 -nographic -monitor none -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -kernel k.elf"
+	base := "qemu-system-x86_64 -machine microvm,x-option-roms=on,pic=off,rtc=on -m %s -cpu %s -accel %s -smp 1 -nographic -monitor none -serial stdio -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=0x04 -chardev null,id=physmap.bulk -device isa-debugcon,iobase=0xe9,chardev=physmap.bulk -kernel k.elf"
 	for _, tc := range []struct {
 		name string
 		cfg  Config
@@ -19,7 +20,11 @@ func TestCommand(t *testing.T) {
 		{"kvm default cpu is host", Config{Kernel: "k.elf", Memory: "6G", Accel: KVM}, fmt.Sprintf(base, "6G", "host", "kvm")},
 		{"kvm keeps user cpu", Config{Kernel: "k.elf", Memory: "6G", Accel: KVM, CPU: "max"}, fmt.Sprintf(base, "6G", "max", "kvm")},
 		{"append qmp gdb", Config{Kernel: "k.elf", Memory: "16G", Append: "physmap.hold=1", QMP: "/tmp/q.sock", GDB: true},
-			fmt.Sprintf(base, "16G", "max", "tcg") + " -append physmap.hold=1 -qmp unix:/tmp/q.sock,server=on,wait=off -s -S"},
+			fmt.Sprintf(base, "16G", "max", "tcg") + " -append physmap.hold=1 -qmp unix:/tmp/q.sock,server=on,wait=off -gdb tcp:127.0.0.1:1234 -S"},
+		{"user qmp beside the harness's", Config{Kernel: "k.elf", Memory: "2G", QMP: "/tmp/h.sock", UserQMP: "/tmp/me,1.sock"},
+			fmt.Sprintf(base, "2G", "max", "tcg") + " -qmp unix:/tmp/h.sock,server=on,wait=off -qmp unix:/tmp/me,,1.sock,server=on,wait=off"},
+		{"bulk to a file", Config{Kernel: "k.elf", Memory: "2G", Bulk: "build/physmap-bulk.txt"},
+			strings.Replace(fmt.Sprintf(base, "2G", "max", "tcg"), "null,id=physmap.bulk", "file,id=physmap.bulk,path=build/physmap-bulk.txt", 1)},
 		{"no reserve", Config{Kernel: "k.elf", Memory: "256G", NoReserve: true},
 			strings.Replace(fmt.Sprintf(base, "256G", "max", "tcg"), "rtc=on", "rtc=on,memory-backend=physmap.ram", 1) +
 				" -object memory-backend-ram,id=physmap.ram,size=256G,reserve=off"},
@@ -34,8 +39,14 @@ func TestCommand(t *testing.T) {
 			if got := strings.Join(argv, " "); got != tc.want {
 				t.Errorf("Command() =\n%s\nwant\n%s", got, tc.want)
 			}
-			if strings.Contains(strings.Join(argv, " "), "pit=off") {
+			line := strings.Join(argv, " ")
+			if strings.Contains(line, "pit=off") {
 				t.Error("pit=off: the kernel calibrates its clock with the PIT")
+			}
+			// gdb on localhost only: -s, or tcp::1234, listen on every
+			// interface.
+			if strings.Contains(line, " -s ") || strings.Contains(line, "tcp::") {
+				t.Error("gdb listens beyond localhost")
 			}
 		})
 	}
@@ -50,6 +61,8 @@ func TestCommandRejects(t *testing.T) {
 		{Config{Kernel: "k", Memory: "x"}, ErrBadMemory},
 		{Config{Kernel: "k", Memory: "2G", Accel: "hvf"}, ErrBadAccel},
 		{Config{Memory: "2G"}, ErrKernelMissing},
+		{Config{Kernel: "k", Memory: "2G", CPU: "max -la57"}, ErrBadCPU},
+		{Config{Kernel: "k", Memory: "2G", CPU: " "}, ErrBadCPU},
 	} {
 		if _, err := tc.cfg.Command(); !errors.Is(err, tc.want) {
 			t.Errorf("%+v: Command() err = %v, want %v", tc.cfg, err, tc.want)
@@ -86,6 +99,8 @@ func TestParseMemory(t *testing.T) {
 		{"1000K", 0, ErrBadMemory},
 		{"99999999999999999999G", 0, ErrBadMemory},
 		{"9999999999999999T", 0, ErrBadMemory},
+		{"4096T", 4 << 30, nil},
+		{"4097T", 0, ErrBadMemory},
 	} {
 		mib, err := ParseMemory(tc.in)
 		if !errors.Is(err, tc.want) || mib != tc.mib {
@@ -95,6 +110,49 @@ func TestParseMemory(t *testing.T) {
 	_, err := ParseMemory("256M")
 	if err == nil || !strings.Contains(err.Error(), "minimum is 512 MiB") {
 		t.Errorf("ParseMemory(256M) error %q does not name the minimum", err)
+	}
+}
+
+func TestCheckCPU(t *testing.T) {
+	for _, tc := range []struct {
+		in string
+		ok bool
+	}{
+		{"max", true},
+		{"max,-la57", true},
+		{"qemu64,+rdrand", true},
+		{"Nehalem-v2", true},
+		{"", false},
+		{"  ", false},
+		{"max, -la57", false},
+		{",-la57", false},
+		{"-la57", false},
+		{"+rdrand", false},
+	} {
+		err := CheckCPU(tc.in)
+		if (err == nil) != tc.ok || (err != nil && (!errors.Is(err, ErrBadCPU) || ExitCode(err) != ExitUsage)) {
+			t.Errorf("CheckCPU(%q) = %v, want ok=%v", tc.in, err, tc.ok)
+		}
+	}
+}
+
+func TestCheckTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		in time.Duration
+		ok bool
+	}{
+		{120 * time.Second, true},
+		{time.Millisecond, true},
+		{MaxTimeout, true},
+		{0, false},
+		{-time.Second, false},
+		{MaxTimeout + time.Second, false},
+		{1 << 62, false},
+	} {
+		err := CheckTimeout(tc.in)
+		if (err == nil) != tc.ok || (err != nil && (!errors.Is(err, ErrBadTimeout) || ExitCode(err) != ExitUsage)) {
+			t.Errorf("CheckTimeout(%v) = %v, want ok=%v", tc.in, err, tc.ok)
+		}
 	}
 }
 

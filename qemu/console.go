@@ -34,6 +34,15 @@ type Console struct {
 	// Holding is set once selftest.HoldLine has been seen after the closing
 	// line.
 	Holding bool
+	// Config is the boot's configuration from its config line, valid
+	// when HaveConfig is set; it decides the boot's manifest.
+	Config     selftest.Config
+	HaveConfig bool
+	// Early is the early boot's line (selftest.EarlyPrefix ...), if the
+	// kernel printed one before the closing line.
+	Early string
+	// Lines counts the console lines seen, the last unfinished one included.
+	Lines int
 	// Sleep is the guest sleep announced by a "clock: sleeping" line, and
 	// HostSleep how long the host saw between that line and "clock: slept";
 	// zero until both lines arrived.
@@ -42,6 +51,9 @@ type Console struct {
 	Now        func() time.Time
 	sleepStart time.Time
 	tail       []string
+	// inResult is set while the lines continue a check line the kernel
+	// wrapped (selftest.Wrap).
+	inResult bool
 }
 
 // ClockTolerance is how far, as a fraction, the host's measure of a guest
@@ -87,6 +99,7 @@ func (c *Console) ClockError() error {
 // return is ignored) and says what it was.
 func (c *Console) Feed(line string) LineKind {
 	line = strings.TrimRight(line, "\r\n")
+	c.Lines++
 	c.tail = append(c.tail, line)
 	if len(c.tail) > TailLines {
 		c.tail = c.tail[len(c.tail)-TailLines:]
@@ -99,9 +112,23 @@ func (c *Console) Feed(line string) LineKind {
 		return LineOther
 	}
 	c.feedClock(line)
+	if strings.HasPrefix(line, selftest.EarlyPrefix) && c.Early == "" {
+		c.Early = line
+	}
+	if c.inResult && selftest.IsContinuation(line) {
+		last := &c.Tally.Results[len(c.Tally.Results)-1]
+		last.Detail = selftest.Unwrap(last.Detail, line)
+		return LineResult
+	}
+	c.inResult = false
 	if r, err := selftest.ParseResult(line); err == nil {
 		c.Tally.Add(r)
+		c.inResult = true
 		return LineResult
+	}
+	if cfg, err := selftest.ParseConfig(line); err == nil && !c.HaveConfig {
+		c.Config, c.HaveConfig = cfg, true
+		return LineOther
 	}
 	if s, err := selftest.ParseSummary(line); err == nil {
 		c.Summary, c.Closed = s, true
@@ -124,40 +151,54 @@ func (c *Console) failedNames() []string {
 	return names
 }
 
-// Judge decides the self-test's verdict from the console alone. With
-// expectFail empty the run must pass: a closing line with at least one check
-// and no failure. With expectFail set the run must fail and a FAIL line must
-// name exactly that check. Judge returns nil on success.
-func (c *Console) Judge(expectFail string) error {
+// FailLines returns the FAIL lines, in console order, each cut to
+// detailWidth columns.
+func (c *Console) FailLines() []string {
+	var out []string
+	for _, r := range c.Tally.Failed() {
+		out = append(out, cut(r.String(), detailWidth))
+	}
+	return out
+}
+
+// Judge decides the self-test's verdict from the console alone: a closing
+// line that agrees with the check lines, then the checks held to the
+// boot's manifest (from its config line) and to e. Judge returns nil on
+// success.
+func (c *Console) Judge(e Expect) error {
 	verdict := func(err error, format string, args ...any) error {
-		return &Error{Op: "verdict", Err: err, Detail: fmt.Sprintf(format, args...), Tail: c.Tail()}
+		return &Error{Op: "verdict", Err: err, Detail: fmt.Sprintf(format, args...), Tail: c.failLines(), Failed: c.FailLines()}
 	}
 	if !c.Closed {
-		return verdict(ErrNoClosingLine, "no %q line on the console", "selftest: N passed, M failed")
+		return verdict(ErrNoClosingLine, "no %q line on the console", "selftest: N passed, M failed, manifest K")
 	}
-	if got := c.Tally.Summary(); got != c.Summary {
+	if got := c.Tally.Summary(); got.Passed != c.Summary.Passed || got.Failed != c.Summary.Failed {
 		return verdict(ErrCountMismatch, "closing line says %d passed, %d failed; the console showed %d PASS and %d FAIL lines",
 			c.Summary.Passed, c.Summary.Failed, got.Passed, got.Failed)
+	}
+	if c.HaveConfig {
+		if n := len(selftest.Manifest(c.Config)); n != c.Summary.Manifest {
+			return verdict(ErrManifest, "closing line says the manifest has %d checks; for %s it has %d",
+				c.Summary.Manifest, strings.TrimPrefix(c.Config.String(), selftest.ConfigPrefix), n)
+		}
 	}
 	if c.Summary.Passed+c.Summary.Failed == 0 {
 		return verdict(ErrNoChecks, "%s", c.Summary)
 	}
 	failed := c.failedNames()
-	if expectFail == "" {
-		if !c.Summary.OK() {
-			return verdict(ErrSelfTestFailed, "%d failed: %s", c.Summary.Failed, strings.Join(failed, ", "))
-		}
+	if e.passing() && c.Summary.Failed > 0 {
+		return verdict(ErrSelfTestFailed, "%d failed: %s", c.Summary.Failed, strings.Join(failed, ", "))
+	}
+	if !e.passing() && c.Summary.Failed == 0 {
+		return verdict(ErrUnexpectedPass, "expected %s, but %d checks passed and none failed", e, c.Summary.Passed)
+	}
+	if err := c.judgeManifest(e); err != nil {
+		return err
+	}
+	if e.passing() {
 		return c.ClockError()
 	}
-	if c.Summary.Failed == 0 {
-		return verdict(ErrUnexpectedPass, "expected FAIL %s, but %d checks passed and none failed", expectFail, c.Summary.Passed)
-	}
-	for _, name := range failed {
-		if name == expectFail {
-			return nil
-		}
-	}
-	return verdict(ErrWrongFailure, "expected FAIL %s, got FAIL %s", expectFail, strings.Join(failed, ", "))
+	return nil
 }
 
 // ExpectedStatus is the QEMU exit status the kernel should leave with after

@@ -3,6 +3,7 @@ package qemu
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -18,37 +19,100 @@ func feed(lines ...string) *Console {
 	return c
 }
 
+// bootLines is a console of a boot with configuration cfg: a line for every
+// check of its manifest (FAIL for those in fail, none for those in drop),
+// then extra lines, then the closing line the kernel would print.
+func bootLines(cfg selftest.Config, fail, drop []string, extra ...string) []string {
+	lines := []string{"physmap: booting", cfg.String()}
+	var tl selftest.Tally
+	add := func(r selftest.Result) {
+		tl.Add(r)
+		lines = append(lines, r.String())
+	}
+	for _, name := range selftest.Manifest(cfg) {
+		switch {
+		case slices.Contains(drop, name):
+		case slices.Contains(fail, name):
+			add(selftest.Result{Verdict: selftest.Fail, Check: name, Detail: "broken"})
+		default:
+			add(selftest.Result{Verdict: selftest.Pass, Check: name, Detail: "fine"})
+		}
+	}
+	for _, l := range extra {
+		if r, err := selftest.ParseResult(l); err == nil {
+			tl.Add(r)
+		}
+		lines = append(lines, l)
+	}
+	sum := tl.Summary()
+	sum.Manifest = len(selftest.Manifest(cfg))
+	return append(lines, sum.String()+"\r")
+}
+
+var cfg5 = selftest.Config{Levels: 5, Page1GB: true}
+
+// prints turns console lines into a fake QEMU script's print commands.
+func prints(lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString("print " + strings.TrimSuffix(l, "\r") + "\n")
+	}
+	return b.String()
+}
+
+// passPrints prints a passing 5-level boot's config line, checks and
+// closing line; failPrints one that fails tlb.
+var (
+	passPrints = prints(bootLines(cfg5, nil, nil)[1:])
+	failPrints = prints(bootLines(cfg5, []string{"tlb"}, nil)[1:])
+)
+
 func TestJudge(t *testing.T) {
-	boot := "physmap: booting"
+	exact := func(f ...string) Expect { return Expect{Fails: f, Exact: true} }
 	for _, tc := range []struct {
-		name       string
-		lines      []string
-		expectFail string
-		want       error
+		name   string
+		lines  []string
+		expect Expect
+		want   error
 	}{
-		{"pass", []string{boot, "PASS a: x", "PASS b: y\r", "selftest: 2 passed, 0 failed\r"}, "", nil},
-		{"fail", []string{"PASS a: x", "FAIL b: y", "selftest: 1 passed, 1 failed"}, "", ErrSelfTestFailed},
-		{"zero checks", []string{boot, "selftest: 0 passed, 0 failed"}, "", ErrNoChecks},
-		{"no closing line", []string{boot, "PASS a: x"}, "", ErrNoClosingLine},
-		{"empty console", nil, "", ErrNoClosingLine},
-		{"lost check line", []string{"PASS a: x", "selftest: 2 passed, 0 failed"}, "", ErrCountMismatch},
-		{"checks after closing ignored", []string{"PASS a: x", "selftest: 1 passed, 0 failed", "FAIL late: x"}, "", nil},
-		{"expect fail matches", []string{"PASS a: x", `FAIL option: unknown option "physmap.bogus=1"`, "selftest: 1 passed, 1 failed"}, "option", nil},
-		{"expect fail among others", []string{"FAIL x: 1", "FAIL option: y", "selftest: 0 passed, 2 failed"}, "option", nil},
-		{"expect fail wrong check", []string{"PASS a: x", "FAIL options: y", "selftest: 1 passed, 1 failed"}, "option", ErrWrongFailure},
-		{"expect fail but passed", []string{"PASS option: x", "selftest: 1 passed, 0 failed"}, "option", ErrUnexpectedPass},
-		{"expect fail no closing", []string{"FAIL option: x"}, "option", ErrNoClosingLine},
+		{"pass", bootLines(cfg5, nil, nil), Expect{}, nil},
+		{"pass with KASLR", bootLines(selftest.Config{Levels: 4, KASLR: true}, nil, nil), Expect{}, nil},
+		{"fail", bootLines(cfg5, []string{"tlb"}, nil), Expect{}, ErrSelfTestFailed},
+		{"missing check", bootLines(cfg5, nil, []string{"content", "wx"}), Expect{}, ErrManifest},
+		{"unlisted check", bootLines(cfg5, nil, nil, "PASS bogus.check: x"), Expect{}, ErrManifest},
+		{"KASLR checks in a boot without KASLR", bootLines(cfg5, nil, nil, "PASS kaslr.memory: x"), Expect{}, ErrManifest},
+		{"no config line", []string{"PASS a: x", "selftest: 1 passed, 0 failed, manifest 1"}, Expect{}, ErrManifest},
+		{"manifest count wrong", append(bootLines(cfg5, nil, nil)[:len(bootLines(cfg5, nil, nil))-1], "selftest: 30 passed, 0 failed, manifest 30"), Expect{}, ErrCountMismatch},
+		{"zero checks", []string{"physmap: booting", "selftest: 0 passed, 0 failed, manifest 0"}, Expect{}, ErrNoChecks},
+		{"no closing line", []string{"physmap: booting", "PASS a: x"}, Expect{}, ErrNoClosingLine},
+		{"empty console", nil, Expect{}, ErrNoClosingLine},
+		{"lost check line", []string{"PASS a: x", "selftest: 2 passed, 0 failed, manifest 0"}, Expect{}, ErrCountMismatch},
+		{"checks after closing ignored", append(bootLines(cfg5, nil, nil), "FAIL late: x"), Expect{}, nil},
+		{"injection fails exactly", bootLines(cfg5, []string{"walk.image", "content"}, nil), exact("walk.image", "content"), nil},
+		{"injection fails more", bootLines(cfg5, []string{"walk.image", "content", "wx"}, nil), exact("walk.image", "content"), ErrWrongFailure},
+		{"injection fails less", bootLines(cfg5, []string{"walk.image"}, nil), exact("walk.image", "content"), ErrWrongFailure},
+		{"injection boot misses a check", bootLines(cfg5, []string{"walk.image"}, []string{"wx"}), exact("walk.image"), ErrManifest},
+		{"injection passes", bootLines(cfg5, nil, nil), exact("tlb"), ErrUnexpectedPass},
+		{"environment fails at least", []string{`FAIL option: unknown option "physmap.bogus=1"`, "FAIL layout.build: no", "selftest: 0 passed, 2 failed, manifest 0"}, ExpectFailing("option"), nil},
+		{"environment wrong check", []string{"PASS a: x", "FAIL options: y", "selftest: 1 passed, 1 failed, manifest 0"}, ExpectFailing("option"), ErrWrongFailure},
+		{"environment passed", bootLines(cfg5, nil, nil), ExpectFailing("cpu.nx"), ErrUnexpectedPass},
+		{"environment no closing", []string{"FAIL option: x"}, ExpectFailing("option"), ErrNoClosingLine},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := feed(tc.lines...)
-			err := c.Judge(tc.expectFail)
+			err := c.Judge(tc.expect)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
-				t.Fatalf("Judge(%q) = %v, want %v", tc.expectFail, err, tc.want)
+				t.Fatalf("Judge(%v) = %v, want %v", tc.expect, err, tc.want)
 			}
 			if err != nil {
 				var he *Error
-				if !errors.As(err, &he) || len(he.Tail) != len(tc.lines) {
-					t.Errorf("error %v does not carry the console tail", err)
+				if !errors.As(err, &he) || len(he.Tail) == 0 && len(tc.lines) > 0 {
+					t.Errorf("error %v does not carry the lines that explain it", err)
+				}
+				for _, r := range c.Tally.Failed() {
+					if !slices.Contains(he.Tail, r.String()) {
+						t.Errorf("error %v does not quote %q", err, r)
+					}
 				}
 			}
 		})
@@ -56,9 +120,33 @@ func TestJudge(t *testing.T) {
 }
 
 func TestJudgeNamesFailures(t *testing.T) {
-	err := feed("FAIL mm.check: W+X leaf", "FAIL cpu.nx: off", "selftest: 0 passed, 2 failed").Judge("")
-	if err == nil || !strings.Contains(err.Error(), "mm.check, cpu.nx") {
+	err := feed(bootLines(cfg5, []string{"mm.check", "cpu.nx"}, nil)...).Judge(Expect{})
+	if err == nil || !strings.Contains(err.Error(), "cpu.nx, mm.check") {
 		t.Errorf("Judge error %v does not name the failed checks", err)
+	}
+	err = feed(bootLines(cfg5, nil, []string{"content", "wx"})...).Judge(Expect{})
+	if err == nil || !strings.Contains(err.Error(), "missing: content, wx") {
+		t.Errorf("Judge error %v does not name the missing checks", err)
+	}
+}
+
+func TestConfigAgrees(t *testing.T) {
+	for _, tc := range []struct {
+		append string
+		cfg    selftest.Config
+		ok     bool
+	}{
+		{"", cfg5, true},
+		{"physmap.kaslr=3", selftest.Config{Levels: 5, KASLR: true}, true},
+		{"physmap.kaslr=3", cfg5, false},
+		{"", selftest.Config{Levels: 5, KASLR: true}, false},
+		{"physmap.levels=4", cfg5, false},
+		{"physmap.levels=4", selftest.Config{Levels: 4}, true},
+		{"physmap.bogus=1", cfg5, true},
+	} {
+		if err := ConfigAgrees(tc.append, tc.cfg); (err == nil) != tc.ok {
+			t.Errorf("ConfigAgrees(%q, %v) = %v, want ok=%v", tc.append, tc.cfg, err, tc.ok)
+		}
 	}
 }
 
@@ -71,8 +159,8 @@ func TestFeedKinds(t *testing.T) {
 		{selftest.HoldLine, LineOther}, // before the closing line it is just log
 		{"PASS a: x", LineResult},
 		{"BIOS-e820: [mem 0x0-0x9fbff] usable", LineOther},
-		{"selftest: 1 passed, 0 failed", LineClosing},
-		{"selftest: 1 passed, 0 failed", LineOther},
+		{"selftest: 1 passed, 0 failed, manifest 0", LineClosing},
+		{"selftest: 1 passed, 0 failed, manifest 0", LineOther},
 		{selftest.HoldLine + "\r", LineHold},
 	} {
 		if got := c.Feed(tc.line); got != tc.want {
@@ -109,21 +197,36 @@ func TestClockAgainstHost(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			host := time.Unix(1000, 0)
 			c := &Console{Now: func() time.Time { return host }}
-			c.Feed("PASS clock: TSC at 2596.000 MHz, measured against pit")
+			lines := bootLines(cfg5, nil, nil)
+			for _, l := range lines[:len(lines)-1] {
+				c.Feed(l)
+			}
 			c.Feed(selftest.SleepingPrefix + "2s")
 			host = host.Add(tc.host)
 			c.Feed(selftest.SleptPrefix + "2.0001s by the guest clock")
-			c.Feed("selftest: 1 passed, 0 failed")
+			c.Feed(lines[len(lines)-1])
 			if c.Sleep != 2*time.Second || c.HostSleep != tc.host {
 				t.Fatalf("Sleep, HostSleep = %v, %v; want 2s, %v", c.Sleep, c.HostSleep, tc.host)
 			}
-			if err := c.Judge(""); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			if err := c.Judge(Expect{}); !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Errorf("Judge = %v, want %v", err, tc.want)
 			}
 		})
 	}
-	c := feed(selftest.SleepingPrefix+"2s", "PASS a: x", "selftest: 1 passed, 0 failed")
-	if err := c.Judge(""); !errors.Is(err, ErrClock) {
+	c := feed(append([]string{selftest.SleepingPrefix + "2s"}, bootLines(cfg5, nil, nil)...)...)
+	if err := c.Judge(Expect{}); !errors.Is(err, ErrClock) {
 		t.Errorf("a sleep that never ended: Judge = %v, want ErrClock", err)
+	}
+}
+
+func TestFeedJoinsWrappedChecks(t *testing.T) {
+	r := selftest.Result{Verdict: selftest.Fail, Check: "walk.image", Detail: strings.Repeat("a frame that is not where it should be, ", 6) + "at last"}
+	lines := selftest.Wrap(r.String(), selftest.Width)
+	if len(lines) < 2 {
+		t.Fatalf("the line did not wrap: %q", lines)
+	}
+	c := feed(append(lines, "  indented boot log", "PASS b: x")...)
+	if got := c.Tally.Results; len(got) != 2 || got[0].Detail != r.Detail {
+		t.Errorf("results %+v, want the wrapped detail %q joined", got, r.Detail)
 	}
 }

@@ -27,7 +27,17 @@ var recordCrossCheck = flag.Bool("crosscheck.record", false,
 // monitor command the cross-check asked.
 type recording struct {
 	Console string            `json:"console"`
+	Bulk    string            `json:"bulk,omitempty"` // the bulk channel; empty in recordings of the dump on the console
 	HMP     map[string]string `json:"hmp"`
+}
+
+// dumpText is the text holding the recording's dump: its bulk channel, or
+// its console for a kernel that printed the dump there.
+func (rec recording) dumpText() string {
+	if rec.Bulk != "" {
+		return rec.Bulk
+	}
+	return rec.Console
 }
 
 // recordings are the boots kept as testdata: 5-level with 1G pages, 4-level
@@ -107,6 +117,11 @@ func TestCrossCheckRecord(t *testing.T) {
 				t.Fatal(err)
 			}
 			rec.Console = console.String()
+			bulk, err := r.BulkSoFar()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec.Bulk = string(bulk)
 			var buf bytes.Buffer
 			zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
 			json.NewEncoder(zw).Encode(rec)
@@ -127,9 +142,18 @@ func feedChunks(c io.Writer, text string) {
 	}
 }
 
-// recordedDump returns a recording's dump through the console capture.
+// recordedDump returns a recording's dump: from its bulk channel, or for a
+// recording of a kernel that printed it on the console, through the console
+// capture.
 func recordedDump(t *testing.T, rec recording) *dump.Dump {
 	t.Helper()
+	if rec.Bulk != "" {
+		d, err := dump.Extract(strings.NewReader(rec.Bulk))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
 	cc := new(CrossCheck)
 	feedChunks(cc, rec.Console)
 	d, err := cc.Dump()
@@ -592,7 +616,7 @@ func TestCrossCheckOverQMP(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Close()
-		feedChunks(cc, rec.Console)
+		feedChunks(cc, rec.dumpText())
 		if err := cc.OnHold(ctx, m); err != nil {
 			t.Fatal(err)
 		}
@@ -605,12 +629,13 @@ func TestCrossCheckOverQMP(t *testing.T) {
 
 	t.Run("one bit flipped", func(t *testing.T) {
 		// The module's data page loses NX in the kernel's dump.
-		i := strings.Index(rec.Console, `{"va":"0xffffffffa0001000"`)
-		j := strings.Index(rec.Console[i:], `"nx":true`)
+		text := rec.dumpText()
+		i := strings.Index(text, `{"va":"0xffffffffa0001000"`)
+		j := strings.Index(text[i:], `"nx":true`)
 		if i < 0 || j < 0 {
 			t.Fatal("no module data run in the recorded dump")
 		}
-		broken := rec.Console[:i+j] + `"nx":false` + rec.Console[i+j+len(`"nx":true`):]
+		broken := text[:i+j] + `"nx":false` + text[i+j+len(`"nx":true`):]
 		cc := new(CrossCheck)
 		m, err := cc.Dial(ctx, serveRecording(t, rec))
 		if err != nil {
@@ -643,31 +668,50 @@ func TestCrossCheckOverQMP(t *testing.T) {
 
 // TestRunCrossCheckFailsTheRun boots the fake QEMU with a console that
 // holds: its monitor answers nothing QEMU would, so the cross-check fails
-// the run with its own error, not the hold mode's.
+// the run with its own error, not the hold mode's. It gets there only if it
+// read the dump: from the bulk channel, or from a console that carries it.
 func TestRunCrossCheckFailsTheRun(t *testing.T) {
 	rec := loadRecording(t, "m2g-max")
 	d := recordedDump(t, rec)
 	var w bytes.Buffer
 	dump.Write(&w, d)
-	var script strings.Builder
-	script.WriteString("waitqmp\nprint PASS a: x\n")
-	for _, l := range strings.Split(strings.TrimSpace(w.String()), "\n") {
-		script.WriteString("print " + l + "\n")
+	for _, via := range []string{"bulk", "print"} {
+		t.Run(via, func(t *testing.T) {
+			var script strings.Builder
+			script.WriteString("waitqmp\n")
+			lines := bootLines(cfg5, nil, nil)
+			script.WriteString(prints(lines[1 : len(lines)-1]))
+			for _, l := range strings.Split(strings.TrimSpace(w.String()), "\n") {
+				script.WriteString(via + " " + l + "\n")
+			}
+			script.WriteString(prints(lines[len(lines)-1:]) + "print physmap: holding\nhold")
+			cfg := fake(t, script.String())
+			var console bytes.Buffer
+			r := &Runner{Stdout: &console}
+			cc := new(CrossCheck)
+			cc.Attach(r)
+			res, err := r.Run(context.Background(), cfg)
+			if !errors.Is(err, ErrCrossCheck) || errors.Is(err, ErrHold) || !strings.Contains(err.Error(), "info registers") {
+				t.Fatalf("Run = %v, want the cross-check's error", err)
+			}
+			if onConsole := strings.Contains(console.String(), dump.BeginLine); !res.Held || onConsole != (via == "print") {
+				t.Errorf("held %v; dump on the console %v", res.Held, onConsole)
+			}
+			if got := bytes.Contains(res.Bulk, []byte(dump.BeginLine)); got != (via == "bulk") {
+				t.Errorf("Result.Bulk holds the dump: %v", got)
+			}
+			if _, rerr := cc.Report(); rerr == nil || rerr.Error() != err.Error() {
+				t.Errorf("Report() error %v, Run error %v", rerr, err)
+			}
+		})
 	}
-	script.WriteString("print selftest: 1 passed, 0 failed\nprint physmap: holding\nhold")
-	cfg := fake(t, script.String())
-	var console bytes.Buffer
-	r := &Runner{Stdout: &console}
-	cc := new(CrossCheck)
-	cc.Attach(r)
-	res, err := r.Run(context.Background(), cfg)
-	if !errors.Is(err, ErrCrossCheck) || errors.Is(err, ErrHold) || !strings.Contains(err.Error(), "info registers") {
-		t.Fatalf("Run = %v, want the cross-check's error", err)
-	}
-	if !res.Held || !strings.Contains(console.String(), dump.BeginLine) {
-		t.Errorf("held %v; console still streamed: %v", res.Held, strings.Contains(console.String(), dump.BeginLine))
-	}
-	if _, rerr := cc.Report(); rerr == nil || rerr.Error() != err.Error() {
-		t.Errorf("Report() error %v, Run error %v", rerr, err)
-	}
+	t.Run("neither", func(t *testing.T) {
+		cfg := fake(t, "waitqmp\n"+passPrints+"print physmap: holding\nhold")
+		r := &Runner{}
+		cc := new(CrossCheck)
+		cc.Attach(r)
+		if _, err := r.Run(context.Background(), cfg); !errors.Is(err, ErrCrossCheck) || !strings.Contains(err.Error(), "neither on the bulk channel nor on the console") {
+			t.Fatalf("Run = %v, want the missing dump named", err)
+		}
+	})
 }

@@ -31,6 +31,7 @@ func ProbeKVM(ctx context.Context, cfg Config) error {
 	}
 	defer os.RemoveAll(dir)
 	cfg.Accel, cfg.QMP, cfg.GDB, cfg.Interactive = KVM, filepath.Join(dir, "qmp.sock"), false, false
+	cfg.UserQMP, cfg.Bulk = "", "" // the probe serves no one and runs no guest
 	argv, err := cfg.Command()
 	if err != nil {
 		return err

@@ -36,14 +36,18 @@ type Runner struct {
 	Stdin io.Reader
 	// Name prefixes the runner's notes ("physmap-run").
 	Name string
-	// ExpectFail, if set, makes the run succeed only if the self-test fails
-	// and a FAIL line names exactly this check.
-	ExpectFail string
+	// Expect says what the self-test must show; the zero value asks for a
+	// passing boot with every check of its manifest.
+	Expect Expect
 	// OnHold, if set, is called once with the live machine's QMP connection
 	// when the console shows selftest.HoldLine; QEMU is quit when it
-	// returns, and an error from it fails the run. Without it a holding
-	// machine runs until Interrupt fires or the timeout ends.
+	// returns (unless StayHeld), and an error from it fails the run. Without
+	// it a holding machine stays held until Interrupt fires. Config.Timeout
+	// bounds the boot and the hook, never the hold.
 	OnHold func(ctx context.Context, m *Monitor) error
+	// StayHeld keeps the machine held after OnHold returns, until Interrupt
+	// fires, instead of quitting it.
+	StayHeld bool
 	// DialQMP connects to QEMU's QMP socket at path; nil means DialMonitor.
 	// CrossCheck.Dial relays answers too long for the QMP library.
 	DialQMP func(ctx context.Context, path string) (*Monitor, error)
@@ -56,6 +60,13 @@ type Runner struct {
 	// line after each prompt, through QEMU's stdin; each answer must match.
 	// End it with exit, which ends QEMU. Not with Interactive or GDB.
 	Shell []Exchange
+
+	// taps also receive the console (the cross-check's console fallback).
+	taps []io.Writer
+	// term is the run's console and notes; bulkPath its bulk channel's file.
+	mu       sync.Mutex
+	term     *terminal
+	bulkPath string
 }
 
 // Result is what a run observed.
@@ -72,8 +83,17 @@ type Result struct {
 	TimedOut   bool
 	Shell      []Answer // the shell's answers to Runner.Shell
 	Stderr     []string // QEMU's last stderr lines
+	// Bulk is what the kernel wrote to the bulk channel (Config.Bulk): the
+	// JSON dump of its live tables (see dump.Extract).
+	Bulk []byte
 }
 
+// Notef writes a note of the runner's (or its caller's) to Stderr, prefixed
+// with Name, on a line of its own even when the console is in the middle of
+// one.
+func (r *Runner) Notef(format string, args ...any) { r.notef(format, args...) }
+
+// notef writes one of the runner's notes, on a line of its own.
 func (r *Runner) notef(format string, args ...any) {
 	if r.Stderr == nil {
 		return
@@ -82,7 +102,28 @@ func (r *Runner) notef(format string, args ...any) {
 	if name == "" {
 		name = "physmap-run"
 	}
-	fmt.Fprintf(r.Stderr, name+": "+format+"\n", args...)
+	r.mu.Lock()
+	t := r.term
+	r.mu.Unlock()
+	line := fmt.Sprintf(name+": "+format, args...)
+	if t == nil {
+		fmt.Fprintln(r.Stderr, line)
+		return
+	}
+	t.Note(line)
+}
+
+// BulkSoFar returns what the kernel has written to the bulk channel in the
+// run in progress (or the last run): for a hold hook, which runs while the
+// machine is alive. A Runner runs one boot at a time.
+func (r *Runner) BulkSoFar() ([]byte, error) {
+	r.mu.Lock()
+	path := r.bulkPath
+	r.mu.Unlock()
+	if path == "" {
+		return nil, &Error{Op: "bulk", Err: ErrStart, Detail: "no run has a bulk channel yet"}
+	}
+	return os.ReadFile(path)
 }
 
 // prepare validates cfg, finds QEMU and the kernel, and settles the
@@ -97,12 +138,8 @@ func (r *Runner) prepare(ctx context.Context, cfg Config) (Config, error) {
 			Detail: fmt.Sprintf("%s not found (%v); install it with: apt-get install -y qemu-system-x86", cfg.binary(), err)}
 	}
 	cfg.Binary = bin
-	if fi, err := os.Stat(cfg.Kernel); err != nil || fi.IsDir() {
-		detail := fmt.Sprintf("%s: not a file", cfg.Kernel)
-		if err != nil {
-			detail = err.Error()
-		}
-		return cfg, &Error{Op: "start", Err: ErrKernelMissing, Detail: detail + "; build it with: make kernel"}
+	if err := CheckKernel(cfg.Kernel); err != nil {
+		return cfg, err
 	}
 	if cfg.accel() == KVM {
 		probe := r.ProbeKVM
@@ -121,119 +158,225 @@ func (r *Runner) prepare(ctx context.Context, cfg Config) (Config, error) {
 // Run boots cfg and returns what it saw, and nil if the verdict is success.
 // The error is an *Error wrapping one of the package's sentinels; ExitCode
 // maps it to the commands' exit status.
+//
+// It runs in stages: prepare checks the configuration and the kernel;
+// setup makes the private directory, the command and its pipes; start
+// starts QEMU, the console reader and the QMP connection; watch follows the
+// boot until QEMU has exited; collect gathers what QEMU left; judge gives
+// the verdict, and a shell script's answers are read last.
 func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 	res := &Result{ExitStatus: -1, Console: new(Console)}
+	term := newTerminal(r.Stdout, r.Stderr, cfg.Interactive || cfg.GDB)
+	r.mu.Lock()
+	r.term, r.bulkPath = term, ""
+	r.mu.Unlock()
 	cfg, err := r.prepare(ctx, cfg)
 	res.Config = cfg
 	if err != nil {
 		return res, err
 	}
-	qmpPath := cfg.QMP
-	if qmpPath == "" {
-		dir, err := os.MkdirTemp("", "physmap-qmp")
-		if err != nil {
-			return res, &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
-		}
-		defer os.RemoveAll(dir)
-		qmpPath = filepath.Join(dir, "qmp.sock")
-	}
-	runCfg := cfg
-	runCfg.QMP = qmpPath
-	argv, err := runCfg.Command()
-	if err != nil {
+	b := &boot{r: r, cfg: cfg, res: res, term: term}
+	defer b.cleanup()
+	if err := b.setup(); err != nil {
 		return res, err
+	}
+	if err := b.start(ctx); err != nil {
+		return res, err
+	}
+	b.watch(ctx)
+	b.collect()
+	err = r.judge(res, b.interrupted, b.hookErr)
+	if b.sc != nil {
+		var shellErr error
+		res.Shell, shellErr = b.sc.finish(res.Console.Tail())
+		if shellErr != nil && (err == nil || errors.Is(err, ErrTimeout) || errors.Is(err, ErrExitStatus)) {
+			// A script stuck at a prompt ends in a timeout, one cut
+			// short in the wrong status: say why.
+			err = shellErr
+		}
+	}
+	return res, err
+}
+
+// boot is one run's state, from setup to collect.
+type boot struct {
+	r    *Runner
+	cfg  Config // as prepared
+	run  Config // as run: the private QMP socket and bulk file
+	res  *Result
+	term *terminal
+
+	cmd     *exec.Cmd
+	stdout  io.Reader
+	errGate *gate
+	errTail *lineTail
+	sc      *scripter
+	qmpPath string
+	started time.Time
+
+	lines  chan string
+	exited chan struct{}
+	monc   chan *Monitor
+	mon    *Monitor
+	// stopDial gives up connecting to QMP: QEMU has exited.
+	stopDial context.CancelFunc
+
+	waitErr     error
+	interrupted bool
+	hookErr     error
+
+	undo []func() // run by cleanup, last first
+}
+
+// cleanup undoes what the stages set up.
+func (b *boot) cleanup() {
+	for i := len(b.undo) - 1; i >= 0; i-- {
+		b.undo[i]()
+	}
+}
+
+// setup makes the harness's private QMP socket path and, unless the caller
+// named one, the bulk channel's file, in a private directory; then the
+// command, its pipes and its stdin.
+func (b *boot) setup() error {
+	r, cfg, res := b.r, b.cfg, b.res
+	dir, err := os.MkdirTemp("", "physmap-run")
+	if err != nil {
+		return &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
+	}
+	b.undo = append(b.undo, func() { os.RemoveAll(dir) })
+	b.qmpPath = filepath.Join(dir, "qmp.sock")
+	b.run = cfg
+	b.run.QMP = b.qmpPath
+	if b.run.Bulk == "" {
+		b.run.Bulk = filepath.Join(dir, "bulk")
+	}
+	// QEMU creates the file only when it starts; an old one would pass for
+	// this run's.
+	if err := os.WriteFile(b.run.Bulk, nil, 0o644); err != nil {
+		return &Error{Op: "start", Err: ErrStart, Detail: fmt.Sprintf("bulk channel: %v", err)}
+	}
+	r.mu.Lock()
+	r.bulkPath = b.run.Bulk
+	r.mu.Unlock()
+	argv, err := b.run.Command()
+	if err != nil {
+		return err
 	}
 	res.Argv = argv
 
-	cmd := exec.Command(argv[0], argv[1:]...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return res, &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
+	b.cmd = exec.Command(argv[0], argv[1:]...)
+	if b.stdout, err = b.cmd.StdoutPipe(); err != nil {
+		return &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
 	}
-	errTail := &lineTail{w: r.Stderr, max: TailLines}
-	cmd.Stderr = errTail
-	var sc *scripter
+	b.errGate = &gate{w: b.term.Stderr()}
+	b.errTail = &lineTail{w: b.errGate, max: TailLines}
+	b.cmd.Stderr = b.errTail
 	if len(r.Shell) > 0 {
 		if cfg.Interactive || cfg.GDB {
-			return res, &Error{Op: "start", Err: ErrStart, Detail: "a shell script needs QEMU's stdin: not with -interactive or -gdb"}
+			return &Error{Op: "start", Err: ErrStart, Detail: "a shell script needs QEMU's stdin: not with -interactive or -gdb"}
 		}
-		stdin, err := cmd.StdinPipe()
+		stdin, err := b.cmd.StdinPipe()
 		if err == nil {
-			sc, err = newScripter(r.Shell, stdin)
+			b.sc, err = newScripter(r.Shell, stdin)
 		}
 		if err != nil {
-			return res, err
+			return err
 		}
 	}
 	if cfg.Interactive || cfg.GDB {
-		cmd.Stdin = r.Stdin
-		if cmd.Stdin == nil {
-			cmd.Stdin = os.Stdin
+		in := r.Stdin
+		if in == nil {
+			in = os.Stdin
 		}
+		var restore func()
+		b.cmd.Stdin, restore = ttyStdin(in)
+		b.undo = append(b.undo, restore)
 	} else {
 		// Own process group: a ^C reaches only the runner, which then
 		// quits QEMU through QMP and still reports.
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		b.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	}
+	return nil
+}
 
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return res, &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
+// start starts QEMU, the console reader (lines to watch, bytes or lines to
+// the terminal) and the QMP connection, which gives up when QEMU exits.
+func (b *boot) start(ctx context.Context) error {
+	b.started = time.Now()
+	if err := b.cmd.Start(); err != nil {
+		return &Error{Op: "start", Err: ErrStart, Detail: err.Error()}
 	}
+	holdBack := time.AfterFunc(stderrHoldBack, b.errGate.Open)
+	b.undo = append(b.undo, func() { holdBack.Stop() })
 
-	// Console reader: lines to the loop below, bytes or lines to Stdout.
-	lines := make(chan string)
-	// A shell script reads the raw bytes too: its prompt ends no line.
-	console := r.Stdout
-	if sc != nil {
-		console = io.MultiWriter(orDiscard(r.Stdout), sc)
+	b.lines = make(chan string)
+	console := []io.Writer{opener{b.errGate}, b.term.Console()}
+	console = append(console, b.r.taps...)
+	if b.sc != nil {
+		// A shell script reads the raw bytes too: its prompt ends no line.
+		console = append(console, b.sc)
 	}
-	go readConsole(stdout, console, cfg.Interactive || cfg.GDB || sc != nil, lines)
+	go readConsole(b.stdout, io.MultiWriter(console...), b.cfg.Interactive || b.cfg.GDB || b.sc != nil, b.lines)
 
-	// QMP: connect while QEMU runs; give up when it exits.
-	exited := make(chan struct{})
+	b.exited = make(chan struct{})
 	dialCtx, stopDial := context.WithCancel(ctx)
-	defer stopDial()
-	monc := make(chan *Monitor, 1)
-	dial := r.DialQMP
+	b.stopDial = stopDial
+	b.undo = append(b.undo, stopDial)
+	b.monc = make(chan *Monitor, 1)
+	dial := b.r.DialQMP
 	if dial == nil {
 		dial = DialMonitor
 	}
 	go func() {
-		m, err := dial(dialCtx, qmpPath)
+		m, err := dial(dialCtx, b.qmpPath)
 		if err != nil {
-			monc <- nil
+			b.monc <- nil
 			return
 		}
-		monc <- m
+		b.monc <- m
 	}()
+	return nil
+}
 
-	var timeout <-chan time.Time
+// watch follows the boot until QEMU has exited and its console has ended:
+// console lines, the QMP connection, the hold hook, the timeout and
+// interrupts.
+func (b *boot) watch(ctx context.Context) {
+	r, cfg, res := b.r, b.cfg, b.res
+	var (
+		timeout   <-chan time.Time
+		stopTimer = func() {}
+	)
 	if cfg.Timeout > 0 {
 		t := time.NewTimer(cfg.Timeout)
-		defer t.Stop()
+		b.undo = append(b.undo, func() { t.Stop() })
 		timeout = t.C
+		stopTimer = func() { t.Stop(); timeout = nil }
 	}
-
 	var (
-		mon         *Monitor
 		monDone     bool
 		consoleDone bool
-		waitErr     error
-		interrupted bool
 		stopping    bool
 		hookDone    chan error
-		hookErr     error
 		hookCancel  context.CancelFunc = func() {}
 	)
-	defer func() { hookCancel() }()
+	b.undo = append(b.undo, func() { hookCancel() })
+	holdNote := func() {
+		where := "-qmp PATH would give you a QMP monitor"
+		if cfg.UserQMP != "" {
+			where = "your QMP monitor is " + cfg.UserQMP
+		}
+		r.notef("holding; %s; interrupt (^C) to quit", where)
+	}
 	startHook := func() {
-		if r.OnHold == nil || mon == nil || hookDone != nil || !res.Console.Holding {
+		if r.OnHold == nil || b.mon == nil || hookDone != nil || !res.Console.Holding {
 			return
 		}
 		var hctx context.Context
 		hctx, hookCancel = context.WithCancel(ctx)
 		hookDone = make(chan error, 1)
+		mon := b.mon
 		go func() { hookDone <- r.OnHold(hctx, mon) }()
 	}
 	stop := func() {
@@ -241,18 +384,19 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 			return
 		}
 		stopping = true
-		go stopQEMU(cmd, mon, exited)
+		go stopQEMU(b.cmd, b.mon, b.exited)
 	}
-
+	lines := b.lines
 	for exitWait := (<-chan struct{})(nil); !consoleDone || exitWait != nil; {
 		select {
 		case line, ok := <-lines:
 			if !ok {
 				consoleDone = true
 				lines = nil
+				b.term.ConsoleEnded()
 				// The console ends when QEMU exits: reap it.
-				go func() { waitErr = cmd.Wait(); close(exited) }()
-				exitWait = exited
+				go func() { b.waitErr = b.cmd.Wait(); close(b.exited) }()
+				exitWait = b.exited
 				continue
 			}
 			switch res.Console.Feed(line) {
@@ -261,28 +405,29 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 					r.notef("a %v guest sleep took %.3fs of host time", c.Sleep, c.HostSleep.Seconds())
 				}
 			case LineClosing:
-				res.Closing = time.Since(start)
+				res.Closing = time.Since(b.started)
 				r.notef("closing line after %.2fs", res.Closing.Seconds())
 			case LineHold:
-				if !cfg.Interactive {
-					r.notef("holding; QMP socket %s; interrupt (^C) to quit", qmpPath)
+				if r.OnHold == nil {
+					// Held until interrupted: the timeout bounded the boot.
+					stopTimer()
+					holdNote()
+					break
 				}
-				if r.OnHold != nil {
-					if mon == nil && monDone {
-						hookErr = &Error{Op: "hold", Err: ErrHold, Detail: "no QMP connection to the held machine"}
-						stop()
-					}
-					startHook()
+				if b.mon == nil && monDone {
+					b.hookErr = &Error{Op: "hold", Err: ErrHold, Detail: "no QMP connection to the held machine"}
+					stop()
 				}
+				startHook()
 			}
-		case m := <-monc:
-			monc, monDone, mon = nil, true, m
-			if mon != nil {
-				defer mon.Close()
+		case m := <-b.monc:
+			b.monc, monDone, b.mon = nil, true, m
+			if m != nil {
+				b.undo = append(b.undo, func() { m.Close() })
 			}
 			startHook()
-			if r.OnHold != nil && res.Console.Holding && mon == nil {
-				hookErr = &Error{Op: "hold", Err: ErrHold, Detail: "no QMP connection to the held machine"}
+			if r.OnHold != nil && res.Console.Holding && m == nil {
+				b.hookErr = &Error{Op: "hold", Err: ErrHold, Detail: "no QMP connection to the held machine"}
 				stop()
 			}
 		case err := <-hookDone:
@@ -290,11 +435,16 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 			var he *Error
 			switch {
 			case errors.As(err, &he):
-				hookErr = he // the hook's own verdict, such as a cross-check's
+				b.hookErr = he // the hook's own verdict, such as a cross-check's
 			case err != nil:
-				hookErr = &Error{Op: "hold", Err: ErrHold, Detail: err.Error(), Tail: res.Console.Tail()}
+				b.hookErr = &Error{Op: "hold", Err: ErrHold, Detail: err.Error(), Tail: res.Console.Tail()}
 			}
 			res.Held = true
+			if r.StayHeld && !stopping {
+				stopTimer()
+				holdNote()
+				break
+			}
 			stop()
 		case <-timeout:
 			timeout = nil
@@ -304,7 +454,7 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 			}
 			stop()
 		case <-r.Interrupt:
-			interrupted = true
+			b.interrupted = true
 			if res.Console.Holding {
 				res.Held = true
 			}
@@ -313,40 +463,41 @@ func (r *Runner) Run(ctx context.Context, cfg Config) (*Result, error) {
 			exitWait = nil
 		}
 	}
-	stopDial()
-	res.Elapsed = time.Since(start)
-	if monc != nil {
-		// QEMU exited before the loop took the connection: take it now
-		// for the events it carried.
-		if mon = <-monc; mon != nil {
-			defer mon.Close()
+}
+
+// collect gathers what the exited QEMU left: the QMP events that say why
+// it stopped, its exit status and stderr, the bulk channel.
+func (b *boot) collect() {
+	res := b.res
+	b.stopDial()
+	res.Elapsed = time.Since(b.started)
+	if b.monc != nil {
+		// QEMU exited before watch took the connection: take it now for
+		// the events it carried.
+		if m := <-b.monc; m != nil {
+			b.mon = m
+			b.undo = append(b.undo, func() { m.Close() })
 		}
 	}
-	if mon != nil {
+	if b.mon != nil {
 		// Let the last events arrive: QEMU has exited, so the stream ends.
 		select {
-		case <-mon.Closed():
+		case <-b.mon.Closed():
 		case <-time.After(time.Second):
 		}
-		res.StopReason = mon.StopReason()
+		res.StopReason = b.mon.StopReason()
 	}
-	res.Exit = describeExit(waitErr)
-	if ps := cmd.ProcessState; ps != nil {
+	res.Exit = describeExit(b.waitErr)
+	if ps := b.cmd.ProcessState; ps != nil {
 		res.ExitStatus = ps.ExitCode()
 	}
-	res.Stderr = errTail.lines()
-	r.notef("QEMU exited after %.2fs (%s%s)", res.Elapsed.Seconds(), res.Exit, optional(", ", res.StopReason))
-	err = r.judge(res, interrupted, hookErr)
-	if sc != nil {
-		var shellErr error
-		res.Shell, shellErr = sc.finish(res.Console.Tail())
-		if shellErr != nil && (err == nil || errors.Is(err, ErrTimeout) || errors.Is(err, ErrExitStatus)) {
-			// A script stuck at a prompt ends in a timeout, one cut
-			// short in the wrong status: say why.
-			err = shellErr
-		}
+	res.Stderr = b.errTail.lines()
+	res.Bulk, _ = os.ReadFile(b.run.Bulk) // an unreadable file is an empty channel
+	if !res.Console.Closed && refused(res, b.interrupted) != nil {
+		b.errGate.Drop() // the error says it
 	}
-	return res, err
+	b.errGate.Open()
+	b.r.notef("QEMU exited after %.2fs (%s%s)", res.Elapsed.Seconds(), res.Exit, optional(", ", res.StopReason))
 }
 
 // judge turns what a run saw into its verdict.
@@ -358,6 +509,14 @@ func (r *Runner) judge(res *Result, interrupted bool, hookErr error) error {
 	how := res.Exit + optional(", QMP: ", res.StopReason)
 	if res.Config.accel() == KVM && len(c.Tail()) == 0 && !res.TimedOut && !interrupted {
 		how += "; KVM failed at run time, try -accel tcg"
+	}
+	if !c.Closed {
+		if err := early(res); err != nil {
+			return err
+		}
+		if err := refused(res, interrupted); err != nil {
+			return err
+		}
 	}
 	switch {
 	case !c.Closed && res.TimedOut:
@@ -377,8 +536,13 @@ func (r *Runner) judge(res *Result, interrupted bool, hookErr error) error {
 		}
 		return fail("boot", ErrNoClosingLine, "%s before the closing line (%s)", what, how)
 	}
-	if err := c.Judge(r.ExpectFail); err != nil {
+	if err := c.Judge(r.Expect); err != nil {
 		return err
+	}
+	if c.HaveConfig {
+		if err := ConfigAgrees(res.Config.Append, c.Config); err != nil {
+			return err
+		}
 	}
 	if hookErr != nil {
 		return hookErr
@@ -396,6 +560,45 @@ func (r *Runner) judge(res *Result, interrupted bool, hookErr error) error {
 		return fail("verdict", ErrExitStatus, "closing line %q wants QEMU exit status %d, got %s", c.Summary, want, how)
 	}
 	return nil
+}
+
+// early recognises a run the kernel's early boot ended: its line on the
+// console, or QEMU's exit status for it.
+func early(res *Result) error {
+	line := res.Console.Early
+	if line == "" {
+		switch res.ExitStatus {
+		case selftest.StatusEarlyCPU:
+			line = "a CPU feature physmap needs is missing (QEMU exit status 5; its line did not reach the console); try -cpu max"
+		case selftest.StatusEarlyRAM:
+			line = "no RAM for the runtime's window (QEMU exit status 7; its line did not reach the console); try -m 2G"
+		default:
+			return nil
+		}
+	}
+	return &Error{Op: "physmap", Err: ErrEarlyBoot, Detail: strings.TrimPrefix(line, selftest.EarlyPrefix)}
+}
+
+// refused recognises a machine QEMU would not start: it exited with an
+// error before the guest wrote a byte, with a complaint on its stderr.
+func refused(res *Result, interrupted bool) error {
+	if res.Console.Lines > 0 || res.TimedOut || interrupted || res.ExitStatus == 0 || len(res.Stderr) == 0 {
+		return nil
+	}
+	var said []string
+	for _, l := range res.Stderr {
+		if strings.HasPrefix(l, "qemu") {
+			said = append(said, strings.TrimSpace(l))
+		}
+	}
+	if len(said) == 0 {
+		said = res.Stderr
+	}
+	msg := strings.Join(said, " / ")
+	if strings.Contains(msg, "cannot set up guest memory") && !res.Config.NoReserve {
+		msg += "; physmap touches little of its RAM: try -noreserve (memory-backend-ram,reserve=off)"
+	}
+	return &Error{Op: "start", Err: ErrQEMURefused, Detail: msg}
 }
 
 // stopQEMU quits QEMU through QMP if it can, then by SIGTERM, then SIGKILL.

@@ -41,20 +41,11 @@ func fake(t *testing.T, script string) Config {
 	t.Setenv("PATH", fakeDir+string(os.PathListSeparator)+os.Getenv("PATH"))
 	t.Setenv("FAKEQEMU_SCRIPT", script)
 	t.Setenv("FAKEQEMU_KVM", "")
-	kernel := filepath.Join(t.TempDir(), "physmap.elf")
-	if err := os.WriteFile(kernel, []byte("\x7fELF"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	kernel := writeFile(t, "physmap.elf", pvhKernel.Bytes())
 	return Config{Kernel: kernel, Memory: "2G", Timeout: 10 * time.Second}
 }
 
-const passScript = `
-print physmap: booting
-waitqmp
-print PASS cpu.nx: on
-print PASS mm.check: ok
-print selftest: 2 passed, 0 failed
-exit 1`
+var passScript = "\nprint physmap: booting\nwaitqmp\n" + passPrints + "exit 1"
 
 func TestRunVerdicts(t *testing.T) {
 	for _, tc := range []struct {
@@ -65,21 +56,25 @@ func TestRunVerdicts(t *testing.T) {
 		reason     string // expected Result.StopReason
 	}{
 		{"pass", passScript, "", nil, ""},
-		{"fail", "print PASS a: x\nprint FAIL b: broken\nprint selftest: 1 passed, 1 failed\nexit 3", "", ErrSelfTestFailed, ""},
-		{"zero checks", "print selftest: 0 passed, 0 failed\nexit 3", "", ErrNoChecks, ""},
-		{"pass line but fail status", "print PASS a: x\nprint selftest: 1 passed, 0 failed\nexit 3", "", ErrExitStatus, ""},
+		{"fail", failPrints + "exit 3", "", ErrSelfTestFailed, ""},
+		{"missing checks", "print PASS a: x\nprint selftest: 1 passed, 0 failed, manifest 1\nexit 1", "", ErrManifest, ""},
+		{"zero checks", "print selftest: 0 passed, 0 failed, manifest 0\nexit 3", "", ErrNoChecks, ""},
+		{"pass line but fail status", passPrints + "exit 3", "", ErrExitStatus, ""},
 		{"triple fault", "waitqmp\nprint PASS a: x\nevent SHUTDOWN {\"guest\":true,\"reason\":\"guest-reset\"}\nexit 0", "", ErrNoClosingLine, "SHUTDOWN guest-reset"},
 		{"status 0 without event", "print PASS a: x\nexit 0", "", ErrNoClosingLine, ""},
 		{"exit before closing", "print PASS a: x\nstderr qemu: something broke\nexit 1", "", ErrNoClosingLine, ""},
 		{"killed", "print PASS a: x\nabort", "", ErrNoClosingLine, ""},
-		{"expect fail", "print FAIL option: unknown option \"physmap.bogus=1\"\nprint selftest: 0 passed, 1 failed\nexit 3", "option", nil, ""},
-		{"expect fail wrong check", "print FAIL e820: x\nprint selftest: 0 passed, 1 failed\nexit 3", "option", ErrWrongFailure, ""},
+		{"expect fail", "print FAIL option: unknown option \"physmap.bogus=1\"\nprint selftest: 0 passed, 1 failed, manifest 0\nexit 3", "option", nil, ""},
+		{"expect fail wrong check", "print FAIL e820: x\nprint selftest: 0 passed, 1 failed, manifest 0\nexit 3", "option", ErrWrongFailure, ""},
 		{"expect fail but pass", passScript, "option", ErrUnexpectedPass, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := fake(t, tc.script)
 			var out, errOut bytes.Buffer
-			r := &Runner{Stdout: &out, Stderr: &errOut, ExpectFail: tc.expectFail}
+			r := &Runner{Stdout: &out, Stderr: &errOut}
+			if tc.expectFail != "" {
+				r.Expect = ExpectFailing(tc.expectFail)
+			}
 			res, err := r.Run(context.Background(), cfg)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("Run = %v, want %v\nstderr:\n%s", err, tc.want, errOut.String())
@@ -107,7 +102,7 @@ func TestRunStreamsConsoleAndTimes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "physmap: booting\nPASS cpu.nx: on\nPASS mm.check: ok\nselftest: 2 passed, 0 failed\n"
+	want := "physmap: booting\n" + strings.ReplaceAll(strings.ReplaceAll(passPrints, "print ", ""), "\r", "")
 	if out.String() != want {
 		t.Errorf("console = %q, want %q", out.String(), want)
 	}
@@ -174,12 +169,7 @@ func TestRunEnvironmentErrors(t *testing.T) {
 	})
 }
 
-const holdScript = `
-waitqmp
-print PASS a: x
-print selftest: 1 passed, 0 failed
-print physmap: holding
-hold`
+var holdScript = "\nwaitqmp\n" + passPrints + "print physmap: holding\nhold"
 
 func TestRunHoldHook(t *testing.T) {
 	cfg := fake(t, holdScript)
@@ -233,18 +223,36 @@ func TestRunHoldUntilInterrupt(t *testing.T) {
 	}
 }
 
-func TestRunHoldTimeoutIsNotFailure(t *testing.T) {
-	cfg := fake(t, holdScript)
-	cfg.Timeout = 500 * time.Millisecond
-	res, err := (&Runner{}).Run(context.Background(), cfg)
-	if err != nil || !res.Held || !res.TimedOut {
-		t.Errorf("Run = %v, held %v timed out %v", err, res.Held, res.TimedOut)
-	}
-	// A failed self-test stays a failure while holding.
-	cfg = fake(t, strings.Replace(holdScript, "1 passed, 0 failed", "0 passed, 1 failed", 1))
-	cfg.Timeout = 500 * time.Millisecond
-	if _, err := (&Runner{}).Run(context.Background(), cfg); !errors.Is(err, ErrCountMismatch) {
-		t.Errorf("Run = %v, want ErrCountMismatch", err)
+// TestRunHoldOutlastsTimeout checks that a held machine stays held past the
+// timeout, which bounds only the boot, until it is interrupted.
+func TestRunHoldOutlastsTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name, script string
+		want         error
+	}{
+		{"pass", holdScript, nil},
+		// A failed self-test stays a failure while holding.
+		{"count mismatch", strings.Replace(holdScript, "selftest: ", "selftest: 1", 1), ErrCountMismatch},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fake(t, tc.script)
+			cfg.Timeout = 200 * time.Millisecond
+			sig := make(chan os.Signal, 1)
+			done := make(chan struct{})
+			var res *Result
+			var err error
+			go func() { res, err = (&Runner{Interrupt: sig}).Run(context.Background(), cfg); close(done) }()
+			select {
+			case <-done:
+				t.Fatalf("the run ended at the timeout, not held: %v", err)
+			case <-time.After(800 * time.Millisecond):
+			}
+			sig <- syscall.SIGINT
+			<-done
+			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) || !res.Held || res.TimedOut {
+				t.Errorf("Run = %v (want %v), held %v, timed out %v", err, tc.want, res.Held, res.TimedOut)
+			}
+		})
 	}
 }
 
@@ -279,5 +287,170 @@ func TestRunKVMFallback(t *testing.T) {
 				t.Errorf("note does not quote QEMU's complaint:\n%s", errOut.String())
 			}
 		})
+	}
+}
+
+// TestRunBadMachine runs the ways a machine fails before the self-test can
+// run: QEMU's own refusals and the kernel's early boot. Each is exit status
+// 2 with one line that says why.
+func TestRunBadMachine(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		script    string
+		noReserve bool
+		want      error
+		says      string
+		notSays   string
+	}{
+		{"unknown cpu", "stderr qemu-system-x86_64: unable to find CPU model 'bogus'\nexit 1", false,
+			ErrQEMURefused, "start: QEMU refused the machine: qemu-system-x86_64: unable to find CPU model 'bogus'", ""},
+		{"not a kernel", "stderr qemu: invalid kernel header\nexit 1", false, ErrQEMURefused, "qemu: invalid kernel header", ""},
+		{"memory", "stderr qemu-system-x86_64: cannot set up guest memory 'microvm.ram': Cannot allocate memory\nexit 1", false,
+			ErrQEMURefused, "Cannot allocate memory; physmap touches little of its RAM: try -noreserve", ""},
+		{"memory with noreserve", "stderr qemu-system-x86_64: cannot set up guest memory 'microvm.ram': Cannot allocate memory\nexit 1", true,
+			ErrQEMURefused, "Cannot allocate memory", "try -noreserve"},
+		{"early boot cpu", "print physmap: early boot: CPU lacks RDRAND (CPUID.01H:ECX[30]); try -cpu max\nexit 5", false,
+			ErrEarlyBoot, "physmap: early boot: CPU lacks RDRAND (CPUID.01H:ECX[30]); try -cpu max", "triple fault"},
+		{"early boot ram", "print physmap: early boot: no RAM for the runtime at [0x10000000, 0x18000000)\nexit 7", false,
+			ErrEarlyBoot, "physmap: early boot: no RAM for the runtime at [0x10000000, 0x18000000)", ""},
+		{"early boot status, line lost", "exit 5", false, ErrEarlyBoot, "CPU feature physmap needs is missing (QEMU exit status 5", ""},
+		{"early boot line, then a reset", "waitqmp\nprint physmap: early boot: CPU lacks NX\nevent SHUTDOWN {\"guest\":true,\"reason\":\"guest-reset\"}\nexit 0", false,
+			ErrEarlyBoot, "physmap: early boot: CPU lacks NX", "triple fault"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := fake(t, tc.script)
+			cfg.NoReserve = tc.noReserve
+			var errOut bytes.Buffer
+			res, err := (&Runner{Stderr: &errOut}).Run(context.Background(), cfg)
+			if !errors.Is(err, tc.want) {
+				t.Fatalf("Run = %v, want %v", err, tc.want)
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, tc.says) || strings.Contains(msg, "\n") || (tc.notSays != "" && strings.Contains(msg, tc.notSays)) {
+				t.Errorf("error %q: want one line with %q, without %q", msg, tc.says, tc.notSays)
+			}
+			if ExitCode(err) != ExitUsage {
+				t.Errorf("ExitCode = %d, want %d", ExitCode(err), ExitUsage)
+			}
+			if d := Details(err, res); len(d) != 0 {
+				t.Errorf("Details = %q: the one line should say it all", d)
+			}
+		})
+	}
+	// A QEMU that fails after the guest spoke is the kernel's failure, not
+	// a refusal.
+	cfg := fake(t, "print physmap: booting\nstderr qemu-system-x86_64: something\nexit 1")
+	if _, err := (&Runner{}).Run(context.Background(), cfg); !errors.Is(err, ErrNoClosingLine) || ExitCode(err) != ExitFailed {
+		t.Errorf("Run = %v, want ErrNoClosingLine", err)
+	}
+}
+
+func TestRunDetailsOfAFailedSelfTest(t *testing.T) {
+	var script strings.Builder
+	script.WriteString("print PASS a: x\nprint FAIL walk.image: frame 0x1000 off by one\nprint FAIL mm.check: W+X leaf\n")
+	script.WriteString("print " + strings.Repeat("{\"runs\":[]}", 2000) + "\n") // a JSON dump on the console
+	script.WriteString("print selftest: 1 passed, 2 failed, manifest 0\nexit 3")
+	cfg := fake(t, script.String())
+	res, err := (&Runner{}).Run(context.Background(), cfg)
+	if !errors.Is(err, ErrSelfTestFailed) || !strings.Contains(err.Error(), "2 failed: walk.image, mm.check") {
+		t.Fatalf("Run = %v", err)
+	}
+	want := []string{"FAIL walk.image: frame 0x1000 off by one", "FAIL mm.check: W+X leaf"}
+	if d := Details(err, res); strings.Join(d, "\n") != strings.Join(want, "\n") {
+		t.Errorf("Details = %q, want %q", d, want)
+	}
+	// A run that stopped before its verdict shows the console's end, long
+	// lines cut.
+	cfg = fake(t, "print PASS a: x\nprint "+strings.Repeat("x", 5000)+"\nstderr qemu: oops\nexit 1")
+	res, err = (&Runner{}).Run(context.Background(), cfg)
+	d := Details(err, res)
+	if len(d) != 3 || d[0] != "| PASS a: x" || len(d[1]) > detailWidth+40 || !strings.Contains(d[1], "(4800 more bytes)") || d[2] != "! qemu: oops" {
+		t.Errorf("Details = %q", d)
+	}
+}
+
+func TestRunBulkChannel(t *testing.T) {
+	cfg := fake(t, "bulk physmap: json begin\nbulk {\"mode\":4}\nbulk physmap: json end\n"+passScript)
+	res, err := (&Runner{}).Run(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "physmap: json begin\n{\"mode\":4}\nphysmap: json end\n"; string(res.Bulk) != want {
+		t.Errorf("Result.Bulk = %q, want %q", res.Bulk, want)
+	}
+	// A file the caller names keeps it.
+	cfg = fake(t, "bulk hello\n"+passScript)
+	cfg.Bulk = filepath.Join(t.TempDir(), "bulk.txt")
+	os.WriteFile(cfg.Bulk, []byte("stale\n"), 0o644)
+	res, err = (&Runner{}).Run(context.Background(), cfg)
+	if b, _ := os.ReadFile(cfg.Bulk); err != nil || string(b) != "hello\n" || string(res.Bulk) != "hello\n" {
+		t.Errorf("Run = %v; file %q, Result.Bulk %q; want hello only", err, b, res.Bulk)
+	}
+}
+
+// TestRunUserQMP holds a machine with a second QMP monitor: a client there
+// talks to QEMU while the harness keeps its own connection, which then
+// quits the machine normally.
+func TestRunUserQMP(t *testing.T) {
+	cfg := fake(t, holdScript)
+	cfg.UserQMP = filepath.Join(t.TempDir(), "user.sock")
+	sig := make(chan os.Signal, 1)
+	var errOut bytes.Buffer
+	r := &Runner{Interrupt: sig, Stderr: &errOut}
+	done := make(chan struct{})
+	var res *Result
+	var err error
+	go func() { res, err = r.Run(context.Background(), cfg); close(done) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m, derr := DialMonitor(ctx, cfg.UserQMP)
+	if derr != nil {
+		t.Fatal(derr)
+	}
+	out, herr := m.HumanMonitorCommand(ctx, "info registers")
+	m.Close()
+	if herr != nil || out != "fake monitor output\r\n" {
+		t.Errorf("the user's monitor answered %q, %v", out, herr)
+	}
+	select {
+	case <-done:
+		t.Fatalf("the run ended when the user's client left: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	sig <- syscall.SIGINT
+	<-done
+	if err != nil || !res.Held || res.StopReason != "SHUTDOWN host-qmp-quit" {
+		t.Errorf("Run = %v, held %v, reason %q: the harness lost its own monitor", err, res.Held, res.StopReason)
+	}
+	if !strings.Contains(errOut.String(), "your QMP monitor is "+cfg.UserQMP) {
+		t.Errorf("the holding note does not name the user's socket:\n%s", errOut.String())
+	}
+}
+
+// TestRunStayHeld checks that a machine stays held after the hook, until
+// interrupted, past the timeout.
+func TestRunStayHeld(t *testing.T) {
+	cfg := fake(t, holdScript)
+	cfg.Timeout = 300 * time.Millisecond
+	sig := make(chan os.Signal, 1)
+	hooked := make(chan struct{})
+	r := &Runner{Interrupt: sig, StayHeld: true, OnHold: func(ctx context.Context, m *Monitor) error {
+		close(hooked)
+		return nil
+	}}
+	done := make(chan struct{})
+	var res *Result
+	var err error
+	go func() { res, err = r.Run(context.Background(), cfg); close(done) }()
+	<-hooked
+	select {
+	case <-done:
+		t.Fatalf("the run ended after the hook: %v", err)
+	case <-time.After(time.Second):
+	}
+	sig <- syscall.SIGINT
+	<-done
+	if err != nil || !res.Held || res.TimedOut || res.StopReason != "SHUTDOWN host-qmp-quit" {
+		t.Errorf("Run = %v, held %v, timed out %v, reason %q", err, res.Held, res.TimedOut, res.StopReason)
 	}
 }

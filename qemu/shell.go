@@ -158,10 +158,3 @@ func (s *scripter) finish(tail []string) ([]Answer, error) {
 	}
 	return s.answers, &Error{Op: "shell", Err: ErrShell, Detail: strings.Join(errs, "; "), Tail: tail}
 }
-
-func orDiscard(w io.Writer) io.Writer {
-	if w == nil {
-		return io.Discard
-	}
-	return w
-}

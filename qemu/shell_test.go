@@ -9,10 +9,7 @@ import (
 
 // shellScript is a fake boot that passes and leaves a shell answering two
 // lines, the second exit.
-const shellScript = `
-print PASS a: x
-print selftest: 1 passed, 0 failed
-print physmap: shell ready; type help for the commands
+var shellScript = "\n" + passPrints + `print physmap: shell ready; type help for the commands
 prompt physmap> 
 readline walk zz
 print error: "zz" is not a hex address

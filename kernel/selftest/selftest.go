@@ -22,7 +22,7 @@ const (
 
 // PhasePrefix starts a line that marks the end of one phase of the boot
 // with the guest's time since the TSC started (about QEMU's start):
-// "phase: NAME NANOSECONDS".
+// "phase: NAME ended at MILLISECONDS ms", to six decimals.
 const PhasePrefix = "phase: "
 
 // Phase is one phase line.
@@ -31,9 +31,11 @@ type Phase struct {
 	At   time.Duration
 }
 
-// String renders p as its console line.
+// String renders p as its console line: "phase: regions ended at
+// 352.311540 ms" (guest time, to the nanosecond).
 func (p Phase) String() string {
-	return fmt.Sprintf("%s%s %d", PhasePrefix, p.Name, p.At.Nanoseconds())
+	ns := p.At.Nanoseconds()
+	return fmt.Sprintf("%s%s ended at %d.%06d ms", PhasePrefix, p.Name, ns/1e6, ns%1e6)
 }
 
 // ParsePhase parses a phase line.
@@ -42,12 +44,19 @@ func ParsePhase(line string) (Phase, error) {
 	if !ok {
 		return Phase{}, ErrNotProtocol
 	}
-	name, ns, ok := strings.Cut(rest, " ")
-	n, err := strconv.ParseInt(ns, 10, 64)
-	if !ok || err != nil || n < 0 || !ValidCheckName(name) {
-		return Phase{}, fmt.Errorf("%w: malformed phase line %q", ErrNotProtocol, line)
+	bad := fmt.Errorf("%w: malformed phase line %q", ErrNotProtocol, line)
+	name, at, ok := strings.Cut(rest, " ended at ")
+	ms, ok2 := strings.CutSuffix(at, " ms")
+	whole, frac, ok3 := strings.Cut(ms, ".")
+	if !ok || !ok2 || !ok3 || len(frac) != 6 || !ValidCheckName(name) {
+		return Phase{}, bad
 	}
-	return Phase{Name: name, At: time.Duration(n)}, nil
+	w, err1 := strconv.ParseInt(whole, 10, 64)
+	f, err2 := strconv.ParseInt(frac, 10, 64)
+	if err1 != nil || err2 != nil || w < 0 || f < 0 || strconv.FormatInt(w, 10) != whole {
+		return Phase{}, bad
+	}
+	return Phase{Name: name, At: time.Duration(w*1e6 + f)}, nil
 }
 
 // closingPrefix starts the closing line.
@@ -81,19 +90,22 @@ func (r Result) String() string {
 	return fmt.Sprintf("%s %s: %s", r.Verdict, r.Check, r.Detail)
 }
 
-// Summary is the closing line's content.
+// Summary is the closing line's content: the checks that passed and
+// failed, and how many the boot's manifest lists.
 type Summary struct {
-	Passed, Failed int
+	Passed, Failed, Manifest int
 }
 
-// String renders s as the closing line, without the newline.
+// String renders s as the closing line, without the newline:
+// "selftest: 36 passed, 0 failed, manifest 36".
 func (s Summary) String() string {
-	return fmt.Sprintf("%s%d passed, %d failed", closingPrefix, s.Passed, s.Failed)
+	return fmt.Sprintf("%s%d passed, %d failed, manifest %d", closingPrefix, s.Passed, s.Failed, s.Manifest)
 }
 
-// OK reports whether the summary is a pass: at least one check ran and none
-// failed.
-func (s Summary) OK() bool { return s.Passed > 0 && s.Failed == 0 }
+// OK reports whether the summary is a pass: no check failed and at least
+// as many passed as the manifest lists (at least one). Whether the right
+// checks passed is for the manifest to say (Missing).
+func (s Summary) OK() bool { return s.Passed > 0 && s.Failed == 0 && s.Passed >= s.Manifest }
 
 // ErrNotProtocol is returned for a line that is not part of the protocol.
 var ErrNotProtocol = errors.New("not a self-test line")
@@ -144,17 +156,21 @@ func ParseSummary(line string) (Summary, error) {
 		return Summary{}, ErrNotProtocol
 	}
 	var s Summary
-	p, f, ok := strings.Cut(rest, " passed, ")
-	f, ok2 := strings.CutSuffix(f, " failed")
+	p, rest, ok := strings.Cut(rest, " passed, ")
+	f, m, ok2 := strings.Cut(rest, " failed, manifest ")
 	if !ok || !ok2 {
 		return Summary{}, fmt.Errorf("%w: malformed closing line %q", ErrNotProtocol, line)
 	}
-	var err error
-	if s.Passed, err = strconv.Atoi(p); err != nil || s.Passed < 0 {
-		return Summary{}, fmt.Errorf("%w: malformed pass count in %q", ErrNotProtocol, line)
-	}
-	if s.Failed, err = strconv.Atoi(f); err != nil || s.Failed < 0 {
-		return Summary{}, fmt.Errorf("%w: malformed fail count in %q", ErrNotProtocol, line)
+	for _, c := range []struct {
+		what string
+		s    string
+		n    *int
+	}{{"pass", p, &s.Passed}, {"fail", f, &s.Failed}, {"manifest", m, &s.Manifest}} {
+		v, err := strconv.Atoi(c.s)
+		if err != nil || v < 0 || strconv.Itoa(v) != c.s {
+			return Summary{}, fmt.Errorf("%w: malformed %s count in %q", ErrNotProtocol, c.what, line)
+		}
+		*c.n = v
 	}
 	return s, nil
 }
@@ -167,7 +183,7 @@ type Tally struct {
 // Add records r.
 func (t *Tally) Add(r Result) { t.Results = append(t.Results, r) }
 
-// Summary counts the recorded results.
+// Summary counts the recorded results; Manifest is left for the caller.
 func (t *Tally) Summary() Summary {
 	var s Summary
 	for _, r := range t.Results {

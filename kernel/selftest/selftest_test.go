@@ -39,9 +39,11 @@ func TestSummary(t *testing.T) {
 		want Summary
 		ok   bool
 	}{
-		{"selftest: 12 passed, 0 failed", Summary{12, 0}, true},
-		{"selftest: 11 passed, 1 failed\r", Summary{11, 1}, false},
-		{"selftest: 0 passed, 0 failed", Summary{0, 0}, false},
+		{"selftest: 12 passed, 0 failed, manifest 12", Summary{12, 0, 12}, true},
+		{"selftest: 11 passed, 1 failed, manifest 12\r", Summary{11, 1, 12}, false},
+		{"selftest: 0 passed, 0 failed, manifest 0", Summary{0, 0, 0}, false},
+		{"selftest: 11 passed, 0 failed, manifest 12", Summary{11, 0, 12}, false},
+		{"selftest: 13 passed, 0 failed, manifest 12", Summary{13, 0, 12}, true},
 	} {
 		got, err := ParseSummary(tc.line)
 		if err != nil {
@@ -54,7 +56,8 @@ func TestSummary(t *testing.T) {
 			t.Errorf("String() = %q, want %q", got.String(), tc.line)
 		}
 	}
-	for _, line := range []string{"selftest: x passed, 0 failed", "selftest: 1 passed", "selftest: -1 passed, 0 failed", "selftest 1 passed, 0 failed"} {
+	for _, line := range []string{"selftest: x passed, 0 failed, manifest 1", "selftest: 1 passed", "selftest: -1 passed, 0 failed, manifest 0",
+		"selftest 1 passed, 0 failed, manifest 1", "selftest: 1 passed, 0 failed", "selftest: 1 passed, 0 failed, manifest +1", "selftest: 1 passed, 0 failed, manifest 01"} {
 		if _, err := ParseSummary(line); !errors.Is(err, ErrNotProtocol) {
 			t.Errorf("ParseSummary(%q) err = %v, want ErrNotProtocol", line, err)
 		}
@@ -66,7 +69,7 @@ func TestTally(t *testing.T) {
 	tl.Add(Result{Pass, "a", ""})
 	tl.Add(Result{Fail, "b", "broken"})
 	tl.Add(Result{Pass, "c", ""})
-	if s := tl.Summary(); s != (Summary{2, 1}) {
+	if s := tl.Summary(); s != (Summary{Passed: 2, Failed: 1}) {
 		t.Errorf("Summary() = %+v, want {2 1}", s)
 	}
 	if f := tl.Failed(); len(f) != 1 || f[0].Check != "b" {
@@ -80,7 +83,11 @@ func TestPhase(t *testing.T) {
 	if err != nil || got != p {
 		t.Fatalf("ParsePhase(%q) = %+v, %v", p.String(), got, err)
 	}
-	for _, bad := range []string{"phase: x", "phase: x -1", "phase: two words 5", "phase:x 5", "PASS a: b"} {
+	if got := p.String(); got != "phase: directmap ended at 123.456789 ms" {
+		t.Errorf("String() = %q", got)
+	}
+	for _, bad := range []string{"phase: x", "phase: x ended at -1.000000 ms", "phase: two words ended at 5.000000 ms", "phase:x ended at 5.000000 ms",
+		"phase: x ended at 5.0 ms", "phase: x ended at 5 ms", "phase: x 5", "PASS a: b"} {
 		if _, err := ParsePhase(bad); !errors.Is(err, ErrNotProtocol) {
 			t.Errorf("ParsePhase(%q) err = %v, want ErrNotProtocol", bad, err)
 		}

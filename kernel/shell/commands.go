@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -29,10 +30,11 @@ const (
 	maxWXList = 16
 )
 
-// walk prints every entry the walk of VA visits, like crash's vtop.
+// walk prints every entry the walk of VA visits, like crash's vtop: the
+// levels it reached, the not-present entry where it stopped, then the PA.
 func (s *Shell) walk(args []string) error {
 	l := s.m.Layout()
-	va, err := parseVA(l, "walk", args[0])
+	va, err := s.parseVA("walk", args[0])
 	if err != nil {
 		return err
 	}
@@ -41,15 +43,15 @@ func (s *Shell) walk(args []string) error {
 		return err
 	}
 	t, err := as.Translate(va)
+	fmt.Fprintf(s.out, "0x%016x%s in %s (%v, top table %v)\n", uint64(va), s.symbolNote(va), regionName(l.Find(va)), as.Mode(), as.Root())
+	fmt.Fprintf(s.out, "  %-5s %-18s %5s  %s\n", "level", "table", "index", "entry")
+	for _, st := range t.Path() {
+		fmt.Fprintf(s.out, "  %-5v 0x%016x %5d  %s\n", st.Level, uint64(st.Table), st.Index, st.Entry.Decode(st.Level, s.m.PhysBits()))
+	}
 	if errors.Is(err, mm.ErrNotMapped) {
 		last := t.Path()[t.NSteps-1]
 		return errorf("walk", args[0], ErrNotMapped, "0x%016x is not mapped (%v entry %d of the table at %v is not present)",
 			uint64(va), last.Level, last.Index, last.Table)
-	}
-	fmt.Fprintf(s.out, "0x%016x in %s (%v, top table %v)\n", uint64(va), regionName(l.Find(va)), as.Mode(), as.Root())
-	fmt.Fprintf(s.out, "  %-5s %-18s %5s  %s\n", "level", "table", "index", "entry")
-	for _, st := range t.Path() {
-		fmt.Fprintf(s.out, "  %-5v 0x%016x %5d  %s\n", st.Level, uint64(st.Table), st.Index, st.Entry.Decode(st.Level, s.m.PhysBits()))
 	}
 	if err != nil {
 		return errorf("walk", args[0], err, "walking 0x%016x: %v", uint64(va), err)
@@ -58,20 +60,26 @@ func (s *Shell) walk(args []string) error {
 	return nil
 }
 
-// regionName names a region with its Linux symbol, if it has one.
-func regionName(r mm.Region) string {
-	if r.Symbol != "" && !strings.Contains(r.Name, r.Symbol) {
-		return fmt.Sprintf("%s (%s)", r.Name, r.Symbol)
+// symbolNote is " (_stext+0x10)" for an address with a symbol at or below
+// it in the same region, "" otherwise.
+func (s *Shell) symbolNote(va mm.VirtAddr) string {
+	sym, ok := s.symbols().nearest(va)
+	r := s.m.Layout().Find(va)
+	if !ok || !r.Contains(sym.VA) || (sym.VA == va && sym.Name == r.Symbol) {
+		return "" // none, or only the region's own name, which follows
 	}
-	return r.Name
+	return " (" + s.describe(va) + ")"
 }
 
 // aliases lists every virtual address that maps a physical address.
 func (s *Shell) aliases(args []string) error {
 	l := s.m.Layout()
-	pa, err := parsePA(l, s.m.PhysBits(), "aliases", args[0])
+	pa, via, err := s.parsePA("aliases", args[0])
 	if err != nil {
 		return err
+	}
+	if via != 0 {
+		fmt.Fprintf(s.out, "%s is 0x%016x, which maps %v\n", args[0], uint64(via), pa)
 	}
 	as, err := s.tables("aliases")
 	if err != nil {
@@ -131,7 +139,7 @@ func (s *Shell) read(cmd string, va mm.VirtAddr, n int) ([]byte, error) {
 
 // dump prints a hex dump read through a virtual address.
 func (s *Shell) dump(args []string) error {
-	va, err := parseVA(s.m.Layout(), "x", args[0])
+	va, err := s.parseVA("x", args[0])
 	if err != nil {
 		return err
 	}
@@ -171,7 +179,7 @@ func hexDump(w io.Writer, va mm.VirtAddr, b []byte) {
 
 // dis disassembles instructions read through a virtual address.
 func (s *Shell) dis(args []string) error {
-	va, err := parseVA(s.m.Layout(), "dis", args[0])
+	va, err := s.parseVA("dis", args[0])
 	if err != nil {
 		return err
 	}
@@ -243,10 +251,9 @@ func (s *Shell) ptdump(args []string) error {
 	l := s.m.Layout()
 	var region *mm.Region
 	if len(args) > 0 {
-		name := strings.Join(args, " ")
-		r, ok := findRegion(l, name)
-		if !ok {
-			return errorf("ptdump", name, ErrNoRegion, "no region %q (give a symbol, ptdump marker or description from regions, or an address)", name)
+		r, err := s.findRegion("ptdump", strings.Join(args, " "))
+		if err != nil {
+			return err
 		}
 		region = &r
 	}
@@ -268,35 +275,22 @@ func (s *Shell) ptdump(args []string) error {
 		markers[m.Name] = m.Start
 	}
 	for _, line := range strings.SplitAfter(buf.String(), "\n") {
-		if keepPtdumpLine(line, *region, markers) {
+		if ptdumpLineIn(line, *region, markers) {
 			io.WriteString(s.out, line)
 		}
 	}
+	for lf := range as.AllLeaves() {
+		if lf.VA <= region.Last() && lf.VA.Add(uint64(lf.Size)-1) >= region.Start {
+			return nil
+		}
+	}
+	fmt.Fprintln(s.out, "(nothing mapped)")
 	return nil
 }
 
-// findRegion finds a region by Linux symbol, ptdump marker or description
-// (exactly, then ignoring case), or by an address in it.
-func findRegion(l *mm.Layout, name string) (mm.Region, bool) {
-	if r, ok := l.Lookup(name); ok {
-		return r, true
-	}
-	for _, r := range l.Regions {
-		for _, n := range []string{r.Symbol, r.Marker, r.EndMarker, r.Name} {
-			if n != "" && strings.EqualFold(n, name) {
-				return r, true
-			}
-		}
-	}
-	if va, err := parseVA(l, "ptdump", name); err == nil {
-		return l.Find(va), true
-	}
-	return mm.Region{}, false
-}
-
-// keepPtdumpLine reports whether a ptdump line belongs to region r: a run
-// that overlaps it, or a marker placed inside it.
-func keepPtdumpLine(line string, r mm.Region, markers map[string]mm.VirtAddr) bool {
+// ptdumpLineIn reports whether a ptdump line belongs to region r: a marker
+// placed inside it, or a run that overlaps it.
+func ptdumpLineIn(line string, r mm.Region, markers map[string]mm.VirtAddr) bool {
 	if name, ok := strings.CutPrefix(strings.TrimSpace(line), "---[ "); ok {
 		at, ok := markers[strings.TrimSuffix(name, " ]---")]
 		return ok && r.Contains(at)
@@ -344,5 +338,40 @@ func (s *Shell) wx(args []string) error {
 		}
 		fmt.Fprintf(s.out, "  W+X 0x%016x %-2v %-3v -> %v  %v\n", uint64(lf.VA), lf.Size, lf.Level, lf.PA, lf.Attrs)
 	}
+	return nil
+}
+
+// sym lists the symbols, or says what one address expression is: its
+// value, the nearest symbol at or below it and its region.
+func (s *Shell) sym(args []string) error {
+	l := s.m.Layout()
+	if len(args) == 0 {
+		for _, sym := range s.symbols().sorted() {
+			where := shortName(l.Find(sym.VA).Kind)
+			if where == "" {
+				where = "(hole)"
+			}
+			fmt.Fprintf(s.out, "0x%016x  %-22s %s\n", uint64(sym.VA), sym.Name, where)
+		}
+		return nil
+	}
+	va, err := s.parseVA("sym", args[0])
+	if err != nil {
+		return err
+	}
+	var names []string
+	for _, sym := range s.symbols().all() {
+		if sym.VA == va && !slices.Contains(names, sym.Name) {
+			names = append(names, sym.Name)
+		}
+	}
+	desc := strings.Join(names, ", ")
+	if desc == "" {
+		desc = s.describe(va)
+	}
+	if desc == "" {
+		desc = "no symbol at or below it"
+	}
+	fmt.Fprintf(s.out, "0x%016x  %s  (%s)\n", uint64(va), desc, regionName(l.Find(va)))
 	return nil
 }

@@ -10,6 +10,8 @@ var (
 	ErrUnknownCommand = errors.New("unknown command")
 	ErrUsage          = errors.New("wrong arguments")
 	ErrNotHex         = errors.New("not a hex address")
+	ErrNoSymbol       = errors.New("no such symbol")
+	ErrOverflow       = errors.New("address arithmetic overflows")
 	ErrNonCanonical   = errors.New("not canonical")
 	ErrPhysRange      = errors.New("beyond the physical address space")
 	ErrNotMapped      = errors.New("not mapped")

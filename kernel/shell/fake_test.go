@@ -6,6 +6,7 @@ import (
 	"io"
 	"testing"
 
+	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
 )
 
@@ -121,8 +122,27 @@ func (f *fakeMachine) Regions(w io.Writer) error {
 	return err
 }
 
-func (f *fakeMachine) Selftest(w io.Writer) bool {
+// fakeSymbols are the fake kernel's image symbols, at its text mapping.
+var fakeSymbols = []Symbol{
+	{"_text", 0xffffffff81000000},
+	{"_stext", 0xffffffff81000000},
+	{"_etext", 0xffffffff81004000},
+	{"__start_rodata", 0xffffffff81004000},
+	{"_end", 0xffffffff81004000},
+	{"fake_module_init", 0xffffffffa0000000},
+}
+
+func (f *fakeMachine) Symbols() []Symbol { return fakeSymbols }
+
+// Selftest prints one check and the closing line, passing or failing as
+// f.selftest says.
+func (f *fakeMachine) Selftest(w io.Writer) selftest.Summary {
 	f.reruns++
-	fmt.Fprintf(w, "selftest: %d passed, %d failed\n", map[bool]int{true: 1}[f.selftest], map[bool]int{false: 1}[f.selftest])
-	return f.selftest
+	s := selftest.Summary{Passed: 1}
+	if !f.selftest {
+		s = selftest.Summary{Failed: 1}
+	}
+	fmt.Fprintln(w, selftest.Result{Verdict: selftest.Verdict(f.selftest), Check: "fake", Detail: "the fake's one check"})
+	fmt.Fprintln(w, s)
+	return s
 }

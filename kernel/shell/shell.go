@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
 )
 
@@ -31,53 +32,70 @@ type Machine interface {
 	// Regions prints the layout as built: mm.rst's rows with what the live
 	// tables map in each.
 	Regions(w io.Writer) error
-	// Selftest runs the proofs again on the live tables, printing their
-	// lines and a closing line, and reports whether they passed.
-	Selftest(w io.Writer) bool
+	// Symbols returns the kernel image's and the loaded modules' symbols
+	// (the layout's own come from Layout), in any order.
+	Symbols() []Symbol
+	// Selftest runs every check of the boot's manifest again on the live
+	// machine, printing their lines and the closing line, and returns the
+	// tally.
+	Selftest(w io.Writer) selftest.Summary
 }
 
 // Shell runs commands against a Machine.
 type Shell struct {
 	m      Machine
 	out    io.Writer
-	passed bool
+	boot   selftest.Summary // the boot's self-test
+	reruns int              // selftest commands run
+	failed int              // of which failed
 }
 
-// New returns a shell printing to out; passed is the self-test's status so
-// far, which exit returns.
-func New(m Machine, out io.Writer, passed bool) *Shell {
-	return &Shell{m: m, out: out, passed: passed}
+// New returns a shell printing to out; boot is the boot's self-test, whose
+// verdict exit returns unless a selftest command fails since.
+func New(m Machine, out io.Writer, boot selftest.Summary) *Shell {
+	return &Shell{m: m, out: out, boot: boot}
 }
 
-// Passed is the status exit returns: the boot's self-test and every re-run
-// passed.
-func (s *Shell) Passed() bool { return s.passed }
+// Passed is the status exit returns, the worse of the boot's self-test and
+// every selftest command since: a failed boot stays failed.
+func (s *Shell) Passed() bool { return s.boot.OK() && s.failed == 0 }
 
 // command is one shell command.
 type command struct {
 	name  string
 	args  string // usage after the name
-	help  string
+	help  string // one line, for help
+	more  func(s *Shell) []string
 	min   int // arguments at least
-	max   int // at most; -1: the rest of the line is one argument
+	max   int // at most; -1: any number
 	run   func(s *Shell, args []string) error
 	final bool // ends the shell
 }
+
+// Help texts, each command on one line of at most helpWidth columns.
+const (
+	helpWidth   = 100
+	helpColumn  = 24
+	addressHelp = "Addresses: hex (0x optional, _ allowed) or a symbol (sym lists them), then +HEX or -HEX offsets."
+	keysHelp    = "Keys: up/down recall history, backspace, ^U erase the line, ^C drop it, ^D on an empty line exits."
+)
 
 var commands []command
 
 func init() {
 	commands = []command{
-		{"help", "", "list the commands", 0, 0, (*Shell).help, false},
-		{"regions", "", "the layout as built: mm.rst's rows and what the live tables map in each", 0, 0, (*Shell).regions, false},
-		{"walk", "VA", "walk the live tables for VA: each level's table, index, entry and flags, then the PA", 1, 1, (*Shell).walk, false},
-		{"aliases", "PA", "every virtual address that maps physical address PA", 1, 1, (*Shell).aliases, false},
-		{"x", "VA [N]", fmt.Sprintf("hex dump of N bytes (default %d, at most %d) read through VA; a fault is reported", defaultDump, maxDump), 1, 2, (*Shell).dump, false},
-		{"dis", "VA [N]", fmt.Sprintf("disassemble N instructions (default %d, at most %d) at VA", defaultDis, maxDis), 1, 2, (*Shell).dis, false},
-		{"ptdump", "[-phys] [REGION]", "the live tables in Linux's ptdump format, all or one region (symbol, marker, description or an address in it); -phys adds each run's PA", 0, -1, (*Shell).ptdump, false},
-		{"wx", "", "Linux's W+X audit of the kernel half and the lower half, with any W+X mappings", 0, 0, (*Shell).wx, false},
-		{"selftest", "", "run the proofs again on the live tables", 0, 0, (*Shell).selftest, false},
-		{"exit", "", "end, with the self-test's status (QEMU exits)", 0, 0, (*Shell).exit, true},
+		{"help", "[COMMAND]", "the commands, or more on one", nil, 0, 1, (*Shell).help, false},
+		{"regions", "", "the layout as built: mm.rst's rows, with what the live tables map", nil, 0, 0, (*Shell).regions, false},
+		{"walk", "VA", "each level's table, index and entry for VA, down to the page or the hole", nil, 1, 1, (*Shell).walk, false},
+		{"aliases", "PA", "every virtual address mapping PA (a symbol: the frame behind it)", nil, 1, 1, (*Shell).aliases, false},
+		{"x", "VA [N]", fmt.Sprintf("hex dump of N bytes (default %d, at most %d) read through VA", defaultDump, maxDump), nil, 1, 2, (*Shell).dump, false},
+		{"dis", "VA [N]", fmt.Sprintf("disassemble N instructions (default %d, at most %d) at VA", defaultDis, maxDis), nil, 1, 2, (*Shell).dis, false},
+		{"ptdump", "[-phys] [REGION]", "the live tables in ptdump format, all or one region; -phys adds PAs", (*Shell).ptdumpMore, 0, -1, (*Shell).ptdump, false},
+		{"sym", "[VA]", "the symbols, or the symbol and region of VA", nil, 0, 1, (*Shell).sym, false},
+		{"wx", "", "Linux's W+X audit of both canonical halves, with any W+X mappings", nil, 0, 0, (*Shell).wx, false},
+		{"selftest", "", "run the boot's checks again (after a failed boot, the shell still fails)", nil, 0, 0, (*Shell).selftest, false},
+		{"exit", "", "end with the worse of the boot's and the selftests' status (QEMU exits)", nil, 0, 0, (*Shell).exit, true},
+		{"quit", "", "the same as exit", nil, 0, 0, (*Shell).exit, true},
 	}
 }
 
@@ -110,16 +128,26 @@ func (s *Shell) exec(fields []string) error {
 	name, args := fields[0], fields[1:]
 	c := lookup(name)
 	if c == nil {
+		names := make([]string, len(commands))
+		for i, c := range commands {
+			names[i] = c.name
+		}
+		if sug := suggest(name, names); sug != "" {
+			return errorf(name, name, ErrUnknownCommand, "unknown command %q: did you mean %s? (try help)", name, sug)
+		}
 		return errorf(name, name, ErrUnknownCommand, "unknown command %q (try help)", name)
 	}
 	if len(args) < c.min || (c.max >= 0 && len(args) > c.max) {
-		return errorf(name, "", ErrUsage, "usage: %s", strings.TrimSpace(c.name+" "+c.args))
+		return errorf(name, "", ErrUsage, "usage: %s", c.usage())
 	}
 	return c.run(s, args)
 }
 
-// Run prints the prompt, reads a line, runs it, until exit or the end of
-// input, and returns the status exit returns (see Passed).
+func (c *command) usage() string { return strings.TrimSpace(c.name + " " + c.args) }
+
+// Run prints the prompt, reads a line, runs it, until exit, quit or the end
+// of input (^D on an empty line), and returns the status exit returns (see
+// Passed).
 func (s *Shell) Run(in *Lines) bool {
 	fmt.Fprintf(s.out, "physmap: shell ready; type help for the commands\n")
 	for {
@@ -130,39 +158,101 @@ func (s *Shell) Run(in *Lines) bool {
 				s.Exec(line)
 			}
 			fmt.Fprintf(s.out, "\nphysmap: end of input\n")
-			return s.passed
+			s.exit(nil)
+			return s.Passed()
 		}
 		if err != nil {
 			fmt.Fprintf(s.out, "error: %v\n", err)
 			continue
 		}
 		if done, _ := s.Exec(line); done {
-			return s.passed
+			return s.Passed()
 		}
 	}
 }
 
 func (s *Shell) help(args []string) error {
-	fmt.Fprintln(s.out, "commands (addresses in hex, or a layout symbol with an optional +hex offset):")
-	for _, c := range commands {
-		fmt.Fprintf(s.out, "  %-26s %s\n", strings.TrimSpace(c.name+" "+c.args), c.help)
+	if len(args) == 1 {
+		c := lookup(args[0])
+		if c == nil {
+			return errorf("help", args[0], ErrUnknownCommand, "unknown command %q (try help)", args[0])
+		}
+		fmt.Fprintf(s.out, "%s: %s\n", c.usage(), c.help)
+		if c.more != nil {
+			for _, line := range c.more(s) {
+				fmt.Fprintln(s.out, "  "+line)
+			}
+		}
+		return nil
 	}
+	fmt.Fprintln(s.out, "commands:")
+	for _, c := range commands {
+		fmt.Fprintf(s.out, "  %-*s %s\n", helpColumn, c.usage(), c.help)
+	}
+	fmt.Fprintln(s.out, addressHelp)
+	fmt.Fprintln(s.out, keysHelp)
 	return nil
+}
+
+// ptdumpMore lists the names a region answers to, for help ptdump.
+func (s *Shell) ptdumpMore() []string {
+	out := []string{"REGION, in any case: a short name, a Linux symbol, a ptdump marker, an mm.rst description",
+		"(regions lists them), or an address or symbol in the region:"}
+	for _, r := range s.m.Layout().Regions {
+		short := shortName(r.Kind)
+		if short == "" {
+			continue
+		}
+		var names []string
+		for _, n := range []string{r.Symbol, r.Marker} {
+			if n != "" {
+				names = append(names, n)
+			}
+		}
+		out = append(out, fmt.Sprintf("  %-15s %s", short, strings.Join(names, ", ")))
+	}
+	return out
 }
 
 func (s *Shell) regions(args []string) error {
 	return s.m.Regions(s.out)
 }
 
+// selftest runs the checks again and says, beside their own closing line,
+// what the boot's verdict was: a shell after a failed boot never passes.
 func (s *Shell) selftest(args []string) error {
-	if !s.m.Selftest(s.out) {
-		s.passed = false
+	now := s.m.Selftest(s.out)
+	s.reruns++
+	if !now.OK() {
+		s.failed++
 	}
+	fmt.Fprintf(s.out, "physmap: %s; selftest now: %d passed, %d failed; exit status: %s\n",
+		s.bootVerdict(), now.Passed, now.Failed, status(s.Passed()))
 	return nil
 }
 
+// bootVerdict says how the boot's self-test went.
+func (s *Shell) bootVerdict() string {
+	b := s.boot
+	switch {
+	case b.Passed+b.Failed == 0:
+		return "the boot ran no checks"
+	case b.OK():
+		return fmt.Sprintf("the boot passed (%d of %d %s)", b.Passed, b.Passed, plural(b.Passed, "check", "checks"))
+	}
+	n := b.Passed + b.Failed
+	return fmt.Sprintf("the boot failed %d of %d %s", b.Failed, n, plural(n, "check", "checks"))
+}
+
 func (s *Shell) exit(args []string) error {
-	fmt.Fprintf(s.out, "physmap: exit with the self-test's status: %s\n", status(s.passed))
+	why := ""
+	switch {
+	case !s.boot.OK():
+		why = " (" + s.bootVerdict() + ")"
+	case s.failed > 0:
+		why = fmt.Sprintf(" (%d of %d selftest runs failed)", s.failed, s.reruns)
+	}
+	fmt.Fprintf(s.out, "physmap: exit with the self-test's status: %s%s\n", status(s.Passed()), why)
 	return nil
 }
 

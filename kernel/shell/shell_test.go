@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
 )
 
@@ -13,7 +14,7 @@ import (
 func exec(t *testing.T, f *fakeMachine, line string) (string, bool, error) {
 	t.Helper()
 	var out strings.Builder
-	s := New(f, &out, true)
+	s := New(f, &out, selftest.Summary{Passed: 1})
 	done, err := s.Exec(line)
 	return out.String(), done, err
 }
@@ -27,14 +28,22 @@ func TestCommands(t *testing.T) {
 		err        error    // sentinel the error must wrap; nil: none
 	}{
 		{"empty", "   ", nil, []string{"."}, nil},
-		{"help", "help", []string{`(?m)^  help `, `(?m)^  regions `, `(?m)^  walk VA `, `(?m)^  aliases PA `, `(?m)^  x VA \[N\] `,
-			`(?m)^  dis VA \[N\] `, `(?m)^  ptdump \[-phys\] \[REGION\] `, `(?m)^  wx `, `(?m)^  selftest `, `(?m)^  exit `}, nil, nil},
-		{"help/extra", "help me", []string{`^error: usage: help\n$`}, nil, ErrUsage},
+		{"help", "help", []string{`(?m)^  help \[COMMAND\] `, `(?m)^  regions `, `(?m)^  walk VA `, `(?m)^  aliases PA `, `(?m)^  x VA \[N\] `,
+			`(?m)^  dis VA \[N\] `, `(?m)^  ptdump \[-phys\] \[REGION\] `, `(?m)^  sym \[VA\] `, `(?m)^  wx `, `(?m)^  selftest `, `(?m)^  exit `, `(?m)^  quit `,
+			`(?m)^Addresses: hex .*symbol.*\+HEX or -HEX`, `(?m)^Keys: up/down .*\^D`}, nil, nil},
+		{"help/command", "help walk", []string{`^walk VA: each level's table, index and entry for VA, down to the page or the hole\n$`}, nil, nil},
+		{"help/ptdump", "help ptdump", []string{`^ptdump \[-phys\] \[REGION\]: `,
+			`(?m)^    direct          page_offset_base, Low Kernel Mapping$`,
+			`(?m)^    cpu_entry_area  CPU_ENTRY_AREA_BASE, CPU entry Area$`,
+			`(?m)^    vsyscall        VSYSCALL_ADDR$`, `(?m)^    user            User Space$`}, nil, nil},
+		{"help/unknown", "help me", []string{`^error: unknown command "me" \(try help\)\n$`}, nil, ErrUnknownCommand},
+		{"help/extra", "help me now", []string{`^error: usage: help \[COMMAND\]\n$`}, nil, ErrUsage},
 		{"regions", "regions", []string{`^fake regions table\n$`}, nil, nil},
 		{"unknown", "foo bar", []string{`^error: unknown command "foo" \(try help\)\n$`}, nil, ErrUnknownCommand},
+		{"unknown/near", "wakl 0x0", []string{`^error: unknown command "wakl": did you mean walk\? \(try help\)\n$`}, nil, ErrUnknownCommand},
 
 		{"walk/kernel-text", "walk 0xffffffff81000000", []string{
-			`(?m)^0xffffffff81000000 in kernel text mapping, mapped to physical address 0 \(__START_KERNEL_map\) \(4-level, top table 0x740000000\)$`,
+			`(?m)^0xffffffff81000000 \(_text\) in kernel text mapping, mapped to physical address 0 \(__START_KERNEL_map\) \(4-level, top table 0x740000000\)$`,
 			`(?m)^  level table              index  entry$`,
 			`(?m)^  pgd   0x0000000740000000   511  0x[0-9a-f]+ P RW A? ?D? ?addr=0x`,
 			`(?m)^  pud   0x[0-9a-f]{16}   510  `,
@@ -43,22 +52,50 @@ func TestCommands(t *testing.T) {
 			`(?m)^PA 0x1000000 \(4K page at 0x1000000, effective ro GLB x\)$`,
 		}, nil, nil},
 		{"walk/direct-2M", "walk 0xffff888000234567", []string{
+			`(?m)^0xffff888000234567 \(page_offset_base\+0x234567\) in direct mapping`,
 			`(?m)^  pmd   .* PS addr=0x200000$`,
 			`(?m)^PA 0x234567 \(2M page at 0x200000, effective RW GLB NX\)$`,
 		}, []string{`pte`}, nil},
-		{"walk/symbol", "walk page_offset_base+0x1000", []string{`(?m)^PA 0x1000 \(2M page at 0x0, effective RW GLB NX\)$`}, nil, nil},
-		{"walk/symbol-alone", "walk __START_KERNEL_map", nil, nil, ErrNotMapped},
+		{"walk/layout-symbol", "walk page_offset_base+0x1000", []string{`(?m)^PA 0x1000 \(2M page at 0x0, effective RW GLB NX\)$`}, nil, nil},
+		{"walk/image-symbol", "walk _stext", []string{`(?m)^0xffffffff81000000 \(_text\) in kernel text`, `(?m)^PA 0x1000000 \(4K page at 0x1000000, effective ro GLB x\)$`}, nil, nil},
+		{"walk/symbol-plus", "walk _stext+0x10", []string{`(?m)^0xffffffff81000010 \(_text\+0x10\) in kernel text`, `(?m)^PA 0x1000010 `}, nil, nil},
+		{"walk/symbol-minus", "walk _etext-0x1000", []string{`(?m)^PA 0x1003000 \(4K page`}, nil, nil},
+		{"walk/symbol-chain", "walk _stext+0x2000-0x1000+8", []string{`(?m)^PA 0x1001008 \(4K page`}, nil, nil},
+		{"walk/module-symbol", "walk fake_module_init", []string{`(?m)^0xffffffffa0000000 \(fake_module_init\) in module mapping space \(MODULES_VADDR\) `, `(?m)^PA 0x1800000 `}, nil, nil},
+		{"walk/macro", "walk PAGE_OFFSET+0x1000", []string{`(?m)^PA 0x1000 `}, nil, nil},
+		{"walk/overflow", "walk _end+0xffffffffffffffff", []string{`^error: "_end\+0xffffffffffffffff" overflows: 0xffffffff81004000 \+ 0xffffffffffffffff is past 2\^64\n$`}, nil, ErrOverflow},
+		{"walk/overflow-top", "walk 0xffffffffffffffff+1", []string{`^error: "0xffffffffffffffff\+1" overflows: 0xffffffffffffffff \+ 0x1 is past 2\^64\n$`}, nil, ErrOverflow},
+		{"walk/underflow", "walk 0x10-0x20", []string{`^error: "0x10-0x20" overflows: 0x10 - 0x20 is below 0\n$`}, nil, ErrOverflow},
+		{"walk/symbol-case", "walk _STEXT", []string{`^error: "_STEXT" is not a hex address or a known symbol: did you mean _stext\? \(sym lists them\)\n$`}, nil, ErrNoSymbol},
+		{"walk/symbol-typo", "walk _sttext+0x10", []string{`^error: "_sttext" is not a hex address or a known symbol: did you mean _stext\? \(sym lists them\)\n$`}, nil, ErrNoSymbol},
+		{"walk/symbol-alone", "walk __START_KERNEL_map", []string{`(?m)^  pmd .* not-present\nerror: 0xffffffff80000000 is not mapped \(pmd entry 0 `}, nil, ErrNotMapped},
 		{"walk/underscores", "walk ffff_8880_0100_0000", []string{`(?m)^PA 0x1000000 \(4K page at 0x1000000, effective ro GLB NX\)$`}, nil, nil},
-		{"walk/not-hex", "walk zz", []string{`^error: "zz" is not a hex address\n$`}, nil, ErrNotHex},
-		{"walk/0x", "walk 0x", []string{`^error: "0x" is not a hex address\n$`}, nil, ErrNotHex},
-		{"walk/too-wide", "walk 0x1ffffffffffffffff", []string{`^error: "0x1ffffffffffffffff" is not a hex address\n$`}, nil, ErrNotHex},
-		{"walk/bad-offset", "walk page_offset_base+zz", []string{`^error: "page_offset_base\+zz" is not a hex address\n$`}, nil, ErrNotHex},
+		{"walk/not-hex", "walk zz", []string{`^error: "zz" is not a hex address or a known symbol \(sym lists them\)\n$`}, nil, ErrNoSymbol},
+		{"walk/0x", "walk 0x", []string{`^error: "0x" is not a hex address or a symbol\n$`}, nil, ErrNotHex},
+		{"walk/too-wide", "walk 0x1ffffffffffffffff", []string{`^error: "0x1ffffffffffffffff" is not a hex address or a symbol\n$`}, nil, ErrNotHex},
+		{"walk/bad-offset", "walk page_offset_base+zz", []string{`^error: "page_offset_base\+zz": offset "zz" is not a hex number\n$`}, nil, ErrNotHex},
+		{"walk/empty-offset", "walk _stext+", []string{`^error: "_stext\+": offset "" is not a hex number\n$`}, nil, ErrNotHex},
 		{"walk/non-canonical", "walk 0x0000800000000000", []string{`^error: 0x0000800000000000 is not canonical in 4-level mode\n$`}, nil, ErrNonCanonical},
-		{"walk/unmapped", "walk 0xffff800000000000", []string{`^error: 0xffff800000000000 is not mapped \(pgd entry 256 of the table at 0x740000000 is not present\)\n$`}, nil, ErrNotMapped},
-		{"walk/unmapped-pte", "walk 0xffffffffa0001000", []string{`^error: 0xffffffffa0001000 is not mapped \(pte entry 1 of the table at 0x[0-9a-f]+ is not present\)\n$`}, nil, ErrNotMapped},
+		{"walk/non-canonical-symbol", "walk page_offset_base-0x8000000000000000", []string{`^error: 0x7fff888000000000 is not canonical in 4-level mode\n$`}, nil, ErrNonCanonical},
+		// An unmapped address: every level reached, then the hole.
+		{"walk/unmapped", "walk 0xffff800000000000", []string{
+			`^0xffff800000000000 in ... guard hole, also reserved for hypervisor \(GUARD_HOLE_BASE_ADDR\) \(4-level, top table 0x740000000\)\n` +
+				`  level table              index  entry\n` +
+				`  pgd   0x0000000740000000   256  0x0000000000000000 not-present\n` +
+				`error: 0xffff800000000000 is not mapped \(pgd entry 256 of the table at 0x740000000 is not present\)\n$`}, nil, ErrNotMapped},
+		{"walk/unmapped-pte", "walk 0xffffffffa0001000", []string{
+			`^0xffffffffa0001000 \(fake_module_init\+0x1000\) in module mapping space .*\n  level .*\n` +
+				`  pgd   0x0000000740000000   511  0x[0-9a-f]+ P .*\n` +
+				`  pud   0x[0-9a-f]{16}   510  0x[0-9a-f]+ P .*\n` +
+				`  pmd   0x[0-9a-f]{16}   256  0x[0-9a-f]+ P .*\n` +
+				`  pte   0x[0-9a-f]{16}     1  0x0000000000000000 not-present\n` +
+				`error: 0xffffffffa0001000 is not mapped \(pte entry 1 of the table at 0x[0-9a-f]+ is not present\)\n$`}, nil, ErrNotMapped},
 		{"walk/no-arg", "walk", []string{`^error: usage: walk VA\n$`}, nil, ErrUsage},
 		{"walk/two-args", "walk 1 2", []string{`^error: usage: walk VA\n$`}, nil, ErrUsage},
 
+		{"aliases/symbol", "aliases _stext", []string{`^_stext is 0xffffffff81000000, which maps 0x1000000\n0x1000000 \(frame 0x1000000\) is mapped at 3 virtual addresses:\n`}, nil, nil},
+		{"aliases/symbol-unmapped", "aliases VMALLOC_START", []string{`^error: VMALLOC_START is the virtual address 0xffffc90000000000, which is not mapped: no physical address\n$`}, nil, ErrNotMapped},
+		{"aliases/overflow", "aliases 0x10-0x11", nil, nil, ErrOverflow},
 		{"aliases/text", "aliases 0x1000000", []string{
 			`(?m)^0x1000000 \(frame 0x1000000\) is mapped at 3 virtual addresses:$`,
 			`(?m)^  0x0000000001000000  4K pte  ro x            user-space virtual memory, different per mm$`,
@@ -70,7 +107,7 @@ func TestCommands(t *testing.T) {
 		{"aliases/one", "aliases 0x1234", []string{`is mapped at 1 virtual address:`, `0xffff888000001234  2M pmd  RW GLB NX `}, nil, nil},
 		{"aliases/unmapped", "aliases 0x7000000", []string{`^error: 0x7000000 is not mapped at any virtual address\n$`}, nil, ErrNotMapped},
 		{"aliases/beyond", "aliases 0x10000000000", []string{`^error: 0x10000000000 is beyond the 40-bit physical address space\n$`}, nil, ErrPhysRange},
-		{"aliases/not-hex", "aliases frame", []string{`^error: "frame" is not a hex address\n$`}, nil, ErrNotHex},
+		{"aliases/not-hex", "aliases frame", []string{`^error: "frame" is not a hex address or a known symbol \(sym lists them\)\n$`}, nil, ErrNoSymbol},
 
 		{"x/text", "x 0xffffffff81000000 20", []string{
 			`(?m)^0xffffffff81000000  49 3b 66 10 76 10 55 48  89 e5 0f 0b 00 00 00 00  \|I;f.v.UH........\|$`,
@@ -91,6 +128,7 @@ func TestCommands(t *testing.T) {
 		{"x/big-count", "x 0xffffffff81000000 4097", []string{`^error: "4097" is not a count from 1 to 4096\n$`}, nil, ErrBadCount},
 		{"x/bad-count", "x 0xffffffff81000000 ten", []string{`^error: "ten" is not a count from 1 to 4096\n$`}, nil, ErrBadCount},
 		{"x/no-arg", "x", []string{`^error: usage: x VA \[N\]\n$`}, nil, ErrUsage},
+		{"x/symbol", "x _stext 4", []string{`^0xffffffff81000000  49 3b 66 10 `}, nil, nil},
 
 		{"dis/first", "dis 0xffffffff81000000 4", []string{
 			`(?m)^0xffffffff81000000  49 3b 66 10 +cmp rsp, qword ptr \[r14\+0x10\]$`,
@@ -105,7 +143,8 @@ func TestCommands(t *testing.T) {
 		{"dis/unmapped", "dis 0xffff800000000000", []string{`^error: reading 0xffff800000000000: #PF `}, nil, ErrFault},
 		{"dis/non-canonical", "dis 0x8000000000000000", []string{`^error: 0x8000000000000000 is not canonical in 4-level mode\n$`}, nil, ErrNonCanonical},
 		{"dis/bad-count", "dis 0xffffffff81000000 65", []string{`^error: "65" is not a count from 1 to 64\n$`}, nil, ErrBadCount},
-		{"dis/not-hex", "dis main.main", []string{`^error: "main.main" is not a hex address\n$`}, nil, ErrNotHex},
+		{"dis/not-a-symbol", "dis main.main", []string{`^error: "main.main" is not a hex address or a known symbol \(sym lists them\)\n$`}, nil, ErrNoSymbol},
+		{"dis/symbol", "dis _text 1", []string{`^0xffffffff81000000  49 3b 66 10 +cmp rsp, qword ptr \[r14\+0x10\]\n$`}, nil, nil},
 
 		{"ptdump/all", "ptdump", []string{`(?m)^---\[ User Space \]---$`, `(?m)^---\[ Low Kernel Mapping \]---$`, `(?m)^---\[ High Kernel Mapping \]---$`,
 			`(?m)^0xffffffff81000000-0xffffffff81004000 +16K +ro +GLB x  pte$`}, nil, nil},
@@ -117,15 +156,41 @@ func TestCommands(t *testing.T) {
 		{"ptdump/any-case", "ptdump high kernel mapping", []string{`(?m)^---\[ High Kernel Mapping \]---$`}, nil, nil},
 		{"ptdump/address", "ptdump 0xffffffffa0000123", []string{`^ptdump of module mapping space \(MODULES_VADDR\)`}, nil, nil},
 		{"ptdump/phys", "ptdump -phys Modules", []string{`(?m)^0xffffffffa0000000-0xffffffffa0001000 +4K 0x0000000001800000 +ro +GLB x  pte$`}, nil, nil},
-		{"ptdump/unknown", "ptdump Kernel Txt", []string{`^error: no region "Kernel Txt" \(give a symbol, ptdump marker or description from regions, or an address\)\n$`}, nil, ErrNoRegion},
+		{"ptdump/direct", "ptdump direct", []string{`^ptdump of direct mapping of all physical memory \(page_offset_base\) \[0xffff888000000000-0xffffc87fffffffff\]\n---\[ Low Kernel Mapping \]---\n`,
+			`(?m)^0xffff888000000000-0xffff888001000000 +16M +RW +PSE +GLB NX pmd$`}, []string{`High Kernel`, `vmalloc`, `nothing mapped`}, nil},
+		{"ptdump/short-any-case", "ptdump DIRECT", []string{`^ptdump of direct mapping`}, nil, nil},
+		{"ptdump/text", "ptdump text", []string{`^ptdump of kernel text mapping`, `(?m)^0xffffffff81000000-0xffffffff81004000 +16K +ro +GLB x  pte$`}, nil, nil},
+		{"ptdump/modules", "ptdump modules", []string{`^ptdump of module mapping space`, `(?m)^0xffffffffa0000000-0xffffffffa0001000 `}, nil, nil},
+		{"ptdump/cpu_entry_area", "ptdump cpu_entry_area", []string{`^ptdump of cpu_entry_area mapping \(CPU_ENTRY_AREA_BASE\) \[0xfffffe0000000000-0xfffffe7fffffffff\]\n---\[ CPU entry Area \]---\n`,
+			`(?m)^0xfffffe0000000000-0xffffff0000000000 +1T +pgd\n\(nothing mapped\)\n$`}, nil, nil},
+		{"ptdump/fixmap", "ptdump fixmap", []string{`^ptdump of kernel-internal fixmap range, variable size and offset \(FIXADDR_START\) `, `(?m)^\(nothing mapped\)$`}, nil, nil},
+		{"ptdump/vsyscall", "ptdump vsyscall", []string{`^ptdump of legacy vsyscall ABI \(VSYSCALL_ADDR\) \[0xffffffffff600000-0xffffffffff600fff\]\n`}, nil, nil},
+		{"ptdump/espfix", "ptdump espfix", []string{`^ptdump of %esp fixup stacks`, `(?m)^---\[ ESPfix Area \]---$`, `(?m)^\(nothing mapped\)$`}, nil, nil},
+		{"ptdump/image-symbol", "ptdump _stext", []string{`^ptdump of kernel text mapping`}, nil, nil},
+		{"ptdump/kasan", "ptdump kasan", []string{`^ptdump of KASAN shadow memory`}, nil, nil},
+		{"ptdump/user", "ptdump user", []string{`^ptdump of user-space virtual memory`, `(?m)^---\[ User Space \]---$`}, nil, nil},
+		{"ptdump/unknown", "ptdump Kernel Txt", []string{`^error: no region "Kernel Txt": give one of user, guard, ldt, direct, vmalloc, vmemmap, kasan, cpu_entry_area, espfix, efi, text, modules, fixmap, vsyscall, or a marker, description, symbol or address \(help ptdump\)\n$`}, nil, ErrNoRegion},
+		{"ptdump/near", "ptdump vmallco", []string{`^error: no region "vmallco": did you mean vmalloc\? give one of user, `}, nil, ErrNoRegion},
+
+		{"sym/list", "sym", []string{`(?m)^0xffff888000000000  PAGE_OFFSET +direct$`, `(?m)^0xffff888000000000  page_offset_base +direct$`,
+			`(?m)^0xffffffff81000000  _stext +text$`, `(?m)^0xffffffff81000000  _text +text$`, `(?m)^0xffffffffa0000000  fake_module_init +modules$`,
+			`(?m)^0xffffffffff000000  MODULES_END +\(hole\)$`, `(?m)^0xffffc8ffffffffff|^0xffffe8ffffffffff  VMALLOC_END +vmalloc$`}, nil, nil},
+		{"sym/exact", "sym _stext", []string{`^0xffffffff81000000  _text, _stext  \(kernel text mapping, mapped to physical address 0 \(__START_KERNEL_map\)\)\n$`}, nil, nil},
+		{"sym/offset", "sym _stext+0x10", []string{`^0xffffffff81000010  _text\+0x10  \(kernel text`}, nil, nil},
+		{"sym/address", "sym 0xffff888000001000", []string{`^0xffff888000001000  page_offset_base\+0x1000  \(direct mapping`}, nil, nil},
+		{"sym/layout", "sym page_offset_base", []string{`^0xffff888000000000  page_offset_base, PAGE_OFFSET  \(direct mapping`}, nil, nil},
+		{"sym/none", "sym 0x1000", []string{`^0x0000000000001000  no symbol at or below it  \(user-space virtual memory, different per mm\)\n$`}, nil, nil},
+		{"sym/unknown", "sym _etex", []string{`did you mean _etext\?`}, nil, ErrNoSymbol},
 
 		{"wx/clean", "wx", []string{
 			`(?m)^kernel half \[0xffff800000000000, top\]: x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.$`,
 			`(?m)^lower half \[0, 0x0000800000000000\): x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.$`,
 		}, []string{`W\+X 0x`}, nil},
 
-		{"selftest", "selftest", []string{`^selftest: 1 passed, 0 failed\n$`}, nil, nil},
+		{"selftest", "selftest", []string{`^PASS fake: the fake's one check\nselftest: 1 passed, 0 failed, manifest 0\nphysmap: the boot passed \(1 of 1 check\); selftest now: 1 passed, 0 failed; exit status: pass\n$`}, nil, nil},
 		{"exit", "exit", []string{`^physmap: exit with the self-test's status: pass\n$`}, nil, nil},
+		{"quit", "quit", []string{`^physmap: exit with the self-test's status: pass\n$`}, nil, nil},
+		{"quit/extra", "quit now", []string{`^error: usage: quit\n$`}, nil, ErrUsage},
 		{"exit/extra", "exit now", []string{`^error: usage: exit\n$`}, nil, ErrUsage},
 	}
 	f := newFake(t, mm.Mode4Level, false)
@@ -143,7 +208,7 @@ func TestCommands(t *testing.T) {
 			if err != nil && (!errors.As(err, &se) || strings.Contains(se.Msg, "\n")) {
 				t.Errorf("error %#v is not a one-line *Error", err)
 			}
-			if want := tc.name == "exit"; done != want {
+			if want := tc.name == "exit" || tc.name == "quit"; done != want {
 				t.Errorf("done = %v, want %v", done, want)
 			}
 		})
@@ -185,9 +250,12 @@ func TestFiveLevel(t *testing.T) {
 		err  error
 	}{
 		{"walk 0x0100000000000000", `^error: 0x0100000000000000 is not canonical in 5-level mode\n$`, ErrNonCanonical},
-		{"walk 0x0000800000000000", `^error: 0x0000800000000000 is not mapped \(p4d entry 256 `, ErrNotMapped},
+		{"walk 0x0000800000000000", `(?m)^  pgd   0x0000000740000000     0  0x[0-9a-f]+ P .*\n  p4d   0x[0-9a-f]{16}   256  0x0000000000000000 not-present\nerror: 0x0000800000000000 is not mapped \(p4d entry 256 `, ErrNotMapped},
 		{"walk 0xffffffff81000000", `(?m)^  p4d   .*\n  pud   .*\n  pmd   .*\n  pte   .*\nPA 0x1000000 `, nil},
-		{"walk page_offset_base+0x1000000", `(?m)^0xff11000001000000 in direct mapping`, nil},
+		{"walk page_offset_base+0x1000000", `(?m)^0xff11000001000000 \(page_offset_base\+0x1000000\) in direct mapping`, nil},
+		{"walk _stext", `(?m)^0xffffffff81000000 \(_text\) in kernel text.*\(5-level, `, nil},
+		{"walk PAGE_OFFSET-1", `(?m)^  pgd .* not-present\nerror: 0xff10ffffffffffff is not mapped \(pgd entry 272 `, ErrNotMapped},
+		{"ptdump direct", `^ptdump of direct mapping of all physical memory \(page_offset_base\) \[0xff11000000000000-`, nil},
 		{"x 0x00fffffffffffff8 16", `(?m)^error: 0x0100000000000000 is not canonical in 5-level mode$`, ErrNonCanonical},
 	} {
 		out, _, err := exec(t, f, tc.line)
@@ -220,24 +288,68 @@ func TestRun(t *testing.T) {
 		outWant, not []string
 	}{
 		{"exit-pass", "help\nwalk zz\nexit\nwalk 0x0\n", true, true, true,
-			[]string{`^physmap: shell ready; type help for the commands\nphysmap> commands`, `(?m)^physmap> error: "zz" is not a hex address\nphysmap> physmap: exit with the self-test's status: pass\n$`},
+			[]string{`^physmap: shell ready; type help for the commands\nphysmap> commands`,
+				`(?m)^physmap> error: "zz" is not a hex address or a known symbol \(sym lists them\)\nphysmap> physmap: exit with the self-test's status: pass\n$`},
 			[]string{`0x0 is not`}},
-		{"boot-failed", "exit\n", false, true, false, []string{`status: fail\n$`}, nil},
-		{"rerun-failed", "selftest\nexit\n", true, false, false, []string{`selftest: 0 passed, 1 failed\nphysmap> physmap: exit with the self-test's status: fail\n$`}, nil},
-		{"eof", "regions\nwalk 0xffffffff81000000", true, true, true, []string{`(?m)^PA 0x1000000 .*\n\nphysmap: end of input\n$`}, nil},
+		{"quit", "quit\nexit\n", true, true, true, []string{`^physmap: shell ready; type help for the commands\nphysmap> physmap: exit with the self-test's status: pass\n$`}, nil},
+		{"boot-failed", "exit\n", false, true, false, []string{`physmap> physmap: exit with the self-test's status: fail \(the boot failed 2 of 5 checks\)\n$`}, nil},
+		// A selftest that passes after a failed boot does not make the
+		// shell pass.
+		{"boot-failed-rerun-passed", "selftest\nexit\n", false, true, false, []string{
+			`(?m)^selftest: 1 passed, 0 failed, manifest 0\nphysmap: the boot failed 2 of 5 checks; selftest now: 1 passed, 0 failed; exit status: fail\n`,
+			`status: fail \(the boot failed 2 of 5 checks\)\n$`}, nil},
+		{"rerun-failed", "selftest\nexit\n", true, false, false, []string{
+			`(?m)^selftest: 0 passed, 1 failed, manifest 0\nphysmap: the boot passed \(3 of 3 checks\); selftest now: 0 passed, 1 failed; exit status: fail\n`,
+			`physmap> physmap: exit with the self-test's status: fail \(1 of 1 selftest runs failed\)\n$`}, nil},
+		{"rerun-failed-then-passed", "selftest\nselftest\nexit\n", true, false, false, []string{`\(2 of 2 selftest runs failed\)\n$`}, nil},
+		{"boot-no-checks", "exit\n", false, true, false, nil, nil},
+		{"eof", "regions\nwalk 0xffffffff81000000", true, true, true,
+			[]string{`(?m)^PA 0x1000000 .*\n\nphysmap: end of input\nphysmap: exit with the self-test's status: pass\n$`}, nil},
+		{"ctrl-d", "regions\n\x04help\n", true, true, true,
+			[]string{`^physmap: shell ready; type help for the commands\nphysmap> fake regions table\nphysmap> \nphysmap: end of input\nphysmap: exit with the self-test's status: pass\n$`}, nil},
+		{"ctrl-d-boot-failed", "\x04", false, true, false, []string{`status: fail \(the boot failed 2 of 5 checks\)\n$`}, nil},
 		{"long-line", strings.Repeat("x", MaxLine+1) + "\nexit\n", true, true, true, []string{`(?m)^physmap> error: line longer than 256 characters\nphysmap> `}, nil},
+		{"history", "walk _stext\n\x1b[A\n\x1b[A\x1b[A\x15quit\n", true, true, true, []string{`(?s)^(.*PA 0x1000000 [^\n]*\n){2}physmap> physmap: exit`}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFake(t, mm.Mode4Level, false)
 			f.selftest = tc.rerun
 			var out strings.Builder
-			s := New(f, &out, tc.boot)
+			boot := selftest.Summary{Passed: 3}
+			switch {
+			case tc.name == "boot-no-checks":
+				boot = selftest.Summary{}
+			case !tc.boot:
+				boot.Failed = 2
+			}
+			s := New(f, &out, boot)
 			got := s.Run(NewLines(strings.NewReader(tc.script), nil))
 			if got != tc.want || s.Passed() != tc.want {
 				t.Errorf("Run = %v, Passed = %v, want %v", got, s.Passed(), tc.want)
 			}
 			check(t, out.String(), tc.outWant, tc.not)
 		})
+	}
+}
+
+// TestHelpFits checks help gives every command one line within helpWidth
+// columns, and so does help ptdump.
+func TestHelpFits(t *testing.T) {
+	f := newFake(t, mm.Mode4Level, false)
+	for _, line := range []string{"help", "help ptdump"} {
+		out, _, err := exec(t, f, line)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+			if len(l) > helpWidth {
+				t.Errorf("%s: %d columns: %s", line, len(l), l)
+			}
+		}
+	}
+	out, _, _ := exec(t, f, "help")
+	if n := strings.Count(out, "\n  "); n != len(commands) {
+		t.Errorf("help has %d command lines for %d commands", n, len(commands))
 	}
 }
 
@@ -256,4 +368,40 @@ func TestCanonicalLen(t *testing.T) {
 			t.Errorf("canonicalLen(%v, %d) = %d, want %d", tc.va, tc.n, got, tc.want)
 		}
 	}
+}
+
+// FuzzShell types arbitrary bytes at the shell: it must never panic, read
+// a non-canonical address (the fake reports that) or print an error that
+// is not one line.
+func FuzzShell(f *testing.F) {
+	for _, seed := range []string{
+		"walk _stext+0x10\n", "walk 0xffffffffffffffff+1\n", "ptdump cpu_entry_area\n", "x _end-0x10 64\n",
+		"dis 0x00007ffffffffff0 64\n", "sym\n\x1b[A\n", "aliases _text\n", "walk +\n", "ptdump -phys text\n",
+		"help ptdump\nselftest\n", "\x1b[1;5Awalk\x1bO\n\x04", "x 0x0000800000000000-1 4096\n",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, script string) {
+		fm := newFake(t, mm.Mode4Level, false)
+		var out strings.Builder
+		s := New(fm, &out, selftest.Summary{Passed: 1})
+		in := NewLines(strings.NewReader(script), nil)
+		for {
+			line, err := in.ReadLine()
+			if len(line) > MaxLine {
+				t.Fatalf("a line of %d bytes", len(line))
+			}
+			if err != nil && !errors.Is(err, ErrLineTooLong) {
+				return
+			}
+			done, err := s.Exec(line)
+			var se *Error
+			if err != nil && (!errors.As(err, &se) || strings.ContainsAny(se.Msg, "\n\r")) {
+				t.Fatalf("%q: error %q is not a one-line *Error", line, err)
+			}
+			if done {
+				return
+			}
+		}
+	})
 }

@@ -67,26 +67,37 @@ func TestLinearFit(t *testing.T) {
 // console is a shortened physmap boot.
 const console = `physmap: booting on QEMU microvm (TamaGo tamago/amd64, go1.26.0)
 PASS e820: 2 ranges, sorted and disjoint, 6144 MiB of RAM
-phase: firmware-map 100000000
+phase: firmware-map ended at 100.000000 ms
 PASS cpu.paging: CR0.PG=1 CR4.PAE=1 EFER.LMA=1, 4-level paging; CPUID Page1GB=yes LA57=yes, 40 physical address bits
-phase: directmap 105000000
-phase: regions 110500000
+phase: directmap ended at 105.000000 ms
+phase: regions ended at 110.500000 ms
 PASS layout.build: 4-level tables at 0x12480000 live in CR3: 13 table pages (the direct map alone needs at least 2)
-phase: proofs 360500000
+phase: proofs ended at 360.500000 ms
 tables: low-window 5 (min 5)
 tables: page_offset_base 5 (min 2)
 tables: kernel text mapping, mapped to physical address 0 6 (min 6)
 tables: total 13 (13 distinct reached from leaves, 3 shared between regions, 16 summed over regions)
-physmap: json begin
-{"mode":4,"cr3":"0x12480000","regions":[],"runs":[{"va":"0xffff888000000000","pa":"0x0","size":"0x40000000","count":6,"level":"pud","flags":{"rw":true,"user":false,"nx":true,"global":true},"region":"direct"},
-{"va":"0xffffffff90010000","pa":"0x10010000","size":"0x1000","count":100,"level":"pte","flags":{"rw":false,"user":false,"nx":false,"global":true},"region":"text"}],"aliases":[]}
-physmap: json end
-phase: report 400000000
+physmap: JSON dump of the live tables sent to the bulk channel (isa-debugcon, port 0xe9)
+phase: report ended at 400.000000 ms
 selftest: 22 passed, 0 failed
 `
 
+// bulk is that boot's bulk channel.
+const bulk = `physmap: json begin
+{"mode":4,"cr3":"0x12480000","regions":[],"runs":[{"va":"0xffff888000000000","pa":"0x0","size":"0x40000000","count":6,"level":"pud","flags":{"rw":true,"user":false,"nx":true,"global":true},"region":"direct"},
+{"va":"0xffffffff90010000","pa":"0x10010000","size":"0x1000","count":100,"level":"pte","flags":{"rw":false,"user":false,"nx":false,"global":true},"region":"text"}],"aliases":[]}
+physmap: json end
+`
+
 func TestParseConsole(t *testing.T) {
-	g := ParseConsole(strings.Split(console, "\n"))
+	// The dump on the bulk channel, and from a kernel that printed it on
+	// its console.
+	fromBulk := ParseConsole(strings.Split(console, "\n"), []byte(bulk))
+	onConsole := strings.Replace(console, "phase: report", bulk+"phase: report", 1)
+	if g := ParseConsole(strings.Split(onConsole, "\n"), nil); !reflect.DeepEqual(g, fromBulk) {
+		t.Errorf("the dump on the console reads %+v, on the bulk channel %+v", g, fromBulk)
+	}
+	g := fromBulk
 	if g.Levels != 4 || !g.Page1GB || g.RAMMiB != 6144 || g.TablePages != 13 || g.DirectMin != 2 {
 		t.Errorf("header: %+v", g)
 	}
@@ -108,7 +119,7 @@ func TestParseConsole(t *testing.T) {
 	if row.NsPerLeaf != 250e6/106 || row.NsPerMiB != 250e6/6144 || row.DirectUsed != 5 || row.DirectMin != 2 {
 		t.Errorf("scale row = %+v", row)
 	}
-	if g := ParseConsole([]string{"selftest: 1 passed, 0 failed"}); !g.DumpMissing || len(g.Phases) != 0 {
+	if g := ParseConsole([]string{"selftest: 1 passed, 0 failed"}, nil); !g.DumpMissing || len(g.Phases) != 0 {
 		t.Errorf("a console without a dump: %+v", g)
 	}
 }
@@ -158,8 +169,8 @@ func TestAnalyse(t *testing.T) {
 }
 
 func TestLastInteresting(t *testing.T) {
-	lines := []string{"a", "b", "phase: module 1", "runtime: out of memory: cannot allocate", "fatal error: out of memory", "", "goroutine 1"}
-	if got := lastInteresting(lines, 3); !reflect.DeepEqual(got, []string{"phase: module 1", "runtime: out of memory: cannot allocate", "fatal error: out of memory"}) {
+	lines := []string{"a", "b", "phase: module ended at 1.000000 ms", "runtime: out of memory: cannot allocate", "fatal error: out of memory", "", "goroutine 1"}
+	if got := lastInteresting(lines, 3); !reflect.DeepEqual(got, []string{"phase: module ended at 1.000000 ms", "runtime: out of memory: cannot allocate", "fatal error: out of memory"}) {
 		t.Errorf("got %q", got)
 	}
 	if got := lastInteresting([]string{"a", "b"}, 3); !reflect.DeepEqual(got, []string{"a", "b"}) {

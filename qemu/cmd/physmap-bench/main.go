@@ -32,6 +32,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/physmap/physmap/kernel/option"
 	"github.com/physmap/physmap/qemu"
 )
 
@@ -145,7 +146,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	rep := Report{Machine: describeMachine(b.qemuBin), Settings: Settings{
 		Headline: fmt.Sprintf("-m %s -cpu %s%s", *mem, firstNonEmpty(*cpu, qemu.DefaultCPU), optional(" -append ", *appendLine)),
 		N:        *n, SweepN: *sweepN, Parallel: *par,
-		Console: "kernel defaults: ptdump and JSON dump printed",
+		Console: "kernel defaults (physmap.ptdump=" + option.DefaultPtdump + "), JSON dump on the bulk channel",
 		Sweep:   "same QEMU command line through physmap-bench's wrapper (memory-backend-ram reserve=off, peak RSS recorded)",
 	}}
 	start := time.Now()
@@ -261,7 +262,11 @@ func (b *bench) boot(j job) Boot {
 			bt.MaxRSSMiB = float64(kib) / 1024
 		}
 	}
-	bt.Guest = ParseConsole(splitLines(console.String()))
+	var bulk []byte
+	if res != nil {
+		bulk = res.Bulk
+	}
+	bt.Guest = ParseConsole(splitLines(console.String()), bulk)
 	if bt.OK && j.paging.Name != "" && (bt.Guest.Levels != j.paging.Levels || bt.Guest.Page1GB != j.paging.Page1GB) {
 		bt.OK = false
 		bt.Err = fmt.Sprintf("-cpu %s gave %d-level paging with Page1GB=%v, not %s", cfg.CPU, bt.Guest.Levels, bt.Guest.Page1GB, j.paging.Name)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"regexp"
 	"strconv"
 	"strings"
@@ -37,7 +38,7 @@ type Guest struct {
 	Tables      []Tables `json:"tables,omitempty"`      // per region
 	Leaves      uint64   `json:"leaves,omitempty"`      // present leaves in the JSON dump
 	LeavesBySz  []uint64 `json:"leaves_4k_2m_1g,omitempty"`
-	DumpMissing bool     `json:"dump_missing,omitempty"` // no JSON dump on the console
+	DumpMissing bool     `json:"dump_missing,omitempty"` // no JSON dump on the bulk channel or the console
 }
 
 var (
@@ -47,8 +48,10 @@ var (
 	tablesRe = regexp.MustCompile(`^tables: (.+) (\d+) \(min (\d+)\)$`)
 )
 
-// ParseConsole reads a boot's console lines.
-func ParseConsole(lines []string) Guest {
+// ParseConsole reads a boot's console lines and its bulk channel, where the
+// kernel writes the JSON dump (a kernel that printed the dump on its console
+// is read from there).
+func ParseConsole(lines []string, bulk []byte) Guest {
 	var g Guest
 	var prev time.Duration
 	for _, line := range lines {
@@ -73,7 +76,10 @@ func ParseConsole(lines []string) Guest {
 			g.Tables = append(g.Tables, t)
 		}
 	}
-	d, err := dump.Extract(strings.NewReader(strings.Join(lines, "\n")))
+	d, err := dump.Extract(bytes.NewReader(bulk))
+	if err != nil {
+		d, err = dump.Extract(strings.NewReader(strings.Join(lines, "\n")))
+	}
 	if err != nil {
 		g.DumpMissing = true
 		return g

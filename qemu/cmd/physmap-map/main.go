@@ -1,19 +1,25 @@
-// Command physmap-map draws physmap's live address space as an SVG: the two
-// canonical halves and the non-canonical hole between them, every region of
-// Linux's layout on a logarithmic scale with its name and size, the runs
-// the page tables map coloured by permission, the low identity window, and
-// arrows from the kernel image and module pages to their direct-map (and
-// identity) aliases, labelled with the physical address.
+// Command physmap-map draws physmap's live address space as an SVG (package
+// qemu/internal/picture): the two canonical halves and the non-canonical
+// hole between them, every region of Linux's layout on a logarithmic scale
+// with its name, size and what is mapped, the runs the page tables map
+// coloured by permission, and tags marking each physical range mapped at
+// several VAs, clone sets and user-accessible leaves. With -png it renders
+// a PNG too, with rsvg-convert.
 //
-// It reads the JSON dump the kernel prints on its console: from a saved
-// console log with -console, or by booting the kernel under QEMU through the
-// harness (package qemu) with -kernel, -m, -cpu and -append passed through.
+// It reads the JSON dump of the kernel's live tables and the self-test's
+// verdict: by booting the kernel under QEMU through the harness (package
+// qemu), with -kernel, -m, -cpu and -append passed through, from the bulk
+// channel the kernel writes the dump to and its console; or with -console
+// from a saved file: a console log, with the bulk channel's file appended
+// where the dump went there (physmap-run -bulk keeps it). The verdict
+// shows in the title: a failing boot is still drawn, and says so.
 //
 //	physmap-map [-console FILE | -kernel build/physmap.elf -m 6G -cpu max -append physmap.levels=4]
-//	            [-o build/physmap-map.svg]
+//	            [-o build/physmap-map.svg] [-png build/physmap-map.png]
 //
-// Exit status: 0 success, 1 no picture (boot failed, no dump), 2 usage or
-// environment error.
+// Exit status: 0 success, 1 the boot failed (its picture is still written
+// when it left a dump) or left no dump, 2 usage or environment error
+// (rsvg-convert missing for -png included).
 package main
 
 import (
@@ -26,11 +32,13 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/physmap/physmap/kernel/dump"
 	"github.com/physmap/physmap/qemu"
+	"github.com/physmap/physmap/qemu/internal/picture"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
@@ -38,8 +46,9 @@ func main() { os.Exit(run(os.Args[1:], os.Stderr)) }
 func run(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("physmap-map", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	console := fs.String("console", "", "read the dump from this saved console log (- for stdin) instead of booting")
+	console := fs.String("console", "", "read the dump from this saved file (physmap-run -bulk's, or a console log; - for stdin) instead of booting")
 	out := fs.String("o", "build/physmap-map.svg", "write the SVG here")
+	pngOut := fs.String("png", "", "also render the SVG to this PNG file with rsvg-convert")
 	kernel := fs.String("kernel", "build/physmap.elf", "kernel ELF image to boot")
 	// 6G rather than the harness's 2G: RAM above 4 GiB, and the hole below
 	// it, then show in the direct map.
@@ -62,17 +71,25 @@ func run(args []string, stderr io.Writer) int {
 	}
 
 	var log []byte
-	var err error
+	var err, bootErr error
+	var verdict picture.Verdict
 	switch *console {
 	case "":
 		cfg := qemu.Config{Binary: os.Getenv("QEMU"), Kernel: *kernel, Memory: *mem, Accel: qemu.TCG, Append: *appendLine, Timeout: *timeout}
 		if set["cpu"] {
+			if err := qemu.CheckCPU(*cpu); err != nil {
+				fmt.Fprintf(stderr, "physmap-map: %v\n", err)
+				return qemu.ExitUsage
+			}
 			cfg.CPU = *cpu
 		}
-		log, err = boot(cfg, stderr)
-		if err != nil {
+		if err := qemu.CheckTimeout(*timeout); err != nil {
 			fmt.Fprintf(stderr, "physmap-map: %v\n", err)
-			return qemu.ExitCode(err)
+			return qemu.ExitUsage
+		}
+		log, verdict, bootErr = boot(cfg, stderr)
+		if log == nil {
+			return qemu.ExitCode(bootErr) // boot said why
 		}
 	case "-":
 		log, err = io.ReadAll(os.Stdin)
@@ -83,40 +100,85 @@ func run(args []string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
 		return qemu.ExitUsage
 	}
+	if *console != "" {
+		verdict = verdictOf(log)
+	}
 
 	d, err := dump.Extract(bytes.NewReader(log))
 	if err != nil {
 		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
 		return qemu.ExitFailed
 	}
-	v, err := newView(d)
+	pic, err := picture.New(d, verdict)
 	if err != nil {
 		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
 		return qemu.ExitFailed
 	}
-	var svg bytes.Buffer
-	if err := v.render(&svg); err != nil {
-		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
+	svg := pic.SVG()
+	if code := write(*out, svg, stderr); code != qemu.ExitOK {
+		return code
+	}
+	fmt.Fprintf(stderr, "physmap-map: wrote %s, %s\n", *out, pic.Summary())
+	if *pngOut != "" {
+		png, err := picture.PNG(context.Background(), svg)
+		if err != nil {
+			fmt.Fprintf(stderr, "physmap-map: no PNG: %v\n", err)
+			return qemu.ExitUsage
+		}
+		if code := write(*pngOut, png, stderr); code != qemu.ExitOK {
+			return code
+		}
+		fmt.Fprintf(stderr, "physmap-map: wrote %s\n", *pngOut)
+	}
+	if !verdict.OK() {
+		fmt.Fprintf(stderr, "physmap-map: the picture is of a boot that did not pass: %v\n", orVerdict(bootErr, verdict))
 		return qemu.ExitFailed
 	}
-	if dir := filepath.Dir(*out); dir != "." {
+	return qemu.ExitOK
+}
+
+// write writes b to path, making its directory.
+func write(path string, b []byte, stderr io.Writer) int {
+	if dir := filepath.Dir(path); dir != "." {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			fmt.Fprintf(stderr, "physmap-map: %v\n", err)
 			return qemu.ExitUsage
 		}
 	}
-	if err := os.WriteFile(*out, svg.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(path, b, 0o644); err != nil {
 		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
 		return qemu.ExitUsage
 	}
-	fmt.Fprintf(stderr, "physmap-map: wrote %s: %d regions, %d runs, %d alias arrows\n", *out, len(v.regions), len(v.runs), len(v.arrows))
 	return qemu.ExitOK
 }
 
-// boot runs the kernel under the harness and returns its console. A boot
-// whose self-test fails draws nothing: its tables are not the ones the
-// layout promises.
-func boot(cfg qemu.Config, stderr io.Writer) ([]byte, error) {
+// verdictOf follows a saved console through the harness's parser.
+func verdictOf(log []byte) picture.Verdict {
+	var c qemu.Console
+	for _, l := range strings.Split(string(log), "\n") {
+		c.Feed(l)
+	}
+	return picture.VerdictOf(&c)
+}
+
+// orVerdict describes why a boot did not pass: the harness's error, or the
+// verdict read from a saved console.
+func orVerdict(err error, v picture.Verdict) any {
+	if err != nil {
+		return err
+	}
+	if !v.Closed {
+		return "no closing line on the console"
+	}
+	return v.Summary
+}
+
+// boot runs the kernel under the harness and returns its bulk channel (or
+// for a kernel that printed its dump on the console, the console) and
+// verdict. A boot whose self-test failed still returns its console, with
+// the error: its picture shows tables that break the layout's promises,
+// and says so.
+func boot(cfg qemu.Config, stderr io.Writer) ([]byte, picture.Verdict, error) {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
@@ -124,15 +186,23 @@ func boot(cfg qemu.Config, stderr io.Writer) ([]byte, error) {
 	r := &qemu.Runner{Stdout: &console, Stderr: stderr, Name: "physmap-map", Interrupt: sigs}
 	res, err := r.Run(context.Background(), cfg)
 	if err != nil {
-		var he *qemu.Error
-		if errors.As(err, &he) && len(he.Tail) > 0 {
-			fmt.Fprintf(stderr, "physmap-map: last %d console lines:\n", len(he.Tail))
-			for _, l := range he.Tail {
-				fmt.Fprintf(stderr, "  | %s\n", l)
-			}
+		fmt.Fprintf(stderr, "physmap-map: %v\n", err)
+		for _, l := range qemu.Details(err, res) {
+			fmt.Fprintf(stderr, "  %s\n", l)
 		}
-		return nil, err
+		if res.Console.Closed && errors.Is(err, qemu.ErrSelfTestFailed) {
+			return dumpOf(res, console.Bytes()), picture.VerdictOf(res.Console), err
+		}
+		return nil, picture.Verdict{}, err
 	}
 	fmt.Fprintf(stderr, "physmap-map: booted with -m %s: %s\n", res.Config.Memory, res.Console.Summary)
-	return console.Bytes(), nil
+	return dumpOf(res, console.Bytes()), picture.VerdictOf(res.Console), nil
+}
+
+// dumpOf is where a boot's dump is: its bulk channel, or its console.
+func dumpOf(res *qemu.Result, console []byte) []byte {
+	if bytes.Contains(res.Bulk, []byte(dump.BeginLine)) {
+		return res.Bulk
+	}
+	return console
 }

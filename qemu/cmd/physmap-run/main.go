@@ -1,15 +1,18 @@
 // Command physmap-run boots physmap's kernel under QEMU, streams its serial
 // console and exits with the self-test's verdict: 0 success, 1 self-test
-// failed or unexpected result, 2 usage or environment error.
+// failed or unexpected result, 2 usage or environment error (a bad option,
+// a missing or unbootable kernel file, a machine QEMU refuses, or one the
+// kernel's early boot finds unfit).
 //
 //	physmap-run [-kernel build/physmap.elf] [-m 2G] [-cpu max] [-accel tcg]
-//	            [-append 'physmap.hold=1'] [-qmp PATH] [-timeout 120s]
-//	            [-gdb] [-interactive] [-expect-fail CHECK] [-crosscheck] [-print]
+//	            [-append 'physmap.hold=1'] [-qmp PATH] [-bulk FILE] [-timeout 120s]
+//	            [-gdb] [-interactive] [-expect-fail CHECK] [-crosscheck [-quit]] [-print]
 //
 // With -crosscheck the kernel holds after its report (physmap.hold=1) and
 // the harness compares QEMU's own walk of the live page tables (info tlb,
-// gva2gpa) with the kernel's JSON dump; the exit status is 0 only if the
-// self-test passed and QEMU agrees.
+// gva2gpa) with the kernel's JSON dump, prints the comparison and keeps the
+// machine held until interrupted (^C), or with -quit quits it; the exit
+// status is 0 only if the self-test passed and QEMU agrees.
 package main
 
 import (
@@ -17,6 +20,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,37 +29,47 @@ import (
 	"github.com/physmap/physmap/qemu"
 )
 
-func main() { os.Exit(run(os.Args[1:])) }
+// printBulk is where -print sends the bulk channel unless -bulk says.
+const printBulk = "build/physmap-bulk.txt"
 
-func run(args []string) int {
+func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+
+// run is the command with its streams: the console goes to stdout, notes
+// and errors to stderr, and in interactive mode stdin to QEMU.
+func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("physmap-run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
 	kernel := fs.String("kernel", "build/physmap.elf", "kernel ELF image")
 	mem := fs.String("m", "2G", "guest memory as QEMU -m takes it (512M minimum)")
 	cpu := fs.String("cpu", qemu.DefaultCPU, "CPU model (left at default: host under KVM)")
 	accel := fs.String("accel", string(qemu.TCG), "accelerator: tcg or kvm (kvm falls back to tcg when it cannot run the guest)")
 	appendLine := fs.String("append", "", "kernel command line, e.g. physmap.hold=1")
-	qmpPath := fs.String("qmp", "", "also serve QMP on this unix socket path")
-	timeout := fs.Duration("timeout", 120*time.Second, "bound on the run (not applied with -gdb or -interactive unless given)")
-	gdb := fs.Bool("gdb", false, "wait for gdb on :1234 (-s -S); interactive")
+	qmpPath := fs.String("qmp", "", "serve a QMP monitor for you on this unix socket path, apart from the harness's own")
+	bulk := fs.String("bulk", "", "keep the bulk channel (the kernel's JSON dump of its live tables) in this file (-print: "+printBulk+")")
+	timeout := fs.Duration("timeout", 120*time.Second, "bound on the boot up to its verdict, at most "+qemu.MaxTimeout.String()+"; a held machine stays until interrupted (none with -gdb or -interactive unless given)")
+	gdb := fs.Bool("gdb", false, "wait for gdb on "+qemu.GDBAddress+" (localhost only); interactive")
 	interactive := fs.Bool("interactive", false, "give the serial console to a person (stdin goes to QEMU), who lands at the kernel's shell ("+qemu.ShellOption+" unless -append sets physmap.shell)")
 	expectFail := fs.String("expect-fail", "", "succeed only if the self-test fails with a FAIL line naming this check")
 	noReserve := fs.Bool("noreserve", false, "back the guest's RAM without reserving it on the host (memory-backend-ram reserve=off), for -m beyond the host's RAM")
 	printOnly := fs.Bool("print", false, "print the QEMU command line, shell-quoted, and exit")
-	crossCheck := fs.Bool("crosscheck", false, "hold the machine ("+qemu.HoldOption+") and compare QEMU's page walk (info tlb, gva2gpa) with the kernel's dump")
+	crossCheck := fs.Bool("crosscheck", false, "hold the machine ("+qemu.HoldOption+"), compare QEMU's page walk (info tlb, gva2gpa) with the kernel's dump, and stay held until interrupted")
+	quit := fs.Bool("quit", false, "with -crosscheck: quit QEMU after the comparison instead of holding")
 	if err := fs.Parse(args); err != nil {
 		return qemu.ExitUsage
 	}
-	if fs.NArg() != 0 {
-		fmt.Fprintf(os.Stderr, "physmap-run: unexpected arguments %q\n", fs.Args())
+	usage := func(format string, args ...any) int {
+		fmt.Fprintf(stderr, "physmap-run: "+format+"\n", args...)
 		return qemu.ExitUsage
+	}
+	if fs.NArg() != 0 {
+		return usage("unexpected arguments %q", fs.Args())
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 
 	a, err := qemu.ParseAccel(*accel)
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "physmap-run: %v\n", err)
-		return qemu.ExitUsage
+		return usage("%v", err)
 	}
 	cfg := qemu.Config{
 		Binary:      os.Getenv("QEMU"),
@@ -63,14 +77,21 @@ func run(args []string) int {
 		Memory:      *mem,
 		Accel:       a,
 		Append:      *appendLine,
-		QMP:         *qmpPath,
+		UserQMP:     *qmpPath,
+		Bulk:        *bulk,
 		GDB:         *gdb,
 		NoReserve:   *noReserve,
 		Interactive: *interactive || *gdb,
 		Timeout:     *timeout,
 	}
 	if set["cpu"] {
+		if err := qemu.CheckCPU(*cpu); err != nil {
+			return usage("%v", err)
+		}
 		cfg.CPU = *cpu
+	}
+	if err := qemu.CheckTimeout(*timeout); err != nil {
+		return usage("%v", err)
 	}
 	if cfg.Interactive && !set["timeout"] {
 		cfg.Timeout = 0
@@ -79,27 +100,29 @@ func run(args []string) int {
 		cfg.Append = qemu.WithShell(cfg.Append)
 	}
 	if *expectFail != "" && *gdb {
-		fmt.Fprintln(os.Stderr, "physmap-run: -expect-fail and -gdb do not go together")
-		return qemu.ExitUsage
+		return usage("-expect-fail and -gdb do not go together")
+	}
+	if *quit && !*crossCheck {
+		return usage("-quit goes with -crosscheck")
 	}
 	if *crossCheck {
 		if *expectFail != "" || cfg.Interactive {
-			fmt.Fprintln(os.Stderr, "physmap-run: -crosscheck goes with neither -expect-fail, -gdb nor -interactive")
-			return qemu.ExitUsage
+			return usage("-crosscheck goes with neither -expect-fail, -gdb nor -interactive")
 		}
 		if cfg.Append, err = qemu.WithHold(cfg.Append); err != nil {
-			fmt.Fprintf(os.Stderr, "physmap-run: %v\n", err)
-			return qemu.ExitUsage
+			return usage("%v", err)
 		}
 	}
 
 	if *printOnly {
+		if cfg.Bulk == "" {
+			cfg.Bulk = printBulk
+		}
 		argv, err := cfg.Command()
 		if err != nil {
-			fmt.Fprintf(os.Stderr, "physmap-run: %v\n", err)
-			return qemu.ExitUsage
+			return usage("%v", err)
 		}
-		fmt.Println(qemu.ShellQuote(argv))
+		fmt.Fprintln(stdout, qemu.ShellQuote(argv))
 		return qemu.ExitOK
 	}
 
@@ -107,25 +130,44 @@ func run(args []string) int {
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
 	r := &qemu.Runner{
-		Stdout:     os.Stdout,
-		Stderr:     os.Stderr,
-		Name:       "physmap-run",
-		ExpectFail: *expectFail,
-		Interrupt:  sigs,
+		Stdout:    stdout,
+		Stderr:    stderr,
+		Stdin:     stdin,
+		Name:      "physmap-run",
+		Interrupt: sigs,
+	}
+	if *expectFail != "" {
+		r.Expect = qemu.ExpectFailing(*expectFail)
 	}
 	var cc *qemu.CrossCheck
+	reported := false
+	report := func() {
+		rep, _ := cc.Report()
+		if rep == nil {
+			return
+		}
+		reported = true
+		r.Notef("cross-check: %s", rep.Summary())
+		for _, p := range rep.Problems() {
+			r.Notef("  x %s", p)
+		}
+	}
 	if *crossCheck {
 		cc = new(qemu.CrossCheck)
 		cc.Attach(r)
+		compare := r.OnHold
+		r.OnHold = func(ctx context.Context, m *qemu.Monitor) error {
+			err := compare(ctx, m)
+			report() // before the machine holds on
+			return err
+		}
+		r.StayHeld = !*quit
 	}
 	res, err := r.Run(context.Background(), cfg)
 	if cc != nil && (err == nil || errors.Is(err, qemu.ErrCrossCheck)) {
-		rep, ccErr := cc.Report()
-		if rep != nil {
-			fmt.Fprintf(os.Stderr, "physmap-run: cross-check: %s\n", rep.Summary())
-			for _, p := range rep.Problems() {
-				fmt.Fprintf(os.Stderr, "  x %s\n", p)
-			}
+		_, ccErr := cc.Report()
+		if !reported {
+			report()
 		}
 		if err == nil {
 			err = ccErr
@@ -133,25 +175,15 @@ func run(args []string) int {
 	}
 	if err == nil {
 		if *expectFail != "" {
-			fmt.Fprintf(os.Stderr, "physmap-run: ok: FAIL %s as expected\n", *expectFail)
+			fmt.Fprintf(stderr, "physmap-run: ok: FAIL %s as expected\n", *expectFail)
 		} else {
-			fmt.Fprintf(os.Stderr, "physmap-run: ok: %s\n", res.Console.Summary)
+			fmt.Fprintf(stderr, "physmap-run: ok: %s\n", res.Console.Summary)
 		}
 		return qemu.ExitOK
 	}
-	fmt.Fprintf(os.Stderr, "physmap-run: %v\n", err)
-	var he *qemu.Error
-	if errors.As(err, &he) && len(he.Tail) > 0 && qemu.ExitCode(err) == qemu.ExitFailed {
-		fmt.Fprintf(os.Stderr, "physmap-run: last %d console lines:\n", len(he.Tail))
-		for _, l := range he.Tail {
-			fmt.Fprintf(os.Stderr, "  | %s\n", l)
-		}
-	}
-	if res != nil && len(res.Stderr) > 0 && qemu.ExitCode(err) == qemu.ExitFailed && res.Console.Closed == false {
-		fmt.Fprintf(os.Stderr, "physmap-run: QEMU said:\n")
-		for _, l := range res.Stderr {
-			fmt.Fprintf(os.Stderr, "  ! %s\n", l)
-		}
+	fmt.Fprintf(stderr, "physmap-run: %v\n", err)
+	for _, l := range qemu.Details(err, res) {
+		fmt.Fprintf(stderr, "  %s\n", l)
 	}
 	return qemu.ExitCode(err)
 }

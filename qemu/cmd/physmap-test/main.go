@@ -2,7 +2,7 @@
 // QEMU, a few boots at a time, prints one line per boot and a closing line
 // "N passed, M failed", and exits non-zero if any boot failed.
 //
-//	physmap-test [-kernel build/physmap.elf] [-timeout 120s] [-run REGEXP] [-parallel 2] [-v]
+//	physmap-test [-kernel build/physmap.elf] [-timeout 120s] [-run REGEXP] [-parallel 2] [-failfast] [-v]
 package main
 
 import (
@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -41,13 +42,31 @@ func run(args []string, stdout, stderr io.Writer) int {
 	parallel := fs.Int("parallel", 2, "boots at a time")
 	verbose := fs.Bool("v", false, "print every boot's console")
 	list := fs.Bool("list", false, "list the cases and exit")
+	failfast := fs.Bool("failfast", false, "stop at the first failing boot (make mutate)")
 	if err := fs.Parse(args); err != nil {
 		return qemu.ExitUsage
 	}
 	re, err := regexp.Compile(*pattern)
-	if err != nil || *parallel < 1 || fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "physmap-test: bad -run, -parallel or arguments (%v)\n", err)
+	switch {
+	case err != nil:
+		fmt.Fprintf(stderr, "physmap-test: -run %q: %v\n", *pattern, err)
 		return qemu.ExitUsage
+	case *parallel < 1:
+		fmt.Fprintf(stderr, "physmap-test: -parallel %d: want 1 or more\n", *parallel)
+		return qemu.ExitUsage
+	case fs.NArg() != 0:
+		fmt.Fprintf(stderr, "physmap-test: unexpected arguments %q\n", fs.Args())
+		return qemu.ExitUsage
+	}
+	if err := qemu.CheckTimeout(*timeout); err != nil {
+		fmt.Fprintf(stderr, "physmap-test: %v\n", err)
+		return qemu.ExitUsage
+	}
+	if !*list {
+		if err := qemu.CheckKernel(*kernel); err != nil {
+			fmt.Fprintf(stderr, "physmap-test: %v\n", err)
+			return qemu.ExitUsage
+		}
 	}
 	var cases []Case
 	for _, c := range matrix() {
@@ -95,7 +114,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			cfg := c.config(*kernel)
 			cfg.Timeout = *timeout
-			r := &qemu.Runner{ExpectFail: c.ExpectFail, Interrupt: interruptOn(ctx), Shell: c.Shell}
+			r := &qemu.Runner{Expect: c.Expect, Interrupt: interruptOn(ctx), Shell: c.Shell}
 			var cc *qemu.CrossCheck
 			if c.CrossCheck {
 				cc = new(qemu.CrossCheck)
@@ -104,6 +123,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			start := time.Now()
 			res, err := r.Run(ctx, cfg)
 			o := outcome{c: c, res: res, err: err, d: time.Since(start)}
+			if c.EarlyBoot != "" {
+				o.err = earlyVerdict(c, err)
+			}
 			if cc != nil && (err == nil || errors.Is(err, qemu.ErrCrossCheck)) {
 				var ccErr error
 				o.cross, ccErr = cc.Report()
@@ -113,8 +135,14 @@ func run(args []string, stdout, stderr io.Writer) int {
 			}
 			mu.Lock()
 			defer mu.Unlock()
+			if ctx.Err() != nil && o.err != nil && errors.Is(o.err, qemu.ErrInterrupted) {
+				return // stopped by -failfast: not a result
+			}
 			results = append(results, o)
 			report(stdout, o, *verbose)
+			if o.err != nil && *failfast {
+				cancel()
+			}
 		}()
 	}
 	wg.Wait()
@@ -139,11 +167,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return qemu.ExitFailed
 }
 
-// report prints one boot's line, and on failure its reason and console tail.
+// report prints one boot's line, and on failure its reason and what explains
+// it: the FAIL lines of a failed self-test, else the console's last lines
+// and QEMU's stderr (qemu.Details).
 func report(w io.Writer, o outcome, verbose bool) {
 	verdict, what := "ok  ", "pass"
-	if o.c.ExpectFail != "" {
-		what = "FAIL " + o.c.ExpectFail + " as expected"
+	if len(o.c.Expect.Fails) > 0 {
+		what = o.c.Expect.String() + " as expected"
+	}
+	if o.c.EarlyBoot != "" {
+		what = "refused by the early boot as expected"
 	}
 	if o.cross != nil {
 		what += "; cross-check: " + o.cross.Summary()
@@ -156,25 +189,17 @@ func report(w io.Writer, o outcome, verbose bool) {
 		closing = fmt.Sprintf("%.2fs", o.res.Closing.Seconds())
 	}
 	fmt.Fprintf(w, "%s %-28s closing %-7s total %.2fs  %s\n", verdict, o.c.Name, closing, o.d.Seconds(), what)
-	var he *qemu.Error
-	tail := errors.As(o.err, &he) && len(he.Tail) > 0
 	if verbose && o.res != nil {
 		for _, l := range o.res.Console.Tail() {
 			fmt.Fprintf(w, "    | %s\n", l)
 		}
-	} else if tail {
-		for _, l := range he.Tail {
-			fmt.Fprintf(w, "    | %s\n", l)
-		}
+	}
+	for _, l := range qemu.Details(o.err, o.res) {
+		fmt.Fprintf(w, "    %s\n", l)
 	}
 	if o.err != nil && o.cross != nil {
 		for _, p := range o.cross.Problems() {
 			fmt.Fprintf(w, "    x %s\n", p)
-		}
-	}
-	if o.err != nil && o.res != nil {
-		for _, l := range o.res.Stderr {
-			fmt.Fprintf(w, "    ! %s\n", l)
 		}
 	}
 }
@@ -184,4 +209,16 @@ func interruptOn(ctx context.Context) <-chan os.Signal {
 	c := make(chan os.Signal, 1)
 	go func() { <-ctx.Done(); c <- os.Interrupt }()
 	return c
+}
+
+// earlyVerdict judges a case whose early boot must refuse the machine: the
+// harness must report the early boot's line, naming what is missing.
+func earlyVerdict(c Case, err error) error {
+	switch {
+	case err == nil:
+		return fmt.Errorf("the boot passed; want the early boot to refuse it with %q", c.EarlyBoot)
+	case !errors.Is(err, qemu.ErrEarlyBoot) || !strings.Contains(err.Error(), c.EarlyBoot):
+		return fmt.Errorf("want the early boot's refusal %q, got: %w", c.EarlyBoot, err)
+	}
+	return nil
 }

@@ -1,14 +1,19 @@
 package main
 
-import "github.com/physmap/physmap/qemu"
+import (
+	"github.com/physmap/physmap/kernel/selftest"
+	"github.com/physmap/physmap/qemu"
+)
 
 // A Case is one boot of the matrix.
 type Case struct {
-	Name       string // unique; -run selects on it
-	Memory     string // QEMU -m
-	CPU        string // QEMU -cpu
-	Append     string // kernel command line
-	ExpectFail string // check that must FAIL; empty: the self-test must pass
+	Name   string // unique; -run selects on it
+	Memory string // QEMU -m
+	CPU    string // QEMU -cpu
+	Append string // kernel command line
+	// Expect is what the self-test must show: by default a pass with
+	// every check of the boot's manifest.
+	Expect qemu.Expect
 	// Exclusive runs the boot with no other beside it: the clock check
 	// compares guest and host time, and a second emulator competing for
 	// the cores can stall the guest between the two lines it times.
@@ -20,6 +25,9 @@ type Case struct {
 	// Shell is typed at the kernel's shell (Append has physmap.shell=1),
 	// each answer checked; it ends with exit.
 	Shell []qemu.Exchange
+	// EarlyBoot, if set, is part of the line the early boot must print
+	// when it refuses the machine (QEMU exit 5 or 7, harness exit 2).
+	EarlyBoot string
 }
 
 func (c Case) config(kernel string) qemu.Config {
@@ -42,39 +50,14 @@ var (
 	cpus = []string{"max", "max,-la57", "qemu64,+rdrand"}
 )
 
-// injections are the fault injections of the kernel (physmap.inject=NAME)
-// and the check each must make fail. Each is booted in both paging modes.
-var injections = []struct{ name, check string }{
-	{"kernel-frame-off", "walk.image"},
-	{"directmap-hole", "walk.directmap"},
-	{"directmap-exec", "walk.perms"},
-	{"text-writable", "walk.perms"},
-	{"no-invlpg", "tlb"},
-	{"module-pt-frame", "walk.module"},
-	{"old-base", "walk.directmap"},
-	{"vmemmap-off-by-one", "region.vmemmap"},
-	{"cpu-entry-gdt-writable", "region.cpu_entry_area"},
-	{"vsyscall-no-user", "region.vsyscall"},
-	{"poke-no-flush", "region.fixmap.text_poke"},
-}
+// modes are the two paging modes every injection is booted in.
+var modes = []struct {
+	name, cpu string
+	levels    int
+}{{"5-level", "max", 5}, {"4-level", "max,-la57", 4}}
 
-// negative lists boots that must fail with a named check. Add fault
-// injections here as {Name: "inject/NAME", Append: "physmap.inject=NAME",
-// ExpectFail: "CHECK"}; 5-level or KASLR cases go in matrix below as extra
-// CPUs ("max,-la57") or Append values ("physmap.kaslr=SEED").
-var negative = []Case{
-	{Name: "option/unknown", Append: "physmap.bogus=1", ExpectFail: "option"},
-	{Name: "option/malformed-hold", Append: "physmap.hold=x", ExpectFail: "option"},
-	{Name: "cpu/no-nx", CPU: "qemu64,+rdrand,-nx", ExpectFail: "cpu.nx"},
-	{Name: "inject/unknown", Append: "physmap.inject=bogus", ExpectFail: "inject"},
-	{Name: "inject/directmap-hole-no-1g", CPU: "qemu64,+rdrand", Memory: "6G", Append: "physmap.inject=directmap-hole", ExpectFail: "walk.directmap"},
-	{Name: "levels/5-without-la57", CPU: "max,-la57", Append: "physmap.levels=5", ExpectFail: "paging.mode"},
-	// The sampled descriptor the injection moves lies above 4 GiB here.
-	{Name: "inject/vmemmap-off-by-one-6g", Memory: "6G", Append: "physmap.inject=vmemmap-off-by-one", ExpectFail: "region.vmemmap"},
-	{Name: "inject/5-level/kaslr-misaligned", Append: "physmap.kaslr=3 physmap.inject=kaslr-misaligned", ExpectFail: "kaslr.memory"},
-	{Name: "inject/4-level/kaslr-misaligned", CPU: "max,-la57", Append: "physmap.kaslr=3 physmap.inject=kaslr-misaligned", ExpectFail: "kaslr.memory"},
-	{Name: "inject/kaslr-misaligned-without-kaslr", Append: "physmap.inject=kaslr-misaligned", ExpectFail: "inject"},
-}
+// kaslrInjectSeed is the KASLR seed of the injections that need KASLR.
+const kaslrInjectSeed = "3"
 
 // extra lists further boots that must pass. clock/sleep makes the guest
 // sleep 2 s by its own clock between two lines the harness times with the
@@ -86,9 +69,68 @@ var extra = []Case{
 	{Name: "kaslr/4-level/rdrand", Memory: "6G", CPU: "max,-la57", Append: "physmap.kaslr=on"},
 }
 
+// variants are injections booted once more on another machine, where what
+// they break lies elsewhere.
+var variants = []Case{
+	// Without Page1GB the hole splits 2 MiB pages, not a 1 GiB one.
+	{Name: "inject/directmap-hole-no-1g", CPU: "qemu64,+rdrand", Memory: "6G", Append: "physmap.inject=directmap-hole",
+		Expect: qemu.Expect{Fails: []string{"walk.directmap"}, Exact: true}},
+	// The sampled descriptor the injection moves lies above 4 GiB here.
+	{Name: "inject/vmemmap-off-by-one-6g", Memory: "6G", Append: "physmap.inject=vmemmap-off-by-one",
+		Expect: qemu.Expect{Fails: []string{"region.vmemmap"}, Exact: true}},
+}
+
+// refused are boots whose injection the kernel must refuse.
+var refused = []Case{
+	{Name: "inject/unknown", Append: "physmap.inject=bogus", Expect: qemu.ExpectFailing("inject")},
+	{Name: "inject/vmalloc-misaligned-without-kaslr", Append: "physmap.inject=vmalloc-misaligned", Expect: qemu.ExpectFailing("inject")},
+}
+
+// early are machines the early boot must refuse, before the runtime
+// starts, with one line naming what is missing.
+var early = []Case{
+	{Name: "early/no-rdrand", CPU: "qemu64", EarlyBoot: "lacks RDRAND (CPUID.01H:ECX[30])"},
+	{Name: "early/no-long-mode", CPU: "qemu32", EarlyBoot: "lacks long mode (CPUID.80000001H:EDX[29])"},
+}
+
 // kaslrSeeds are the fixed KASLR seeds every make test boots in both paging
 // modes: each must pass every proof at the bases it gives.
 var kaslrSeeds = []string{"1", "2", "0xfeedface", "0xffffffffffffffff"}
+
+// injectionCases are every injection of the registry in both paging modes,
+// each failing exactly the checks it names, with KASLR when it needs it.
+func injectionCases() []Case {
+	var out []Case
+	for _, r := range selftest.Registry {
+		for _, in := range r.Injections {
+			for _, m := range modes {
+				cfg := selftest.Config{Levels: m.levels, Page1GB: true}
+				appendLine := "physmap.inject=" + in.Name
+				if in.When != nil && !in.When(cfg) {
+					cfg.KASLR = true
+					appendLine = "physmap.kaslr=" + kaslrInjectSeed + " " + appendLine
+					if !in.When(cfg) {
+						continue // applies to no configuration of this mode
+					}
+				}
+				out = append(out, Case{Name: "inject/" + m.name + "/" + in.Name, CPU: m.cpu, Append: appendLine,
+					Expect: qemu.Expect{Fails: in.Fails, Exact: true}})
+			}
+		}
+	}
+	return out
+}
+
+// environmentCases are the registry's failing environments.
+func environmentCases() []Case {
+	var out []Case
+	for _, r := range selftest.Registry {
+		for _, e := range r.Environments {
+			out = append(out, Case{Name: e.Name, CPU: e.CPU, Memory: e.Memory, Append: e.Append, Expect: qemu.Expect{Fails: e.Fails}})
+		}
+	}
+	return out
+}
 
 // matrix returns every case in a stable order.
 func matrix() []Case {
@@ -101,18 +143,17 @@ func matrix() []Case {
 	cases = append(cases, extra...)
 	cases = append(cases, shellCases...)
 	for _, seed := range kaslrSeeds {
-		for _, mode := range []struct{ name, cpu string }{{"5-level", "max"}, {"4-level", "max,-la57"}} {
-			cases = append(cases, Case{Name: "kaslr/" + mode.name + "/seed=" + seed, Memory: "2G", CPU: mode.cpu,
+		for _, m := range modes {
+			cases = append(cases, Case{Name: "kaslr/" + m.name + "/seed=" + seed, Memory: "2G", CPU: m.cpu,
 				Append: "physmap.kaslr=" + seed, CrossCheck: true})
 		}
 	}
-	neg := append([]Case(nil), negative...)
-	for _, in := range injections {
-		for _, mode := range []struct{ name, cpu string }{{"5-level", "max"}, {"4-level", "max,-la57"}} {
-			neg = append(neg, Case{Name: "inject/" + mode.name + "/" + in.name, CPU: mode.cpu,
-				Append: "physmap.inject=" + in.name, ExpectFail: in.check})
-		}
-	}
+	var neg []Case
+	neg = append(neg, environmentCases()...)
+	neg = append(neg, refused...)
+	neg = append(neg, early...)
+	neg = append(neg, injectionCases()...)
+	neg = append(neg, variants...)
 	for _, n := range neg {
 		if n.Memory == "" {
 			n.Memory = "2G"

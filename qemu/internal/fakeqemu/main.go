@@ -1,9 +1,14 @@
 // Command fakeqemu stands in for qemu-system-x86_64 in the harness's tests.
-// It serves QMP on the -qmp socket it is given and plays the script in
-// $FAKEQEMU_SCRIPT, one command a line:
+// It serves QMP on each -qmp socket it is given (the first is the harness's)
+// and plays the script in $FAKEQEMU_SCRIPT, one command a line:
 //
 //	print TEXT        a console line on stdout
 //	prompt TEXT       TEXT on stdout without a newline (a trailing space kept)
+//	flood N           N bytes of numbered console lines of 64 bytes each
+//	                  (the last one shorter), as fast as they can go
+//	bulk TEXT         a line on the bulk channel (the file of -chardev
+//	                  file,id=physmap.bulk,path=...)
+//	nonblock          make stdin O_NONBLOCK, as QEMU's -serial stdio does
 //	readline WANT     read a line from stdin and echo it; another line is a
 //	                  "fakeqemu: typed ..." stderr line and exit status 99
 //	stderr TEXT       a line on stderr
@@ -39,12 +44,15 @@ func main() {
 	if f := os.Getenv("FAKEQEMU_ARGV"); f != "" {
 		os.WriteFile(f, []byte(strings.Join(os.Args, "\n")+"\n"), 0o644)
 	}
-	var qmpPath, accel string
+	var qmpPaths []string
+	var accel, bulkPath string
 	paused := false
 	for i, a := range args {
 		switch {
 		case a == "-qmp" && i+1 < len(args):
-			qmpPath = strings.TrimPrefix(strings.SplitN(args[i+1], ",", 2)[0], "unix:")
+			qmpPaths = append(qmpPaths, strings.TrimPrefix(strings.SplitN(args[i+1], ",", 2)[0], "unix:"))
+		case a == "-chardev" && i+1 < len(args) && strings.HasPrefix(args[i+1], "file,id=physmap.bulk,path="):
+			bulkPath = strings.TrimPrefix(args[i+1], "file,id=physmap.bulk,path=")
 		case a == "-accel" && i+1 < len(args):
 			accel = args[i+1]
 		case a == "-S":
@@ -52,18 +60,18 @@ func main() {
 		}
 	}
 	kvm := os.Getenv("FAKEQEMU_KVM")
-	var srv *fakeqmp.Server
-	if qmpPath != "" {
-		if accel == "kvm" && paused && kvm == "abort" {
-			abort()
-		}
-		var err error
-		srv, err = fakeqmp.Listen(qmpPath)
+	if len(qmpPaths) > 0 && accel == "kvm" && paused && kvm == "abort" {
+		abort()
+	}
+	// srvs[0] is the harness's monitor; every one answers and hears events.
+	var srvs []*fakeqmp.Server
+	quit := make(chan struct{})
+	for _, path := range qmpPaths {
+		srv, err := fakeqmp.Listen(path)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "fakeqemu:", err)
 			os.Exit(1)
 		}
-		defer srv.Close()
 		srv.Handle = func(name string, _ json.RawMessage) (any, string) {
 			if name == "query-kvm" {
 				return map[string]bool{"enabled": accel == "kvm" && kvm == "ok", "present": true}, ""
@@ -73,22 +81,28 @@ func main() {
 			}
 			return nil, "The command " + name + " has not been found"
 		}
+		go func() { <-srv.Quit(); closeOnce(quit) }()
+		srvs = append(srvs, srv)
 	}
+	var srv *fakeqmp.Server
+	if len(srvs) > 0 {
+		srv = srvs[0]
+	}
+	closeAll := func() {
+		for _, s := range srvs {
+			s.Close()
+		}
+	}
+	defer closeAll()
 	term := make(chan os.Signal, 1)
 	signal.Notify(term, syscall.SIGTERM)
 	hold := func() {
-		var quit <-chan struct{}
-		if srv != nil {
-			quit = srv.Quit()
-		}
 		select {
 		case <-quit:
 			time.Sleep(10 * time.Millisecond) // let the reply and event go out
 		case <-term:
 		}
-		if srv != nil {
-			srv.Close()
-		}
+		closeAll()
 		os.Exit(0)
 	}
 	if accel == "kvm" && paused {
@@ -107,6 +121,28 @@ func main() {
 			fmt.Println(rest)
 		case "prompt":
 			fmt.Print(rest)
+		case "flood":
+			n, err := strconv.Atoi(rest)
+			if err != nil {
+				fail(err.Error())
+			}
+			flood(n)
+		case "bulk":
+			if bulkPath == "" {
+				fail("bulk without -chardev file,id=physmap.bulk")
+			}
+			f, err := os.OpenFile(bulkPath, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+			if err == nil {
+				_, err = fmt.Fprintln(f, rest)
+				f.Close()
+			}
+			if err != nil {
+				fail(err.Error())
+			}
+		case "nonblock":
+			if err := syscall.SetNonblock(0, true); err != nil {
+				fail(err.Error())
+			}
 		case "readline":
 			got, err := stdin.ReadString('\n')
 			got = strings.TrimSuffix(got, "\n")
@@ -136,7 +172,9 @@ func main() {
 			if data != "" && json.Unmarshal([]byte(data), &m) != nil {
 				fail("bad event data " + data)
 			}
-			srv.Event(name, m)
+			for _, s := range srvs {
+				s.Event(name, m)
+			}
 			time.Sleep(10 * time.Millisecond)
 		case "sleep":
 			d, err := time.ParseDuration(rest)
@@ -151,9 +189,7 @@ func main() {
 			if err != nil {
 				fail(err.Error())
 			}
-			if srv != nil {
-				srv.Close()
-			}
+			closeAll()
 			os.Exit(n)
 		case "abort":
 			abort()
@@ -161,8 +197,28 @@ func main() {
 			fail("unknown script verb " + verb)
 		}
 	}
-	if srv != nil {
-		srv.Close()
+}
+
+// floodLine is the length of flood's lines, newline included.
+const floodLine = 64
+
+// flood writes n bytes of numbered lines to stdout in large writes: line i
+// is "flood %08d " padded with dots to 63 bytes, then a newline.
+func flood(n int) {
+	var buf []byte
+	for i := 0; len(buf) < n; i++ {
+		line := fmt.Sprintf("flood %08d ", i)
+		line += strings.Repeat(".", floodLine-1-len(line)) + "\n"
+		buf = append(buf, line...)
+	}
+	os.Stdout.Write(buf[:n])
+}
+
+func closeOnce(c chan struct{}) {
+	select {
+	case <-c:
+	default:
+		close(c)
 	}
 }
 

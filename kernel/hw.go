@@ -1,0 +1,114 @@
+//go:build tamago
+
+package main
+
+import (
+	"unsafe"
+
+	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/mm"
+)
+
+// hwCPU is the running processor as package region sees it. Memory
+// accesses are guarded block copies: for each page touched, one probed
+// access (amd64.ProbeRead64 or ProbeWrite8, which survive a page fault)
+// shows the page is readable or writable, then the rest of the page is
+// copied directly, since permissions are per page.
+type hwCPU struct{}
+
+// chunks splits [va, va+n) at page boundaries.
+func chunks(va mm.VirtAddr, n int, fn func(at mm.VirtAddr, off, size int) bool) {
+	for off := 0; off < n; {
+		at := va.Add(uint64(off))
+		size := min(n-off, int(page-uint64(at)%page))
+		if !fn(at, off, size) {
+			return
+		}
+		off += size
+	}
+}
+
+// bytesAt views n bytes at va.
+func bytesAt(va mm.VirtAddr, n int) []byte { return unsafe.Slice((*byte)(amd64.Ptr(uint64(va))), n) }
+
+func (hwCPU) Read(va mm.VirtAddr, p []byte) (n int, f amd64.Fault) {
+	chunks(va, len(p), func(at mm.VirtAddr, off, size int) bool {
+		if _, f = amd64.ProbeRead64(uint64(at.AlignDown(8))); f.Faulted {
+			return false
+		}
+		copy(p[off:off+size], bytesAt(at, size))
+		n += size
+		return true
+	})
+	return n, f
+}
+
+func (hwCPU) Write(va mm.VirtAddr, p []byte) (n int, f amd64.Fault) {
+	chunks(va, len(p), func(at mm.VirtAddr, off, size int) bool {
+		if _, f = amd64.ProbeRead64(uint64(at.AlignDown(8))); f.Faulted {
+			return false
+		}
+		// Write the byte already there: a probe that lands changes nothing.
+		if f = amd64.ProbeWrite8(uint64(at), bytesAt(at, 1)[0]); f.Faulted {
+			return false
+		}
+		copy(bytesAt(at, size), p[off:off+size])
+		n += size
+		return true
+	})
+	return n, f
+}
+
+func (hwCPU) Call(va mm.VirtAddr) (uint64, amd64.Fault) { return amd64.ProbeCall(uint64(va)) }
+
+// InvalidatePage executes INVLPG (SDM Vol. 3A 4.10.4.1).
+func (hwCPU) InvalidatePage(va mm.VirtAddr) { amd64.Invlpg(uint64(va)) }
+
+// FlushAll toggles CR4.PGE, which drops global entries too; with PGE off
+// there are none, and reloading CR3 flushes the rest.
+func (hwCPU) FlushAll() {
+	cr4 := amd64.ReadCR4()
+	if cr4&amd64.CR4_PGE == 0 {
+		amd64.WriteCR3(amd64.ReadCR3())
+		return
+	}
+	amd64.WriteCR4(cr4 &^ amd64.CR4_PGE)
+	amd64.WriteCR4(cr4)
+}
+
+func (hwCPU) CR0() uint64           { return amd64.ReadCR0() }
+func (hwCPU) SetCR0(v uint64)       { amd64.WriteCR0(v) }
+func (hwCPU) CR4() uint64           { return amd64.ReadCR4() }
+func (hwCPU) SetCR4(v uint64)       { amd64.WriteCR4(v) }
+func (hwCPU) EFER() uint64          { return amd64.Rdmsr(amd64.MSR_EFER) }
+func (hwCPU) SetEFER(v uint64)      { amd64.Wrmsr(amd64.MSR_EFER, v) }
+func (hwCPU) CR3() mm.PhysAddr      { return mm.PhysAddr(amd64.ReadCR3() & amd64.CR3_ADDR_MASK) }
+func (hwCPU) LoadCR3(r mm.PhysAddr) { amd64.WriteCR3(uint64(r)) }
+
+func (hwCPU) SIDT() (uint64, uint16) { return amd64.Sidt() }
+func (hwCPU) SGDT() (uint64, uint16) { return amd64.Sgdt() }
+
+func (hwCPU) CPUID(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32) {
+	return amd64.Cpuid(leaf, subleaf)
+}
+
+// physMem reaches physical memory through a linear mapping of it: virtual =
+// physical + off. physmap's table frames lie in the runtime's window, which
+// is identity mapped before and after the switch, so off is 0 (Linux uses
+// the direct map, __va(); physmap keeps its tables reachable even when a
+// fault injection breaks the direct map).
+type physMem struct {
+	off uint64
+}
+
+func (m *physMem) ptr(pa mm.PhysAddr) *uint64 {
+	return (*uint64)(amd64.Ptr(uint64(pa) + m.off))
+}
+
+func (m *physMem) Read64(pa mm.PhysAddr) uint64     { return *m.ptr(pa) }
+func (m *physMem) Write64(pa mm.PhysAddr, v uint64) { *m.ptr(pa) = v }
+
+func (m *physMem) ZeroFrame(pa mm.PhysAddr) {
+	p := (*[512]uint64)(unsafe.Pointer(m.ptr(pa)))
+	clear(p[:])
+}

@@ -1,0 +1,113 @@
+package region
+
+import (
+	"encoding/binary"
+	"fmt"
+
+	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/mm"
+)
+
+// CPU is the processor as the regions use it: memory through the live page
+// tables, with page faults caught and returned instead of raised; the
+// control registers; the TLB. The kernel implements it with package amd64;
+// host tests with a simulated MMU over mm's simulated memory.
+type CPU interface {
+	// Read copies len(p) bytes from va through the live tables. It stops
+	// at the first fault: n bytes were copied.
+	Read(va mm.VirtAddr, p []byte) (n int, f amd64.Fault)
+	// Write copies p to va, stopping at the first fault.
+	Write(va mm.VirtAddr, p []byte) (n int, f amd64.Fault)
+	// Call calls the code at va in amd64.ProbeCall's convention and
+	// returns what it left in RAX; a fault fetching its first
+	// instruction is returned.
+	Call(va mm.VirtAddr) (uint64, amd64.Fault)
+
+	// TLB invalidation, for changes to the live tables.
+	mm.TLB
+
+	// CR0, CR4 and EFER, read and written.
+	CR0() uint64
+	SetCR0(v uint64)
+	CR4() uint64
+	SetCR4(v uint64)
+	EFER() uint64
+	SetEFER(v uint64)
+	// CR3 is the root of the live tables; LoadCR3 switches to root.
+	CR3() mm.PhysAddr
+	LoadCR3(root mm.PhysAddr)
+	// SIDT and SGDT return the IDT's and GDT's linear base and limit.
+	SIDT() (base uint64, limit uint16)
+	SGDT() (base uint64, limit uint16)
+	// CPUID executes CPUID for a leaf and subleaf.
+	CPUID(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
+}
+
+// FaultError is a fault a proof did not expect.
+type FaultError struct {
+	What  string
+	VA    mm.VirtAddr
+	Fault amd64.Fault
+}
+
+func (e *FaultError) Error() string { return fmt.Sprintf("%s at %v: %v", e.What, e.VA, e.Fault) }
+
+// readBytes reads n bytes at va.
+func readBytes(c CPU, what string, va mm.VirtAddr, n int) ([]byte, error) {
+	b := make([]byte, n)
+	if m, f := c.Read(va, b); f.Faulted {
+		return nil, &FaultError{What: "reading " + what, VA: va.Add(uint64(m)), Fault: f}
+	}
+	return b, nil
+}
+
+// read64 reads the little-endian quadword at va.
+func read64(c CPU, what string, va mm.VirtAddr) (uint64, error) {
+	var b [8]byte
+	if _, f := c.Read(va, b[:]); f.Faulted {
+		return 0, &FaultError{What: "reading " + what, VA: va, Fault: f}
+	}
+	return binary.LittleEndian.Uint64(b[:]), nil
+}
+
+// write64 stores v at va.
+func write64(c CPU, what string, va mm.VirtAddr, v uint64) error {
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], v)
+	if _, f := c.Write(va, b[:]); f.Faulted {
+		return &FaultError{What: "writing " + what, VA: va, Fault: f}
+	}
+	return nil
+}
+
+// writeBytes stores b at va.
+func writeBytes(c CPU, what string, va mm.VirtAddr, b []byte) error {
+	if n, f := c.Write(va, b); f.Faulted {
+		return &FaultError{What: "writing " + what, VA: va.Add(uint64(n)), Fault: f}
+	}
+	return nil
+}
+
+// zeroPage is a page of zeros to clear frames with.
+var zeroPage [page]byte
+
+// SkipTLB passes invalidations to the CPU's TLB except while Skip is set:
+// the injections that leave a change without its flush.
+type SkipTLB struct {
+	mm.TLB
+	Skip bool
+}
+
+// InvalidatePage drops va's translation unless skipping.
+func (t *SkipTLB) InvalidatePage(va mm.VirtAddr) {
+	if !t.Skip {
+		t.TLB.InvalidatePage(va)
+	}
+}
+
+// FlushAll drops every translation unless skipping.
+func (t *SkipTLB) FlushAll() {
+	if !t.Skip {
+		t.TLB.FlushAll()
+	}
+}

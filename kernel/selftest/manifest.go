@@ -1,0 +1,521 @@
+package selftest
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// The manifest: which checks a boot must show, and how each can be made to
+// fail. It is the one list behind the kernel's registry of regions
+// (kernel/region builds and proves them in this order), the harness's
+// verdict (a boot lacking a check of its manifest fails), the boot matrix
+// (every injection and failing environment below is booted) and the
+// README's tables. Host tests hold it to its promises: every check has a
+// failing case, names are unique, every failing case names checks that
+// exist.
+
+// Config is what decides a boot's manifest. The kernel prints it as its
+// ConfigPrefix line, stating what it does (not merely what it was asked);
+// the harness compares what it can know (the options it passed) and
+// computes the manifest from it.
+type Config struct {
+	Levels  int  // paging levels in force: 4 or 5
+	KASLR   bool // memory and image KASLR on
+	Page1GB bool // CPUID has 1 GiB pages
+	// Layout is the kernel configuration laid out: "distro" (Debian's
+	// Linux 6.1: KERNEL_IMAGE_SIZE 1 GiB) or "mmrst" (mm.rst's 512 MiB);
+	// empty in a line that does not say.
+	Layout string
+	// Vsyscall is the vsyscall mode in force: "none", "xonly" or
+	// "emulate"; empty in a line that does not say.
+	Vsyscall string
+	// PTI says page table isolation is on; XPFO that frames leave the
+	// direct map while a process owns them.
+	PTI, XPFO bool
+	// SMEP, SMAP and PCID say CR4 has them on.
+	SMEP, SMAP, PCID bool
+}
+
+// ConfigPrefix starts the line that states a boot's Config:
+// "config: levels=5 kaslr=off page1g=yes layout=distro vsyscall=none
+// smep=yes": pti, xpfo, smep, smap and pcid appear only when on.
+const ConfigPrefix = "config: "
+
+// String renders c as its console line, without the newline.
+func (c Config) String() string {
+	s := fmt.Sprintf("%slevels=%d kaslr=%s page1g=%s", ConfigPrefix, c.Levels, onOff(c.KASLR), yesNo(c.Page1GB))
+	if c.Layout != "" {
+		s += " layout=" + c.Layout
+	}
+	if c.Vsyscall != "" {
+		s += " vsyscall=" + c.Vsyscall
+	}
+	// The rest only when on, to keep the line short: absent means off.
+	for _, f := range []struct {
+		on   bool
+		word string
+	}{{c.PTI, "pti=on"}, {c.XPFO, "xpfo=on"}, {c.SMEP, "smep=yes"}, {c.SMAP, "smap=yes"}, {c.PCID, "pcid=yes"}} {
+		if f.on {
+			s += " " + f.word
+		}
+	}
+	return s
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off"
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+// ParseConfig parses a config line. levels, kaslr and page1g are
+// required; the other fields keep their zero values when absent.
+func ParseConfig(line string) (Config, error) {
+	rest, ok := strings.CutPrefix(strings.TrimRight(line, "\r\n"), ConfigPrefix)
+	if !ok {
+		return Config{}, ErrNotProtocol
+	}
+	var c Config
+	seen := map[string]bool{}
+	for _, f := range strings.Fields(rest) {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok || seen[k] {
+			return Config{}, fmt.Errorf("%w: malformed config field %q in %q", ErrNotProtocol, f, line)
+		}
+		seen[k] = true
+		var err error
+		switch k {
+		case "levels":
+			c.Levels, err = strconv.Atoi(v)
+			if err == nil && c.Levels != 4 && c.Levels != 5 {
+				err = fmt.Errorf("levels %d", c.Levels)
+			}
+		case "kaslr":
+			c.KASLR, err = parseFlag(v, "on", "off")
+		case "page1g":
+			c.Page1GB, err = parseFlag(v, "yes", "no")
+		case "layout":
+			c.Layout, err = oneOf(v, "distro", "mmrst")
+		case "vsyscall":
+			c.Vsyscall, err = oneOf(v, "none", "xonly", "emulate")
+		case "pti":
+			c.PTI, err = parseFlag(v, "on", "off")
+		case "xpfo":
+			c.XPFO, err = parseFlag(v, "on", "off")
+		case "smep":
+			c.SMEP, err = parseFlag(v, "yes", "no")
+		case "smap":
+			c.SMAP, err = parseFlag(v, "yes", "no")
+		case "pcid":
+			c.PCID, err = parseFlag(v, "yes", "no")
+		default:
+			err = fmt.Errorf("unknown field")
+		}
+		if err != nil {
+			return Config{}, fmt.Errorf("%w: config field %q: %v", ErrNotProtocol, f, err)
+		}
+	}
+	for _, k := range []string{"levels", "kaslr", "page1g"} {
+		if !seen[k] {
+			return Config{}, fmt.Errorf("%w: config line %q lacks %s", ErrNotProtocol, line, k)
+		}
+	}
+	return c, nil
+}
+
+func oneOf(v string, allowed ...string) (string, error) {
+	if slices.Contains(allowed, v) {
+		return v, nil
+	}
+	return "", fmt.Errorf("want one of %s", strings.Join(allowed, ", "))
+}
+
+func parseFlag(v, yes, no string) (bool, error) {
+	switch v {
+	case yes:
+		return true, nil
+	case no:
+		return false, nil
+	}
+	return false, fmt.Errorf("want %s or %s", yes, no)
+}
+
+// A Check is one line of the self-test that a boot must show.
+type Check struct {
+	Name string
+	// Claim is what the check proves, and Expect where its expectation
+	// comes from: never the code that built what it checks.
+	Claim, Expect string
+	// When limits the check to some configurations; nil means all.
+	When func(Config) bool
+}
+
+// An Injection corrupts the live machine (page-table entries, CPU state,
+// a skipped TLB flush, memory contents; never a plan or an expectation)
+// to show that checks catch it: booted with physmap.inject=NAME, the boot
+// must fail exactly the checks in Fails and show every other check of its
+// manifest passing.
+type Injection struct {
+	Name  string
+	What  string
+	Fails []string
+	// When limits the injection to some configurations (it needs KASLR,
+	// say); nil means all.
+	When func(Config) bool
+}
+
+// An Environment is a machine or command line on which some checks must
+// fail: a CPU without a feature, a bad option. The boot must fail at least
+// the checks in Fails; checks that cannot run on such a machine may be
+// missing.
+type Environment struct {
+	Name   string // the matrix case, e.g. "cpu/no-nx"
+	CPU    string // QEMU -cpu; empty: the default
+	Memory string // QEMU -m; empty: the default
+	Append string // kernel command line
+	What   string
+	Fails  []string
+}
+
+// A Region is one entry of the registry: a part of the Linux x86-64 kernel
+// address space (or of physmap's boot), the Linux source that fills it,
+// its checks and its failing cases.
+type Region struct {
+	// Name is the registry's name for it, also the shell's short name.
+	Name string
+	// Source is the Linux file and function that fills the region, or
+	// what physmap does instead.
+	Source string
+	// Early regions are built before the tables are loaded into CR3.
+	Early        bool
+	Checks       []Check
+	Injections   []Injection
+	Environments []Environment
+}
+
+func kaslrOnly(c Config) bool { return c.KASLR }
+
+// Registry is the one list: every region in the order it is built and
+// proved.
+var Registry = []Region{
+	{
+		Name:   "boot",
+		Source: "arch/x86/kernel/setup.c: setup_arch (e820__memory_setup, parse_early_param)",
+		Checks: []Check{
+			{Name: "option", Claim: "every physmap option on the command line is known and well formed",
+				Expect: "the option table of kernel/option"},
+			{Name: "e820", Claim: "the firmware's two memory maps agree: fw_cfg's etc/e820 (what physmap builds from) and the PVH start_info memory map; the runtime's window lies in RAM",
+				Expect: "the PVH start_info memory map, a second firmware table read by a second parser"},
+			{Name: "clock", Claim: "the runtime's clock (TamaGo's TSC-based time) keeps time with the PIT",
+				Expect: "a fresh measurement against the PIT, apart from the boot's calibration"},
+			{Name: "cpu.nx", Claim: "the CPU has NX, without which Linux's permissions cannot be expressed",
+				Expect: "CPUID 0x80000001 EDX[20]"},
+			{Name: "paging.mode", Claim: "CR4.LA57 matches the mode Linux would pick: 5-level where CPUID has LA57, unless physmap.levels=4",
+				Expect: "CPUID leaf 7 and the command line"},
+			{Name: "cpu.state", Claim: "EFER.NXE, CR0.WP and CR4.PGE are set when the proofs run, as Linux sets them",
+				Expect: "the control registers and EFER, read back"},
+		},
+		Injections: []Injection{
+			{Name: "pvh-memmap-differs", What: "the PVH start_info memory map's last RAM entry shortened by 2 MiB in memory: the direct map then covers RAM that map does not have",
+				Fails: []string{"e820", "walk.directmap"}},
+			{Name: "clock-fast", What: "the runtime's clock multiplier (TamaGo's CPU.TimerMultiplier) scaled by 1.5 in memory", Fails: []string{"clock"}},
+			{Name: "no-pge", What: "CR4.PGE cleared after the tables are built", Fails: []string{"cpu.state"}},
+			{Name: "no-wp", What: "CR0.WP cleared: the kernel's writes ignore read-only pages",
+				Fails: []string{"cpu.state", "fault.ro", "region.ldt", "region.cpu_entry_area", "region.espfix"}},
+		},
+		Environments: []Environment{
+			{Name: "option/unknown", Append: "physmap.bogus=1", What: "an unknown physmap option", Fails: []string{"option"}},
+			{Name: "option/malformed-hold", Append: "physmap.hold=x", What: "a malformed value", Fails: []string{"option"}},
+			{Name: "option/empty-inject", Append: "physmap.inject=", What: "an empty value, refused like any other", Fails: []string{"option"}},
+			{Name: "option/nokaslr-with-seed", Append: "nokaslr physmap.kaslr=1", What: "Linux's nokaslr against an explicit KASLR seed", Fails: []string{"option"}},
+			{Name: "cpu/no-nx", CPU: "qemu64,+rdrand,-nx", What: "a CPU without NX", Fails: []string{"cpu.nx"}},
+			{Name: "cpu/no-pge", CPU: "max,-pge", What: "a CPU without global pages (CPUID PGE)", Fails: []string{"cpu.state"}},
+			{Name: "levels/5-without-la57", CPU: "max,-la57", Append: "physmap.levels=5", What: "5-level paging asked of a CPU without LA57", Fails: []string{"paging.mode"}},
+		},
+	},
+	{
+		Name:   "direct",
+		Source: "arch/x86/mm/init.c: init_mem_mapping, arch/x86/mm/init_64.c: kernel_physical_mapping_init",
+		Early:  true,
+		Checks: []Check{
+			{Name: "walk.directmap", Claim: "page_offset_base maps all RAM and the ISA range 1:1 and nothing else, at the documented base (or one memory KASLR may pick)",
+				Expect: "RAM from the PVH memory map, page_offset_base from mm.rst's table (KASLR: found in the live tables, held to kaslr.c's rules)"},
+			{Name: "fault.nx", Claim: "executing kernel text through the direct map faults with an instruction-fetch #PF",
+				Expect: "the CPU's page-fault error code"},
+		},
+		Injections: []Injection{
+			{Name: "directmap-hole", What: "the last 2 MiB of RAM unmapped from the direct map", Fails: []string{"walk.directmap"}},
+			{Name: "directmap-exec", What: "the direct map's RAM without NX",
+				Fails: []string{"walk.perms", "fault.nx", "mm.check", "wx"}},
+			{Name: "old-base", What: "the direct map moved one pgd slot down, to the pre-4.20 base 0xffff880000000000 (0xff10000000000000 in 5-level mode), over the LDT remap",
+				Fails: []string{"walk.directmap", "region.ldt"}},
+		},
+	},
+	{
+		Name:   "image",
+		Source: "arch/x86/kernel/head_64.S: level2_kernel_pgt, arch/x86/mm/init_64.c: mark_rodata_ro",
+		Early:  true,
+		Checks: []Check{
+			{Name: "walk.image", Claim: "every image page is one frame at __START_KERNEL_map+pa, page_offset_base+pa and its identity address",
+				Expect: "the image's frames from the linker's symbols, the bases from mm.rst's table (KASLR: found in the live tables)"},
+			{Name: "walk.perms", Claim: "text RO+X, rodata RO+NX, data RW+NX through __START_KERNEL_map, and the direct-map aliases of text and rodata RO+NX; __va(__pa(_stext)) != _stext",
+				Expect: "Linux's permissions per section, the sections from the linker's symbols"},
+			{Name: "content", Claim: "every image page reads the same through __START_KERNEL_map and page_offset_base as at its identity address, where the running code is",
+				Expect: "the bytes at the identity address"},
+			{Name: "write-through", Claim: "a canary written through __START_KERNEL_map into every data page reads back through page_offset_base",
+				Expect: "the canary written"},
+			{Name: "exec.kernel", Claim: "code on every page of kernel text that holds a RET runs through __START_KERNEL_map",
+				Expect: "the RIP a probe reports, and a fetch that does not fault"},
+			{Name: "fault.ro", Claim: "writing kernel text through __START_KERNEL_map faults with a write #PF on a present page",
+				Expect: "the CPU's page-fault error code"},
+			{Name: "alias.first-insn", Claim: "the kernel's first instruction is one frame and one instruction through all three aliases",
+				Expect: "the frame behind each alias in the live tables, the bytes decoded"},
+		},
+		Injections: []Injection{
+			{Name: "kernel-frame-off", What: "the __START_KERNEL_map entries of the second text page and the first data page point one frame off",
+				Fails: []string{"walk.image", "content", "write-through"}},
+			{Name: "directmap-frame-off", What: "the direct-map entry of _text's page points one frame off",
+				Fails: []string{"walk.directmap", "walk.image", "walk.perms", "content", "alias.first-insn"}},
+			{Name: "text-writable", What: "kernel text writable through __START_KERNEL_map",
+				Fails: []string{"walk.perms", "fault.ro", "mm.check", "wx"}},
+			{Name: "text-nx", What: "the last page of kernel text NX through __START_KERNEL_map",
+				Fails: []string{"walk.perms", "exec.kernel"}},
+		},
+	},
+	{
+		Name:   "lowwindow",
+		Source: "none in Linux: TamaGo's runtime runs at its physical address, so its 128 MiB window stays identity mapped (physmap's departure)",
+		Early:  true,
+	},
+	{
+		Name:   "guard",
+		Source: "arch/x86/include/asm/pgtable_64_types.h: GUARD_HOLE_BASE_ADDR (never mapped)",
+		Checks: []Check{
+			{Name: "region.guard", Claim: "no leaf in the guard hole", Expect: "mm.rst: the guard hole is reserved for the hypervisor"},
+			{Name: "fault.guard", Claim: "reading the guard hole faults with a not-present #PF", Expect: "the CPU's page-fault error code"},
+		},
+		Injections: []Injection{
+			{Name: "guard-mapped", What: "a page mapped at the start of the guard hole", Fails: []string{"region.guard", "fault.guard", "mm.check"}},
+		},
+	},
+	{
+		Name:   "ldt",
+		Source: "arch/x86/kernel/ldt.c: map_ldt_struct",
+		Checks: []Check{
+			{Name: "region.ldt", Claim: "an LDT's page at LDT_BASE_ADDR, read-only, NX, not global, its descriptors readable, its other slot unmapped",
+				Expect: "the descriptors written through page_offset_base, map_ldt_struct's protection"},
+		},
+		Injections: []Injection{
+			{Name: "ldt-writable", What: "the LDT remap's pte writable", Fails: []string{"region.ldt"}},
+		},
+	},
+	{
+		Name:   "vmalloc",
+		Source: "mm/vmalloc.c: __vmalloc_node_range, vmap_pages_range",
+		Checks: []Check{
+			{Name: "region.vmalloc", Claim: "a vmalloc area at vmalloc_base over scattered frames, each also at page_offset_base+pa, followed by an unmapped guard page",
+				Expect: "the tags written through page_offset_base, the frames in the live tables"},
+			{Name: "tlb", Claim: "a remapped page is seen by the CPU only after INVLPG", Expect: "the values the CPU reads before and after"},
+		},
+		Injections: []Injection{
+			{Name: "vmalloc-guard-mapped", What: "the vmalloc area's guard page mapped", Fails: []string{"region.vmalloc"}},
+			{Name: "no-invlpg", What: "a changed entry left without TLB invalidation", Fails: []string{"tlb"}},
+			{Name: "vmalloc-misaligned", What: "a page mapped 4 KiB below vmalloc_base, off its 1 GiB grid (with KASLR)",
+				Fails: []string{"region.vmalloc", "kaslr.memory"}, When: kaslrOnly},
+		},
+	},
+	{
+		Name:   "vmemmap",
+		Source: "arch/x86/mm/init_64.c: vmemmap_populate, mm/sparse-vmemmap.c: vmemmap_populate_basepages",
+		Checks: []Check{
+			{Name: "region.vmemmap", Claim: "vmemmap_base+pfn*64 holds each frame's descriptor for every section with RAM, and no leaf lies over a section without RAM",
+				Expect: "the sections with RAM from the PVH memory map, the pfn each descriptor must hold"},
+		},
+		Injections: []Injection{
+			{Name: "vmemmap-off-by-one", What: "one vmemmap page backed by the frame after its own", Fails: []string{"region.vmemmap"}},
+		},
+	},
+	{
+		Name:   "cpu_entry_area",
+		Source: "arch/x86/mm/cpu_entry_area.c: setup_cpu_entry_area",
+		Checks: []Check{
+			{Name: "region.cpu_entry_area", Claim: "read-only aliases of the IDT, GDT and TSS, an entry stack and exception stacks between unmapped guard pages",
+				Expect: "SIDT and SGDT, the TSS's fields decoded"},
+		},
+		Injections: []Injection{
+			{Name: "cpu-entry-gdt-writable", What: "the cpu_entry_area's GDT alias writable", Fails: []string{"region.cpu_entry_area"}},
+		},
+	},
+	{
+		Name:   "espfix",
+		Source: "arch/x86/kernel/espfix_64.c: init_espfix_bsp, init_espfix_ap",
+		Checks: []Check{
+			{Name: "region.espfix", Claim: "the ministack page read-only at ESPFIX_BASE_ADDR and every 64 KiB of its pte table, under read-only NX pud and pmd entries",
+				Expect: "the IRET frame written through page_offset_base"},
+		},
+		Injections: []Injection{
+			{Name: "espfix-clone-off", What: "one espfix clone backed by another frame", Fails: []string{"region.espfix"}},
+		},
+	},
+	{
+		Name:   "efi",
+		Source: "arch/x86/platform/efi/efi_64.c: efi_map_region (none on a PVH boot)",
+		Checks: []Check{
+			{Name: "region.efi", Claim: "the EFI region is empty: a PVH boot has no EFI runtime services", Expect: "mm.rst, and the absence of EFI on PVH"},
+		},
+		Injections: []Injection{
+			{Name: "efi-mapped", What: "a page mapped in the EFI region", Fails: []string{"region.efi"}},
+		},
+	},
+	{
+		Name:   "modules",
+		Source: "kernel/module/main.c: load_module, arch/x86/kernel/module.c: module_alloc",
+		Checks: []Check{
+			{Name: "walk.module", Claim: "the module's text RO+X and data RW+NX, virtually adjacent at MODULES_VADDR, over the frames the loader filled, physically apart, each also at page_offset_base+pa",
+				Expect: "the frames the loader copied the module to"},
+			{Name: "exec.module", Claim: "the module's function runs at its module address and reads its data page RIP-relative",
+				Expect: "the value it must return at that address"},
+			{Name: "write-through.module", Claim: "a canary written at the module's data address reads back at page_offset_base+pa of the frame the loader filled",
+				Expect: "the canary written"},
+		},
+		Injections: []Injection{
+			{Name: "module-pt-frame", What: "the module's data page backed by a page-table frame",
+				Fails: []string{"walk.module", "exec.module", "write-through.module", "mm.check"}},
+			{Name: "module-data-frame-off", What: "the module's data page mapped to a frame other than the one the loader filled",
+				Fails: []string{"walk.module", "exec.module", "write-through.module"}},
+			{Name: "module-at-modules-vaddr", What: "the module's pages moved to MODULES_VADDR itself, outside KASLR's 1 to 1024 pages (with KASLR)",
+				Fails: []string{"kaslr.image"}, When: kaslrOnly},
+		},
+	},
+	{
+		Name:   "fixmap",
+		Source: "arch/x86/include/asm/fixmap.h: __set_fixmap (text_poke's former FIX_TEXT_POKE slots)",
+		Checks: []Check{
+			{Name: "region.fixmap.text_poke", Claim: "kernel text patched through a writable fixmap alias, the slot cleared and flushed so it faults again",
+				Expect: "the patched routine's result"},
+		},
+		Injections: []Injection{
+			{Name: "poke-no-flush", What: "the text_poke slot cleared without INVLPG", Fails: []string{"region.fixmap.text_poke"}},
+		},
+	},
+	{
+		Name:   "vsyscall",
+		Source: "arch/x86/entry/vsyscall/vsyscall_64.c: map_vsyscall",
+		Checks: []Check{
+			{Name: "region.vsyscall", Claim: "the legacy vsyscall page user-readable at VSYSCALL_ADDR with U/S on every level, not executable",
+				Expect: "the entry points written through page_offset_base, decoded"},
+		},
+		Injections: []Injection{
+			{Name: "vsyscall-no-user", What: "the vsyscall page without USR", Fails: []string{"region.vsyscall"}},
+		},
+	},
+	{
+		Name:   "kaslr",
+		Source: "arch/x86/mm/kaslr.c: kernel_randomize_memory, arch/x86/boot/compressed/kaslr.c: choose_random_location",
+		Checks: []Check{
+			{Name: "kaslr.memory", Claim: "page_offset_base, vmalloc_base and vmemmap_base as found in the live tables are 1 GiB aligned, ordered, far enough apart for their regions and inside kaslr.c's range",
+				Expect: "the bases found in the live tables, kaslr.c's rules", When: kaslrOnly},
+			{Name: "kaslr.image", Claim: "the image in a 2 MiB-aligned slot of the 1 GiB kernel text mapping, the modules 1 to 1024 pages into MODULES_VADDR",
+				Expect: "where the live tables map _text and the module", When: kaslrOnly},
+		},
+	},
+	{
+		Name:   "audit",
+		Source: "arch/x86/mm/dump_pagetables.c: ptdump_walk_pgd_level_checkwx",
+		Checks: []Check{
+			{Name: "mm.check", Claim: "the live tables' structure: reserved bits clear, huge pages aligned, no table shared or mapped outside the aliases, all owned, no W+X leaf",
+				Expect: "the x86-64 paging rules (SDM Vol. 3A 4.5), read from the tables in CR3"},
+			{Name: "wx", Claim: "no W+X page in the kernel half or the low window, as CONFIG_DEBUG_WX audits",
+				Expect: "the live tables"},
+		},
+	},
+}
+
+// Manifest returns the names of the checks a boot with configuration c must
+// show, in registry order.
+func Manifest(c Config) []string {
+	var out []string
+	for _, r := range Registry {
+		for _, ch := range r.Checks {
+			if ch.When == nil || ch.When(c) {
+				out = append(out, ch.Name)
+			}
+		}
+	}
+	return out
+}
+
+// LookupInjection returns the injection called name and its region.
+func LookupInjection(name string) (Injection, Region, bool) {
+	for _, r := range Registry {
+		for _, in := range r.Injections {
+			if in.Name == name {
+				return in, r, true
+			}
+		}
+	}
+	return Injection{}, Region{}, false
+}
+
+// InjectionNames lists every injection in registry order.
+func InjectionNames() []string {
+	var out []string
+	for _, r := range Registry {
+		for _, in := range r.Injections {
+			out = append(out, in.Name)
+		}
+	}
+	return out
+}
+
+// LookupCheck returns the check called name and its region.
+func LookupCheck(name string) (Check, Region, bool) {
+	for _, r := range Registry {
+		for _, ch := range r.Checks {
+			if ch.Name == name {
+				return ch, r, true
+			}
+		}
+	}
+	return Check{}, Region{}, false
+}
+
+// Missing returns the checks of manifest that results lack, in manifest
+// order.
+func Missing(manifest []string, results []Result) []string {
+	seen := map[string]bool{}
+	for _, r := range results {
+		seen[r.Check] = true
+	}
+	var out []string
+	for _, n := range manifest {
+		if !seen[n] {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Unlisted returns the checks of results that passed although they are not
+// in manifest: a check that appears must be listed, so that its absence
+// can be noticed. Failures outside the manifest (an option error, a table
+// that could not be built) are errors, not checks, and are not returned.
+func Unlisted(manifest []string, results []Result) []string {
+	var out []string
+	for _, r := range results {
+		if r.Verdict == Pass && !slices.Contains(manifest, r.Check) && !slices.Contains(out, r.Check) {
+			out = append(out, r.Check)
+		}
+	}
+	return out
+}

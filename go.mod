@@ -12,4 +12,11 @@ require (
 	golang.org/x/sys v0.30.0
 )
 
+// physmap-linux: the initramfs (cpio) and compressed kernel modules.
+require (
+	github.com/cavaliergopher/cpio v1.0.1
+	github.com/klauspost/compress v1.20.4
+	github.com/ulikunitz/xz v0.5.17
+)
+
 require github.com/digitalocean/go-libvirt v0.0.0-20220804181439-8648fbde413e // indirect

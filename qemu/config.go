@@ -93,6 +93,13 @@ type Config struct {
 	// physmap's guest touches only a little of it. The guest sees the same
 	// machine.
 	NoReserve bool
+	// Initrd is an initial ramdisk passed with -initrd; empty means none.
+	Initrd string
+	// MemPath, if set, backs the guest's RAM with a file QEMU shares with
+	// the host (memory-backend-file mem-path=MemPath,share=on, e.g. on
+	// /dev/shm), so a host tool can read guest memory while it runs. The
+	// guest sees the same machine.
+	MemPath string
 }
 
 // ramBackendID names the memory backend NoReserve adds.
@@ -162,7 +169,7 @@ func (c Config) Command() ([]string, error) {
 		bulk = "file,id=" + bulkChardevID + ",path=" + optValue(c.Bulk)
 	}
 	machine := "microvm,x-option-roms=on,pic=off,rtc=on"
-	if c.NoReserve {
+	if c.NoReserve || c.MemPath != "" {
 		machine += ",memory-backend=" + ramBackendID
 	}
 	argv := []string{
@@ -181,8 +188,18 @@ func (c Config) Command() ([]string, error) {
 		"-device", fmt.Sprintf("isa-debugcon,iobase=0x%x,chardev=%s", BulkPort, bulkChardevID),
 		"-kernel", c.Kernel,
 	}
-	if c.NoReserve {
+	switch {
+	case c.MemPath != "":
+		backend := fmt.Sprintf("memory-backend-file,id=%s,size=%s,mem-path=%s,share=on", ramBackendID, strings.TrimSpace(c.Memory), strings.ReplaceAll(c.MemPath, ",", ",,"))
+		if c.NoReserve {
+			backend += ",reserve=off"
+		}
+		argv = append(argv, "-object", backend)
+	case c.NoReserve:
 		argv = append(argv, "-object", fmt.Sprintf("memory-backend-ram,id=%s,size=%s,reserve=off", ramBackendID, strings.TrimSpace(c.Memory)))
+	}
+	if c.Initrd != "" {
+		argv = append(argv, "-initrd", c.Initrd)
 	}
 	if c.Append != "" {
 		argv = append(argv, "-append", c.Append)

@@ -13,15 +13,11 @@ var Departures = []Departure{
 	{Key: "user:*", Kind: Deliberate,
 		Why: "physmap runs at its physical address (TamaGo), so its 128 MiB runtime window stays identity mapped in the lower half (README: the low window); Linux's lower half is the current process's, here busybox's"},
 
-	{Key: "ldt:mapped", Kind: Pending,
-		Why: "physmap maps one LDT slot to prove LDT_BASE_ADDR; Linux maps the LDT remap only under PTI for a process that set an LDT (arch/x86/kernel/ldt.c: map_ldt_struct)"},
-	{Key: "ldt:size", Kind: Pending,
-		Why: "as ldt:mapped: Linux's LDT remap holds only the LDTs of processes that set one, under PTI"},
 
 	{Key: "directmap:first", Kind: Pending,
-		Why: "Linux maps the first 2 MiB with 4K pages: init_mem_mapping maps the ISA range [0, 1 MiB) on its own, and split_mem_range maps the next range from 1 MiB to the first 2 MiB boundary with 4K pages (arch/x86/mm/init.c); physmap uses one 2M page"},
+		Why: "Linux maps the first 2 MiB with 4K pages: init_mem_mapping maps the ISA range [0, 1 MiB) on its own, and split_mem_range maps the next range from 1 MiB to the first 2 MiB boundary with 4K pages (arch/x86/mm/init.c); physmap maps it with one 2M page unless something splits it (its modules' read-only aliases do when their frames lie there)"},
 	{Key: "directmap:page:1G", Kind: Pending,
-		Why: "Linux splits a large direct-map page wherever set_memory_* changes part of it (module text made read-only through cpa_process_alias, a freed module init section reset: arch/x86/mm/pat/set_memory.c), which with 2 GiB of RAM splits its one 1 GiB page; physmap leaves module text's alias in a large page"},
+		Why: "Linux splits a large direct-map page wherever set_memory_* changes part of it (module text made read-only through cpa_process_alias, a freed module init section reset: arch/x86/mm/pat/set_memory.c), and Linux's module frames, allocated from the top of RAM, lie in its one 1 GiB page with 2 GiB of RAM; physmap seals its modules' aliases the same way, but its frames come from the bottom of RAM, so it splits a 2M page instead"},
 	{Key: "directmap:perm:ro GLB x", Kind: LinuxOnly,
 		Why: "the real-mode trampoline Linux keeps below 1 MiB to start other CPUs and to resume is executable through the direct map (arch/x86/realmode/init.c: set_real_mode_permissions; see the realmode fact); physmap boots one CPU through PVH and has none"},
 	{Key: "directmap:perm:ro x", When: "pti", Kind: LinuxOnly,
@@ -31,10 +27,8 @@ var Departures = []Departure{
 	{Key: "directmap:perm:ro NX", Kind: LinuxOnly,
 		Why: "a frame that lost G in a freed VM_FLUSH_RESET_PERMS area (set_direct_map_default_noflush) and was then made read-only as another module's text or rodata alias (cpa_process_alias); physmap frees nothing"},
 
-	{Key: "vmalloc:perm:RW PCD GLB NX", Kind: Pending,
-		Why: "Linux ioremaps device MMIO uncached in the vmalloc area (ACPI and the devices it finds; see the ioremap fact); physmap's vmalloc area holds RAM only"},
 	{Key: "vmalloc:perm:RW PCD NX", When: "pti", Kind: Pending,
-		Why: "Linux ioremaps device MMIO uncached in the vmalloc area (see the ioremap fact), global bit cleared by PTI; physmap's vmalloc area holds RAM only"},
+		Why: "Linux's ioremaps in the vmalloc area lose the global bit under PTI (see the ioremap fact); physmap has no PTI"},
 
 	{Key: "cpu_entry_area:size", Kind: Pending,
 		Why: "Linux's cpu_entry_area maps the read-only IDT and, per CPU, the GDT, entry stack, TSS with its IO bitmap and the exception stacks between guard pages, 16 pages with one CPU (arch/x86/mm/cpu_entry_area.c: setup_cpu_entry_area); physmap's holds another set"},
@@ -43,17 +37,9 @@ var Departures = []Departure{
 
 	{Key: "modules:base", Kind: Pending,
 		Why: "MODULES_VADDR is __START_KERNEL_map + KERNEL_IMAGE_SIZE, and KERNEL_IMAGE_SIZE is 1 GiB whenever CONFIG_RANDOMIZE_BASE is set (arch/x86/include/asm/page_64_types.h), as in Debian's kernel; physmap uses mm.rst's 512 MiB without KASLR"},
-	{Key: "modules:perm:ro GLB NX", Kind: Pending,
-		Why: "a Linux module's rodata is read-only and NX (kernel/module/strict_rwx.c: module_enable_ro, module_enable_nx); physmap's module has text and data only"},
 	{Key: "modules:perm:ro NX", When: "pti", Kind: Pending,
-		Why: "a Linux module's rodata is read-only and NX (kernel/module/strict_rwx.c), global bit cleared by PTI; physmap's module has text and data only"},
-	{Key: "modules:directmap-alias", Kind: Pending,
-		Why: "set_memory_ro on a module's text also makes its direct-map alias read-only, splitting the large page (arch/x86/mm/pat/set_memory.c: cpa_process_alias); physmap leaves that alias writable in a 2M page"},
+		Why: "a Linux module's rodata is read-only and NX (kernel/module/strict_rwx.c), its global bit cleared by PTI; physmap has no PTI"},
 
-	{Key: "fixmap:mapped", Kind: Pending,
-		Why: "Linux maps the local APIC and each IO-APIC uncached in the fixmap (FIX_APIC_BASE: arch/x86/kernel/apic/apic.c: register_lapic_address; FIX_IO_APIC_BASE_0..: arch/x86/kernel/apic/io_apic.c: io_apic_init_mappings); physmap maps nothing there after boot"},
-	{Key: "vsyscall:mapped", Kind: Pending,
-		Why: "Debian builds Linux with CONFIG_LEGACY_VSYSCALL_NONE=y, so the vsyscall page is not mapped (arch/x86/entry/vsyscall/vsyscall_64.c: map_vsyscall); physmap always maps it"},
 
 	{Key: "text:align", Kind: Pending,
 		Why: "Linux's _text is 2 MiB aligned at CONFIG_PHYSICAL_START (0x1000000), or at a random 2 MiB-aligned address under KASLR (arch/x86/boot/compressed/kaslr.c); TamaGo links and runs physmap at 0x10010000"},

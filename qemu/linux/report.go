@@ -362,7 +362,7 @@ func (r *Report) writeDifferences(w io.Writer) {
 // Ptdump writes Linux's tables in the format of
 // /sys/kernel/debug/page_tables/kernel, which Debian's kernel does not
 // offer (CONFIG_PTDUMP_DEBUGFS is off), with Linux's own markers at the
-// bases found.
-func (a *Analysis) Ptdump(w io.Writer) error {
-	return mm.Ptdump(w, a.AS, mm.PtdumpOptions{Layout: a.Layout})
+// bases found; phys adds a column with each run's physical address.
+func (a *Analysis) Ptdump(w io.Writer, phys bool) error {
+	return mm.Ptdump(w, a.AS, mm.PtdumpOptions{Layout: a.Layout, PhysAddr: phys})
 }

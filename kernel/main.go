@@ -133,7 +133,7 @@ func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features,
 		return nil
 	}
 	dm := region.Find[*region.DirectMap](s)
-	fmt.Fprint(log, dm.Plan.Meminfo())
+	fmt.Fprint(log, dm.Meminfo(s))
 	fmt.Fprintf(log, "physmap: %v tables at %v live in CR3: %d table pages (the direct map alone needs at least %d)\n",
 		mode, s.AS.Root(), s.AS.TablePages(), dm.Plan.MinTablePages)
 

@@ -39,8 +39,12 @@ type DirectMapPlan struct {
 // mapped: holes between ranges stay unmapped. Ranges are trimmed to whole
 // frames, sorted, and joined where they touch or overlap; the caller adds
 // any non-RAM range it wants mapped as RAM (such as the ISA range below
-// 1 MiB). A base that is not 1 GiB (2 MiB) aligned rules out 1 GiB (2 MiB)
-// pages, since virtual and physical alignment must agree.
+// 1 MiB). No leaf crosses 1 MiB: init_mem_mapping maps the ISA range
+// [0, ISA_END_ADDRESS) with a call of its own and the RAM above it with
+// others (arch/x86/mm/init.c), so a range from 0 is split there and its
+// first 2 MiB are 4 KiB pages. A base that is not 1 GiB (2 MiB) aligned
+// rules out 1 GiB (2 MiB) pages, since virtual and physical alignment must
+// agree.
 func PlanDirectMap(mode Mode, base VirtAddr, ram []PhysRange, page1G bool) (*DirectMapPlan, error) {
 	mode.mustValid()
 	if !base.IsAligned(frameSize) {
@@ -57,7 +61,7 @@ func PlanDirectMap(mode Mode, base VirtAddr, ram []PhysRange, page1G bool) (*Dir
 		}
 		rs = append(rs, r)
 	}
-	rs = mergeRanges(rs)
+	rs = SplitAtISAEnd(mergeRanges(rs))
 	p := &DirectMapPlan{Mode: mode, Base: base}
 	if len(rs) == 0 {
 		p.MinTablePages = 1
@@ -114,6 +118,25 @@ func PlanDirectMap(mode Mode, base VirtAddr, ram []PhysRange, page1G bool) (*Dir
 	}
 	p.MinTablePages = minTablePages(mode, p.Runs)
 	return p, nil
+}
+
+// ISAEnd is ISA_END_ADDRESS, the end of the legacy ISA range below 1 MiB
+// (arch/x86/include/asm/e820/types.h).
+const ISAEnd PhysAddr = 1 << 20
+
+// SplitAtISAEnd splits the sorted ranges at ISA_END_ADDRESS, as
+// init_mem_mapping's separate calls for the ISA range and the RAM above it
+// do.
+func SplitAtISAEnd(rs []PhysRange) []PhysRange {
+	var out []PhysRange
+	for _, r := range rs {
+		if r.Start < ISAEnd && r.End > ISAEnd {
+			out = append(out, PhysRange{r.Start, ISAEnd}, PhysRange{ISAEnd, r.End})
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 // minTablePages counts, for each table height, the distinct table-sized

@@ -32,7 +32,10 @@ func TestPlanDirectMap(t *testing.T) {
 		{"holes-stay-unmapped", []PhysRange{{0, 0x9fc00}, {0x10_0000, 0xc000_0000}, {0x1_0000_0000, 0x1_c000_0000}}, true, []want{
 			{0, 0x9f000, Size4K}, {0x10_0000, 0x10_0000, Size4K}, {m2, g1 - m2, Size2M},
 			{g1, 2 * g1, Size1G}, {0x1_0000_0000, 3 * g1, Size1G}}},
-		{"adjacent-joined-unsorted", []PhysRange{{g1, 2 * g1}, {0, g1}}, true, []want{{0, 2 * g1, Size1G}}},
+		{"adjacent-joined-unsorted", []PhysRange{{2 * g1, 3 * g1}, {g1, 2 * g1}}, true, []want{{g1, 2 * g1, Size1G}}},
+		// init_mem_mapping maps [0, 1 MiB) apart: the first 2 MiB in 4K.
+		{"isa-range-apart", []PhysRange{{g1, 2 * g1}, {0, g1}}, true, []want{
+			{0, m2, Size4K}, {m2, g1 - m2, Size2M}, {g1, g1, Size1G}}},
 		{"empty", nil, true, nil},
 	}
 	for _, mode := range modes {
@@ -101,7 +104,7 @@ func TestPlanDirectMap(t *testing.T) {
 }
 
 func TestPlanDirectMapErrors(t *testing.T) {
-	ram := []PhysRange{{0, 1 << 30}}
+	ram := []PhysRange{{1 << 30, 2 << 30}}
 	if _, err := PlanDirectMap(Mode4Level, 0xffff888000000800, ram, true); err == nil {
 		t.Error("misaligned base accepted")
 	}
@@ -120,11 +123,12 @@ func TestPlanDirectMapErrors(t *testing.T) {
 	if err != nil || p.Pages4K != 1<<18 {
 		t.Errorf("4K-aligned base: %v", err)
 	}
-	if p.Covers(1<<30) || !p.Covers(0) {
+	if p.Covers(2<<30) || !p.Covers(1<<30) || p.Covers(0) {
 		t.Error("Covers")
 	}
-	p, _ = PlanDirectMap(Mode4Level, 0xffff888000000000, []PhysRange{{0, 1<<30 + 1<<21 + 1<<12}}, true)
-	if got := p.Meminfo(); got != "DirectMap4k:        4 kB\nDirectMap2M:     2048 kB\nDirectMap1G:  1048576 kB\n" {
+	// From 0: the first 2 MiB in 4K (the ISA range apart), 2M to 1 GiB.
+	p, _ = PlanDirectMap(Mode4Level, 0xffff888000000000, []PhysRange{{0, 2<<30 + 1<<21 + 1<<12}}, true)
+	if got := p.Meminfo(); got != "DirectMap4k:     2052 kB\nDirectMap2M:  1048576 kB\nDirectMap1G:  1048576 kB\n" {
 		t.Errorf("Meminfo:\n%s", got)
 	}
 }

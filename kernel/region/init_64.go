@@ -34,13 +34,34 @@ func (d *DirectMap) Populate(s *Space) error {
 		return err
 	}
 	d.Plan = plan
-	for _, r := range union(ram) {
+	for _, r := range mm.SplitAtISAEnd(union(ram)) {
 		s.logf("init_memory_mapping: [mem 0x%08x-0x%08x]", uint64(r.Start), uint64(r.End)-1)
 	}
 	for _, r := range plan.Runs {
 		s.logf(" [mem 0x%08x-0x%08x] page %v", uint64(r.PA), uint64(r.PA)+r.Len-1, r.Size)
 	}
 	return plan.Build(s.AS, mm.PageKernel)
+}
+
+// Meminfo returns /proc/meminfo's DirectMap lines for the direct map as
+// the tables in s hold it now: Linux's direct_pages_count starts from
+// init_memory_mapping's leaves and follows every later split of a direct-map
+// page (arch/x86/mm/pat/set_memory.c: __split_large_page), here the
+// modules' read-only aliases; counting the leaves gives the same.
+func (d *DirectMap) Meminfo(s *Space) string {
+	r := s.region(mm.KindDirectMap)
+	var n4, n2, n1 uint64
+	for lf := range s.AS.Leaves(mm.VirtRange{Start: r.Start, End: r.Start.Add(r.Size)}) {
+		switch lf.Size {
+		case mm.Size4K:
+			n4++
+		case mm.Size2M:
+			n2++
+		case mm.Size1G:
+			n1++
+		}
+	}
+	return fmt.Sprintf("DirectMap4k: %8d kB\nDirectMap2M: %8d kB\nDirectMap1G: %8d kB\n", n4*4, n2*2048, n1*1024*1024)
 }
 
 func (d *DirectMap) Inject(s *Space, name string) error {

@@ -14,8 +14,6 @@ var Departures = []Departure{
 		Why: "physmap runs at its physical address (TamaGo), so its 128 MiB runtime window stays identity mapped in the lower half (README: the low window); Linux's lower half is the current process's, here busybox's"},
 
 
-	{Key: "directmap:first", Kind: Pending,
-		Why: "Linux maps the first 2 MiB with 4K pages: init_mem_mapping maps the ISA range [0, 1 MiB) on its own, and split_mem_range maps the next range from 1 MiB to the first 2 MiB boundary with 4K pages (arch/x86/mm/init.c); physmap maps it with one 2M page unless something splits it (its modules' read-only aliases do when their frames lie there)"},
 	{Key: "directmap:page:1G", Kind: Pending,
 		Why: "Linux splits a large direct-map page wherever set_memory_* changes part of it (module text made read-only through cpa_process_alias, a freed module init section reset: arch/x86/mm/pat/set_memory.c), and Linux's module frames, allocated from the top of RAM, lie in its one 1 GiB page with 2 GiB of RAM; physmap seals its modules' aliases the same way, but its frames come from the bottom of RAM, so it splits a 2M page instead"},
 	{Key: "directmap:perm:ro GLB x", Kind: LinuxOnly,

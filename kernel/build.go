@@ -92,7 +92,7 @@ func build(mode mm.Mode, ram []mm.PhysRange, page1G bool, opts option.Options, c
 	for _, r := range ram {
 		maxPhys = max(maxPhys, r.End)
 	}
-	p := place(os.Stdout, log, mode, maxPhys, img, opts.KASLR)
+	p := place(os.Stdout, log, mode, maxPhys, img, opts.KASLR, opts.Config)
 
 	size := tablePoolSize(maxPhys)
 	pool := make([]byte, size+page)

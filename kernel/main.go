@@ -153,10 +153,9 @@ func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features,
 		fmt.Printf("physmap: injected %s\n", inject)
 	}
 
-	spec := mm.LayoutOptions{}
-	if opts.KASLR.On {
-		spec.KernelImageSize = kaslrImageSize // CONFIG_RANDOMIZE_BASE
-	}
+	// The documented layout of the configuration: KERNEL_IMAGE_SIZE as
+	// page_64_types.h sets it for it (1 GiB with CONFIG_RANDOMIZE_BASE).
+	spec := mm.LayoutOptions{KernelImageSize: opts.Config.KernelImageSize()}
 	pvh, _ := region.ParsePVHMemmap(fw.pvh, physBits) // checkMemoryMap parsed it already
 	k := &kernel{
 		space: s,
@@ -212,16 +211,12 @@ func finish(r *report, opts option.Options, manifest []string, k *kernel) {
 // configOf is the boot's configuration as the kernel will act on it.
 func configOf(opts option.Options, f amd64.Features, mode mm.Mode) selftest.Config {
 	c := selftest.Config{Levels: mode.Levels(), KASLR: opts.KASLR.On, Page1GB: f.Page1GB,
-		// The kernel text mapping is 1 GiB (KERNEL_IMAGE_SIZE with
-		// CONFIG_RANDOMIZE_BASE, as Debian builds 6.1) only with KASLR so
-		// far; without it, mm.rst's 512 MiB.
-		Layout: "mmrst",
+		// Debian's 6.1 (KERNEL_IMAGE_SIZE 1 GiB, CONFIG_RANDOMIZE_BASE)
+		// unless physmap.config=mmrst asks for mm.rst's 512 MiB.
+		Layout: string(opts.Config),
 		// map_vsyscall's mode, as vsyscall= (or Debian's default, none)
 		// asks: the vsyscall region acts on it.
 		Vsyscall: string(opts.Vsyscall),
-	}
-	if opts.KASLR.On {
-		c.Layout = "distro"
 	}
 	cr4 := amd64.ReadCR4()
 	c.SMEP, c.SMAP, c.PCID = cr4&amd64.CR4_SMEP != 0, cr4&amd64.CR4_SMAP != 0, cr4&amd64.CR4_PCIDE != 0

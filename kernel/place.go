@@ -31,11 +31,14 @@ const (
 // place decides where the builder puts what Linux can randomize: the
 // documented places, or KASLR's: the seed announced on out, the draws on
 // log.
-func place(out, log io.Writer, mode mm.Mode, maxPhys mm.PhysAddr, img region.Image, opt option.KASLR) region.Placement {
+func place(out, log io.Writer, mode mm.Mode, maxPhys mm.PhysAddr, img region.Image, opt option.KASLR, cfg option.Config) region.Placement {
 	def := mm.DefaultLayout(mode)
 	kt, _ := def.Region(mm.KindKernelText)
 	p := region.Placement{ImagePA: img.All().Start.AlignDown(kaslrImageAlign)}
 	p.ImageVA = kt.Start.Add(uint64(p.ImagePA))
+	// KERNEL_IMAGE_SIZE: 1 GiB in Debian's configuration, KASLR or not;
+	// mm.rst's 512 MiB with physmap.config=mmrst.
+	p.Layout.KernelImageSize = cfg.KernelImageSize()
 	if !opt.On {
 		return p
 	}
@@ -51,7 +54,7 @@ func place(out, log io.Writer, mode mm.Mode, maxPhys mm.PhysAddr, img region.Ima
 	p.Seed = seed
 	p.KASLR = mm.RandomizeMemory(mode, maxPhys, rng.Uint64)
 	p.Layout = p.KASLR.LayoutOptions()
-	p.Layout.KernelImageSize = kaslrImageSize
+	p.Layout.KernelImageSize = cfg.KernelImageSize()
 	for _, reg := range p.KASLR.Regions {
 		fmt.Fprintf(log, "kaslr: %-16s %v, %d TB, %d bits of entropy (%d possible bases)\n", reg.Symbol, reg.Base, reg.Size/uint64(mm.TB), reg.EntropyBits(), reg.Choices)
 	}

@@ -116,6 +116,11 @@ func ConfigAgrees(appendLine string, c selftest.Config) error {
 	if opts.Levels == 4 && c.Levels != 4 {
 		return &Error{Op: "verdict", Err: ErrConfig, Detail: fmt.Sprintf("the command line asks for physmap.levels=4, the kernel says %s", c)}
 	}
+	// The layout, where the line states it: Debian's configuration unless
+	// physmap.config says.
+	if c.Layout != "" && string(opts.Config) != c.Layout {
+		return &Error{Op: "verdict", Err: ErrConfig, Detail: fmt.Sprintf("the command line asks for physmap.config=%s, the kernel says %s", opts.Config, c)}
+	}
 	// map_vsyscall's mode: what vsyscall= asks, or Debian's default, none.
 	if string(opts.Vsyscall) != c.Vsyscall {
 		return &Error{Op: "verdict", Err: ErrConfig, Detail: fmt.Sprintf("the command line asks for vsyscall=%s, the kernel says %s", opts.Vsyscall, c)}

@@ -550,6 +550,12 @@ func (l *Line) resolve(seen map[*spec]string) {
 		}
 		o.KASLR = KASLR{}
 	}
+	// physmap.config=mmrst is a kernel built without
+	// CONFIG_RANDOMIZE_BASE, which has no KASLR to turn on.
+	if o.Config == ConfigMMRST && o.KASLR.On {
+		w, _ := given(Prefix + "kaslr")
+		l.Errs = append(l.Errs, &Error{Prefix + "config", fmt.Errorf("%w %s: mm.rst's 512 MiB layout is a kernel without CONFIG_RANDOMIZE_BASE, which has no KASLR", ErrConflict, Quote(w))})
+	}
 	// no5lvl: arch/x86/boot/compressed/pgtable_64.c (paging_prepare)
 	// leaves LA57 off.
 	if o.No5Lvl {

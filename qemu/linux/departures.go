@@ -33,8 +33,6 @@ var Departures = []Departure{
 	{Key: "espfix:size", Kind: Pending,
 		Why: "Linux maps one espfix page 65536 times, 64 KiB apart, so that every value of stack-pointer bits 16-31 reaches it (arch/x86/kernel/espfix_64.c: init_espfix_ap); physmap maps fewer clones"},
 
-	{Key: "modules:base", Kind: Pending,
-		Why: "MODULES_VADDR is __START_KERNEL_map + KERNEL_IMAGE_SIZE, and KERNEL_IMAGE_SIZE is 1 GiB whenever CONFIG_RANDOMIZE_BASE is set (arch/x86/include/asm/page_64_types.h), as in Debian's kernel; physmap uses mm.rst's 512 MiB without KASLR"},
 	{Key: "modules:perm:ro NX", When: "pti", Kind: Pending,
 		Why: "a Linux module's rodata is read-only and NX (kernel/module/strict_rwx.c), its global bit cleared by PTI; physmap has no PTI"},
 

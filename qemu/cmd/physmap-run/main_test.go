@@ -135,7 +135,7 @@ func TestPrint(t *testing.T) {
 // passingBoot is the fake QEMU's print commands for a boot that passes:
 // its config line, every check of its manifest, its closing line.
 func passingBoot() string {
-	cfg := selftest.Config{Levels: 5, Page1GB: true, Layout: "mmrst", Vsyscall: "none"}
+	cfg := selftest.Config{Levels: 5, Page1GB: true, Layout: "distro", Vsyscall: "none"}
 	var b strings.Builder
 	b.WriteString("print " + cfg.String() + "\n")
 	m := selftest.Manifest(cfg)

@@ -66,6 +66,10 @@ var extra = []Case{
 	{Name: "levels/4-on-la57", Memory: "2G", CPU: "max", Append: "physmap.levels=4"},
 	{Name: "kaslr/5-level/rdrand", Memory: "6G", CPU: "max", Append: "physmap.kaslr=on"},
 	{Name: "kaslr/4-level/rdrand", Memory: "6G", CPU: "max,-la57", Append: "physmap.kaslr=on"},
+	// mm.rst's 512 MiB image layout, modules at 0xffffffffa0000000
+	// (Debian's configuration is the default).
+	{Name: "config/mmrst/5-level", Memory: "2G", CPU: "max", Append: "physmap.config=mmrst"},
+	{Name: "config/mmrst/4-level", Memory: "6G", CPU: "max,-la57", Append: "physmap.config=mmrst"},
 	// map_vsyscall's other two modes (none is the default).
 	{Name: "vsyscall/emulate", Memory: "2G", CPU: "max", Append: "vsyscall=emulate"},
 	{Name: "vsyscall/xonly", Memory: "2G", CPU: "max,-la57", Append: "vsyscall=xonly"},

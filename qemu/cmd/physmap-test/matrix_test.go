@@ -25,6 +25,7 @@ func TestMatrix(t *testing.T) {
 		"shell/4-level": true, "shell/5-level": true, "shell/failed-boot": true,
 		"early/no-rdrand": true, "early/no-long-mode": true,
 		"vsyscall/emulate": true, "vsyscall/xonly": true,
+		"config/mmrst/5-level": true, "config/mmrst/4-level": true,
 	}
 	// Every environment and every injection of the registry, the latter in
 	// both paging modes.

@@ -22,7 +22,7 @@ func ex(send, expect string) qemu.Exchange { return qemu.Exchange{Send: send, Ex
 var shellCases = []Case{
 	{Name: "shell/4-level", Memory: "2G", CPU: "max,-la57", Append: "physmap.shell=1 physmap.ptdump=0", Shell: []qemu.Exchange{
 		ex("help", `(?m)^  walk VA +each level's table.*\n(.*\n)*  sym \[VA\] .*\n(.*\n)*  quit +the same as exit\nAddresses: .*\nKeys: .*\n$`),
-		ex("regions", `(?m)^ ffffffff80000000 \| ffffffff9fffffff \| +512 MB \| kernel text mapping`),
+		ex("regions", `(?m)^ ffffffff80000000 \| ffffffffbfffffff \| +1 GB \| kernel text mapping`),
 		ex("walk "+textVA, `^`+textVA+` \(_text\) in kernel text mapping, mapped to physical address 0 \(__START_KERNEL_map\) \(4-level, top table 0x[0-9a-f]+\)\n`+
 			`  level table +index  entry\n  pgd +0x[0-9a-f]{16} +511  .*\n  pud +0x[0-9a-f]{16} +510  .*\n  pmd +0x[0-9a-f]{16} +128  .*\n`+
 			`  pte +0x[0-9a-f]{16} +16  0x[0-9a-f]+ P .*addr=`+textPA+`\nPA `+textPA+` \(4K page at `+textPA+`, effective ro GLB x\)\n$`),
@@ -52,9 +52,9 @@ var shellCases = []Case{
 		ex("ptdump vsyscall", `^ptdump of legacy vsyscall ABI \(VSYSCALL_ADDR\) \[0xffffffffff600000-0xffffffffff600fff\]\n(.*\n)*\(nothing mapped\)\n$`),
 		// The modules as /proc/modules lists them, newest first, and their
 		// symbols wherever an address is taken.
-		ex("lsmod", `^deps \d+ 0 - Live 0xffffffffa0005000\nreloc \d+ 1 deps, Live 0xffffffffa0000000\n$`),
-		ex("sym reloc_pc32", `^0xffffffffa000[0-9a-f]{4}  reloc_pc32  \(module mapping space`),
-		ex("walk deps_call", `^0xffffffffa0005[0-9a-f]{3} \(deps_call\) in module mapping space(.*\n)+PA 0x[0-9a-f]+ \(4K page at 0x[0-9a-f]+, effective ro GLB x\)\n$`),
+		ex("lsmod", `^deps \d+ 0 - Live 0xffffffffc0005000\nreloc \d+ 1 deps, Live 0xffffffffc0000000\n$`),
+		ex("sym reloc_pc32", `^0xffffffffc000[0-9a-f]{4}  reloc_pc32  \(module mapping space`),
+		ex("walk deps_call", `^0xffffffffc0005[0-9a-f]{3} \(deps_call\) in module mapping space(.*\n)+PA 0x[0-9a-f]+ \(4K page at 0x[0-9a-f]+, effective ro GLB x\)\n$`),
 		ex("wx", `^kernel half .*: x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.\nlower half .*: x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.\n$`),
 		ex("selftest", `(?m)^PASS walk\.image: .*\n(.*\n)*selftest: \d+ passed, 0 failed, manifest \d+\n`+
 			`physmap: the boot passed \(\d+ of \d+ checks\); selftest now: \d+ passed, 0 failed; exit status: pass\n$`),

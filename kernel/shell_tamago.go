@@ -125,7 +125,7 @@ func (m machine) Symbols() []shell.Symbol {
 	// The modules' own symbols, as Linux's kallsyms lists them.
 	for _, lm := range region.Find[*region.Modules](k.space).Loaded {
 		for _, sym := range lm.Img.Symbols() {
-			out = append(out, shell.Symbol{Name: sym.Name, VA: sym.Addr})
+			out = append(out, shell.Symbol{Name: sym.Name, VA: sym.Addr, End: lm.Img.Range().End})
 		}
 	}
 	return out

@@ -124,12 +124,12 @@ func (f *fakeMachine) Regions(w io.Writer) error {
 
 // fakeSymbols are the fake kernel's image symbols, at its text mapping.
 var fakeSymbols = []Symbol{
-	{"_text", 0xffffffff81000000},
-	{"_stext", 0xffffffff81000000},
-	{"_etext", 0xffffffff81004000},
-	{"__start_rodata", 0xffffffff81004000},
-	{"_end", 0xffffffff81004000},
-	{"fake_module_init", 0xffffffffa0000000},
+	{"_text", 0xffffffff81000000, 0},
+	{"_stext", 0xffffffff81000000, 0},
+	{"_etext", 0xffffffff81004000, 0},
+	{"__start_rodata", 0xffffffff81004000, 0},
+	{"_end", 0xffffffff81004000, 0},
+	{"fake_module_init", 0xffffffffa0000000, 0xffffffffa0002000},
 }
 
 func (f *fakeMachine) Symbols() []Symbol { return fakeSymbols }

@@ -182,6 +182,8 @@ func TestCommands(t *testing.T) {
 		{"sym/none", "sym 0x1000", []string{`^0x0000000000001000  no symbol at or below it  \(user-space virtual memory, different per mm\)\n$`}, nil, nil},
 		{"sym/unknown", "sym _etex", []string{`did you mean _etext\?`}, nil, ErrNoSymbol},
 
+		// Past the module's range, its symbols no longer name an address.
+		{"sym/past-module", "sym 0xffffffffa0002000", []string{`^0xffffffffa0002000  MODULES_VADDR\+0x2000  \(module mapping space`}, nil, nil},
 		{"lsmod", "lsmod", []string{`(?m)^fake 4096 0 - Live 0xffffffffa0000000$`}, nil, nil},
 		{"wx/clean", "wx", []string{
 			`(?m)^kernel half \[0xffff800000000000, top\]: x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.$`,

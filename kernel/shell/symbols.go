@@ -19,6 +19,9 @@ import (
 type Symbol struct {
 	Name string
 	VA   mm.VirtAddr
+	// End, if set, bounds what the symbol names: an address at or past it
+	// is not symbol+offset (a module's symbols end with its range).
+	End mm.VirtAddr
 }
 
 // symtab is every symbol the shell knows: the layout's and the machine's.
@@ -33,7 +36,7 @@ func layoutSymbols(l *mm.Layout) []Symbol {
 	var out []Symbol
 	for _, r := range l.Regions {
 		if r.Symbol != "" {
-			out = append(out, Symbol{r.Symbol, r.Start})
+			out = append(out, Symbol{Name: r.Symbol, VA: r.Start})
 		}
 		// arch/x86/include/asm/page_64_types.h and pgtable_64_types.h,
 		// with CONFIG_DYNAMIC_MEMORY_LAYOUT: PAGE_OFFSET is
@@ -42,13 +45,13 @@ func layoutSymbols(l *mm.Layout) []Symbol {
 		// module area.
 		switch r.Kind {
 		case mm.KindDirectMap:
-			out = append(out, Symbol{"PAGE_OFFSET", r.Start})
+			out = append(out, Symbol{Name: "PAGE_OFFSET", VA: r.Start})
 		case mm.KindVmalloc:
-			out = append(out, Symbol{"VMALLOC_START", r.Start}, Symbol{"VMALLOC_END", r.Last()})
+			out = append(out, Symbol{Name: "VMALLOC_START", VA: r.Start}, Symbol{Name: "VMALLOC_END", VA: r.Last()})
 		case mm.KindVmemmap:
-			out = append(out, Symbol{"VMEMMAP_START", r.Start})
+			out = append(out, Symbol{Name: "VMEMMAP_START", VA: r.Start})
 		case mm.KindModules:
-			out = append(out, Symbol{"MODULES_END", r.Start.Add(r.Size)})
+			out = append(out, Symbol{Name: "MODULES_END", VA: r.Start.Add(r.Size)})
 		}
 	}
 	return out
@@ -80,7 +83,7 @@ func (t symtab) nearest(va mm.VirtAddr) (Symbol, bool) {
 	var best Symbol
 	found := false
 	for _, sym := range append(slices.Clone(t.machine), t.layout...) {
-		if sym.VA <= va && (!found || sym.VA > best.VA) {
+		if sym.VA <= va && (sym.End == 0 || va < sym.End) && (!found || sym.VA > best.VA) {
 			best, found = sym, true
 		}
 	}

@@ -44,6 +44,12 @@ type CheckOptions struct {
 	Layout *Layout
 	// AllowWX stops Check from reporting writable and executable leaves.
 	AllowWX bool
+	// Shared are virtual ranges in which a table page may be referenced
+	// more than once, by entries of one level that all map addresses in the
+	// same range: tables shared on purpose, as espfix shares its pmd and pte
+	// pages among clone entries (arch/x86/kernel/espfix_64.c,
+	// init_espfix_ap). Any other second reference is a problem.
+	Shared []VirtRange
 }
 
 // Check verifies the structural invariants of an address space in the
@@ -78,7 +84,7 @@ func Problems(as *AddressSpace, opt CheckOptions) []Problem {
 		physBits = MaxPhysBits
 	}
 	c := checker{opt: opt, addrRes: addrMask &^ (Entry(1)<<physBits - 1), physBits: physBits,
-		tables: map[PhysAddr]VirtAddr{as.root: 0}}
+		tables: map[PhysAddr]tableRef{as.root: {}}}
 	if opt.Owns != nil && !opt.Owns(as.root) {
 		c.probs = append(c.probs, Problem{Level: PGD, Table: as.root, Index: -1,
 			What: "root table page not owned by the allocator"})
@@ -119,8 +125,28 @@ type checker struct {
 	physBits uint
 	addrRes  Entry     // address bits beyond MAXPHYADDR
 	guard    VirtRange // inclusive
-	tables   map[PhysAddr]VirtAddr
+	tables   map[PhysAddr]tableRef
 	probs    []Problem
+}
+
+// tableRef is the first entry found pointing at a table page.
+type tableRef struct {
+	va    VirtAddr
+	level Level
+}
+
+// sharedOnPurpose reports whether two references to one table, from
+// entries at va1 and va2 of one level, lie in the same Shared range.
+func (c *checker) sharedOnPurpose(first tableRef, va VirtAddr, l Level) bool {
+	if first.level != l {
+		return false
+	}
+	for _, r := range c.opt.Shared {
+		if r.Contains(first.va) && r.Contains(va) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *checker) add(v *slot, format string, args ...any) {
@@ -155,10 +181,12 @@ func (c *checker) visit(w *walker, v *slot) walkAction {
 	}
 	child := e.Addr(l)
 	if first, dup := c.tables[child]; dup {
-		c.add(v, "table page %v referenced twice (also for va %v)", child, first)
+		if !c.sharedOnPurpose(first, v.va, l) {
+			c.add(v, "table page %v referenced twice (also for va %v)", child, first.va)
+		}
 		return walkSkip
 	}
-	c.tables[child] = v.va
+	c.tables[child] = tableRef{v.va, l}
 	if c.opt.Owns != nil && !c.opt.Owns(child) {
 		c.add(v, "table page %v not owned by the allocator", child)
 		return walkSkip

@@ -73,6 +73,12 @@ func TestCheckDetectsCorruption(t *testing.T) {
 			pa, ent := entryAt(t, e.as, base, PMD) // points to the pte table
 			e.mem.Write64(pa.Add(8*8), uint64(ent))
 		}, PMD, "referenced twice"},
+		// Shared excuses a second reference only from inside its range.
+		{"table-shared-from-outside", func(t *testing.T, e *env, base VirtAddr, opt *CheckOptions) {
+			pa, ent := entryAt(t, e.as, base, PMD)
+			e.mem.Write64(pa.Add(8*8), uint64(ent))
+			opt.Shared = []VirtRange{{base, base.Add(uint64(Size2M))}}
+		}, PMD, "referenced twice"},
 		{"table-not-owned", func(t *testing.T, e *env, base VirtAddr, opt *CheckOptions) {
 			stray, _ := e.alloc.AllocFrame()
 			e.alloc.FreeFrame(stray)
@@ -133,6 +139,35 @@ func TestCheckDetectsCorruption(t *testing.T) {
 					t.Fatalf("Check returned %v", err)
 				}
 			})
+		}
+	}
+}
+
+// Tables shared on purpose, as espfix's are, pass with Shared over their
+// range and fail without it.
+func TestCheckShared(t *testing.T) {
+	for _, mode := range modes {
+		e, base := healthy(t, mode)
+		// The pmd entry over the 4K leaf, copied into the next 7 (the
+		// first overwrites the 2M leaf there).
+		pa, ent := entryAt(t, e.as, base, PMD)
+		for i := 1; i < 8; i++ {
+			e.mem.Write64(pa.Add(uint64(i)*8), uint64(ent))
+		}
+		opt := CheckOptions{Owns: e.alloc.Owns}
+		if err := Check(e.as, opt); err == nil {
+			t.Errorf("%v: a pte table behind 8 pmd entries passes without Shared", mode)
+		}
+		opt.Shared = []VirtRange{{base, base.Add(8 * uint64(Size2M))}}
+		if err := Check(e.as, opt); err != nil {
+			t.Errorf("%v: shared on purpose: %v", mode, err)
+		}
+		n := 0
+		for range e.as.Leaves(VirtRange{base, base.Add(8 * uint64(Size2M))}) {
+			n++
+		}
+		if n != 8 { // the 4K leaf seen through each of the 8 entries
+			t.Errorf("%v: %d leaves through the shared pte table, want 8", mode, n)
 		}
 	}
 }

@@ -328,7 +328,7 @@ var Registry = []Region{
 		Source: "arch/x86/kernel/head_64.S: level2_kernel_pgt, arch/x86/mm/init_64.c: mark_rodata_ro",
 		Early:  true,
 		Checks: []Check{
-			{Name: "walk.image", Claim: "every image page is one frame at __START_KERNEL_map+pa, page_offset_base+pa and its identity address",
+			{Name: "walk.image", Claim: "every image page is one frame at _text+offset in the kernel text mapping (__START_KERNEL_map+pa without KASLR), page_offset_base+pa and its identity address",
 				Expect: "the image's frames from the linker's symbols, the bases from mm.rst's table (KASLR: found in the live tables)"},
 			{Name: "walk.perms", Claim: "text RO+X, rodata RO+NX, data RW+NX through __START_KERNEL_map, and the direct-map aliases of text and rodata RO+NX; __va(__pa(_stext)) != _stext",
 				Expect: "Linux's permissions per section, the sections from the linker's symbols"},

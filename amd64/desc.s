@@ -12,3 +12,38 @@ TEXT ·Sgdt(SB),NOSPLIT,$16-10
 	MOVQ	BX, base+0(FP)
 	MOVW	AX, limit+8(FP)
 	RET
+
+// func Lgdt(base uint64, limit uint16)
+//
+// LGDT reads the 10-byte pseudo-descriptor, limit then base.
+TEXT ·Lgdt(SB),NOSPLIT,$16-10
+	MOVW	limit+8(FP), AX
+	MOVW	AX, 0(SP)
+	MOVQ	base+0(FP), AX
+	MOVQ	AX, 2(SP)
+	LGDT	0(SP)
+	RET
+
+// func Lidt(base uint64, limit uint16)
+TEXT ·Lidt(SB),NOSPLIT,$16-10
+	MOVW	limit+8(FP), AX
+	MOVW	AX, 0(SP)
+	MOVQ	base+0(FP), AX
+	MOVQ	AX, 2(SP)
+	LIDT	0(SP)
+	RET
+
+// func Ltr(sel uint16)
+TEXT ·Ltr(SB),NOSPLIT,$0-2
+	MOVW	sel+0(FP), AX
+	LTR	AX
+	RET
+
+// func Str() uint16
+//
+// STR EAX spelt as bytes (0F 00 /1, ModRM C8): the assembler has no STR.
+TEXT ·Str(SB),NOSPLIT,$0-2
+	XORL	AX, AX
+	BYTE	$0x0f; BYTE $0x00; BYTE $0xc8
+	MOVW	AX, ret+0(FP)
+	RET

@@ -50,3 +50,40 @@ func DecodeTSS64(b [TSS64_SIZE]byte) TSS64 {
 	t.IOMapBase = binary.LittleEndian.Uint16(b[TSS64_IOMAPBASE:])
 	return t
 }
+
+// The system-segment types of a 64-bit TSS descriptor (SDM Vol. 3A 3.5,
+// Table "System-Segment and Gate-Descriptor Types", IA-32e mode).
+const (
+	TSS_TYPE_AVAILABLE = 0x9
+	TSS_TYPE_BUSY      = 0xb // set by LTR
+)
+
+// TSSDescriptor is a 16-byte TSS descriptor in the GDT (SDM Vol. 3A 9.2.3
+// "TSS Descriptor in 64-bit mode"): base, limit (bytes, G clear), type
+// and present bit; DPL 0.
+type TSSDescriptor struct {
+	Base    uint64
+	Limit   uint32 // 20 bits
+	Type    uint8
+	Present bool
+}
+
+// Encode returns the descriptor's two quadwords, the low one first.
+func (d TSSDescriptor) Encode() (lo, hi uint64) {
+	lo = uint64(d.Limit&0xffff) | (d.Base&0xffffff)<<16 | uint64(d.Type&0xf)<<40 |
+		uint64(d.Limit>>16&0xf)<<48 | (d.Base>>24&0xff)<<56
+	if d.Present {
+		lo |= 1 << 47
+	}
+	return lo, d.Base >> 32
+}
+
+// DecodeTSSDescriptor reads a TSS descriptor from its two quadwords.
+func DecodeTSSDescriptor(lo, hi uint64) TSSDescriptor {
+	return TSSDescriptor{
+		Base:    lo>>16&0xffffff | (lo>>56&0xff)<<24 | hi<<32,
+		Limit:   uint32(lo&0xffff) | uint32(lo>>48&0xf)<<16,
+		Type:    uint8(lo >> 40 & 0xf),
+		Present: lo>>47&1 == 1,
+	}
+}

@@ -26,3 +26,23 @@ func TestTSS64Layout(t *testing.T) {
 		t.Errorf("DecodeTSS64(Encode(%+v)) = %+v", tss, got)
 	}
 }
+
+// The TSS descriptor Linux 6.1 loads for CPU 0 (set_tss_desc with the
+// cpu_entry_area TSS at 0xfffffe0000003000, __KERNEL_TSS_LIMIT 0x67), as
+// the SDM lays it out, and back.
+func TestTSSDescriptor(t *testing.T) {
+	d := TSSDescriptor{Base: 0xfffffe0000003000, Limit: TSS64_SIZE - 1, Type: TSS_TYPE_AVAILABLE, Present: true}
+	lo, hi := d.Encode()
+	// Limit 0x67, base 15:0 0x3000 at bits 16-31, base 23:16 and 31:24
+	// zero, type 9 and P at bits 40-47; base 63:32 in the high quadword.
+	if lo != 0x0000_8900_3000_0067 || hi != 0xfffffe00 {
+		t.Errorf("Encode = %#x %#x", lo, hi)
+	}
+	if got := DecodeTSSDescriptor(lo, hi); got != d {
+		t.Errorf("Decode = %+v, want %+v", got, d)
+	}
+	busy := DecodeTSSDescriptor(lo|uint64(TSS_TYPE_BUSY^TSS_TYPE_AVAILABLE)<<40, hi)
+	if busy.Type != TSS_TYPE_BUSY {
+		t.Errorf("busy type %#x", busy.Type)
+	}
+}

@@ -88,6 +88,12 @@ func (hwCPU) LoadCR3(r mm.PhysAddr) { amd64.WriteCR3(uint64(r)) }
 func (hwCPU) SIDT() (uint64, uint16) { return amd64.Sidt() }
 func (hwCPU) SGDT() (uint64, uint16) { return amd64.Sgdt() }
 
+// LIDT, LGDT, LTR and STR: SDM Vol. 2A "LGDT/LIDT", "LTR", Vol. 2B "STR".
+func (hwCPU) LIDT(base uint64, limit uint16) { amd64.Lidt(base, limit) }
+func (hwCPU) LGDT(base uint64, limit uint16) { amd64.Lgdt(base, limit) }
+func (hwCPU) LTR(sel uint16)                 { amd64.Ltr(sel) }
+func (hwCPU) STR() uint16                    { return amd64.Str() }
+
 func (hwCPU) CPUID(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32) {
 	return amd64.Cpuid(leaf, subleaf)
 }

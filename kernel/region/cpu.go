@@ -36,9 +36,15 @@ type CPU interface {
 	// CR3 is the root of the live tables; LoadCR3 switches to root.
 	CR3() mm.PhysAddr
 	LoadCR3(root mm.PhysAddr)
-	// SIDT and SGDT return the IDT's and GDT's linear base and limit.
+	// SIDT and SGDT return the IDT's and GDT's linear base and limit;
+	// LIDT and LGDT load them.
 	SIDT() (base uint64, limit uint16)
 	SGDT() (base uint64, limit uint16)
+	LIDT(base uint64, limit uint16)
+	LGDT(base uint64, limit uint16)
+	// LTR loads the task register, STR reads its selector.
+	LTR(sel uint16)
+	STR() uint16
 	// CPUID executes CPUID for a leaf and subleaf.
 	CPUID(leaf, subleaf uint32) (eax, ebx, ecx, edx uint32)
 	// ReadMSR executes RDMSR (SDM Vol. 2B "RDMSR").

@@ -417,13 +417,15 @@ var Registry = []Region{
 	},
 	{
 		Name:   "cpu_entry_area",
-		Source: "arch/x86/mm/cpu_entry_area.c: setup_cpu_entry_area",
+		Source: "arch/x86/mm/cpu_entry_area.c: setup_cpu_entry_area; arch/x86/kernel/cpu/common.c: cpu_init; arch/x86/kernel/idt.c: idt_map_in_cea",
 		Checks: []Check{
-			{Name: "region.cpu_entry_area", Claim: "read-only aliases of the IDT, GDT and TSS, an entry stack and exception stacks between unmapped guard pages",
-				Expect: "SIDT and SGDT, the TSS's fields decoded"},
+			{Name: "region.cpu_entry_area", Claim: "the CPU uses it: IDTR and GDTR are its read-only IDT and GDT, TR a busy TSS descriptor for its read-only TSS; Linux's 16 pages for one CPU, #DF, NMI, #DB and #MC on IST stacks between unmapped guard pages, a fault delivered through it",
+				Expect: "SIDT, SGDT and STR; the GDT's descriptor and the TSS's fields decoded; TamaGo's own IDT"},
 		},
 		Injections: []Injection{
 			{Name: "cpu-entry-gdt-writable", What: "the cpu_entry_area's GDT alias writable", Fails: []string{"region.cpu_entry_area"}},
+			{Name: "cpu-entry-ist-off", What: "the #DF gate of the IDT in use without its IST stack", Fails: []string{"region.cpu_entry_area"}},
+			{Name: "cpu-entry-idt-low", What: "IDTR loaded with TamaGo's own IDT in the low window again", Fails: []string{"region.cpu_entry_area"}},
 		},
 	},
 	{

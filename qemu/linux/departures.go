@@ -28,8 +28,6 @@ var Departures = []Departure{
 	{Key: "vmalloc:perm:RW PCD NX", When: "pti", Kind: Pending,
 		Why: "Linux's ioremaps in the vmalloc area lose the global bit under PTI (see the ioremap fact); physmap has no PTI"},
 
-	{Key: "cpu_entry_area:size", Kind: Pending,
-		Why: "Linux's cpu_entry_area maps the read-only IDT and, per CPU, the GDT, entry stack, TSS with its IO bitmap and the exception stacks between guard pages, 16 pages with one CPU (arch/x86/mm/cpu_entry_area.c: setup_cpu_entry_area); physmap's holds another set"},
 	{Key: "espfix:size", Kind: Pending,
 		Why: "Linux maps one espfix page 65536 times, 64 KiB apart, so that every value of stack-pointer bits 16-31 reaches it (arch/x86/kernel/espfix_64.c: init_espfix_ap); physmap maps fewer clones"},
 

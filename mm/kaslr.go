@@ -13,9 +13,6 @@ import (
 
 // KASLR constants from Linux.
 const (
-	// KASLRPaddingTB is CONFIG_RANDOMIZE_MEMORY_PHYSICAL_PADDING's default:
-	// TB of direct map beyond the highest RAM address, for hotplug.
-	KASLRPaddingTB = 10
 	// structPageSize is sizeof(struct page) on x86-64.
 	structPageSize = 64
 	// kaslrAlign is PUD_SIZE, the randomization granule.
@@ -55,14 +52,19 @@ func RandomizeMemory(mode Mode, maxPhys PhysAddr, rand func() uint64) *MemoryKAS
 	def := DefaultLayout(mode)
 	k := &MemoryKASLR{Mode: mode, Start: def.PageOffset(), End: kaslrEnd, MaxPhys: maxPhys}
 
-	// The direct map: the RAM, in whole TB, plus padding, at most what the
-	// physical address width allows (46 bits, 52 with LA57).
-	maxTB := uint64(1) << (46 - 40)
+	// The direct map at its full size, 1 << (MAX_PHYSMEM_BITS - TB_SHIFT)
+	// TB (46 bits, 52 with LA57), as Debian's 6.1 measurably keeps it.
+	// Upstream 6.1's kernel_randomize_memory trims it to the RAM plus
+	// CONFIG_RANDOMIZE_MEMORY_PHYSICAL_PADDING (10 TB in Debian's
+	// config); but the bases Debian's 6.1.172 draws under QEMU with 2 GiB
+	// of RAM (TestMeasuredBases) fit its arithmetic in 4-level mode only
+	// with a region of 60 to 64 TB, not 11. Which change in Debian's tree
+	// does this was not identified; physmap follows the measurement.
+	directTB := uint64(1) << (46 - 40)
 	vmallocTB := uint64(32)
 	if mode == Mode5Level {
-		maxTB, vmallocTB = 1<<(52-40), 12800
+		directTB, vmallocTB = 1<<(52-40), 12800
 	}
-	directTB := min((uint64(maxPhys)+uint64(TB)-1)/uint64(TB)+KASLRPaddingTB, maxTB)
 	// vmemmap: one struct page per 4 KiB of the direct map, in whole TB.
 	vmemmapTB := (directTB*uint64(TB)/frameSize*structPageSize + uint64(TB) - 1) / uint64(TB)
 	k.Regions = [3]KASLRRegion{
@@ -91,6 +93,29 @@ func RandomizeMemory(mode Mode, maxPhys PhysAddr, rand func() uint64) *MemoryKAS
 		remain -= entropy
 	}
 	return k
+}
+
+// Drawable reports whether RandomizeMemory could have drawn bases (the
+// direct map's, vmalloc's, vmemmap's) for RAM ending at maxPhys: each 1 GiB
+// aligned, and each no further past the end of the region before it (or
+// the window's start) than that region's share of the entropy left.
+func Drawable(mode Mode, maxPhys PhysAddr, bases [3]VirtAddr) error {
+	k := RandomizeMemory(mode, maxPhys, func() uint64 { return 0 })
+	remain := uint64(k.End-k.Start) - uint64(len(k.Regions)-1)*kaslrAlign
+	for _, r := range k.Regions {
+		remain -= r.Size
+	}
+	vaddr := k.Start
+	for i, b := range bases {
+		r := k.Regions[i]
+		span := remain / uint64(len(k.Regions)-i)
+		if b < vaddr || !b.IsAligned(kaslrAlign) || uint64(b-vaddr) > span {
+			return fmt.Errorf("%w: %v %v is not a base the draw gives: it must be 1 GiB aligned in [%v, %v]", ErrKASLR, r.Symbol, b, vaddr, vaddr.Add(span))
+		}
+		remain -= uint64(b - vaddr)
+		vaddr = b.Add(r.Size).Add(1).AlignUp(kaslrAlign)
+	}
+	return nil
 }
 
 // LayoutOptions returns the layout with the randomized regions; KASAN is

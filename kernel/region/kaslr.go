@@ -23,8 +23,6 @@ func (KASLR) Inject(_ *Space, name string) error {
 // The rules' constants, as Linux 6.1 has them with Debian's configuration.
 const (
 	kaslrAlign = uint64(mm.GB) // PUD_SIZE, the randomization granule
-	// kaslrPaddingTB is CONFIG_RANDOMIZE_MEMORY_PHYSICAL_PADDING (0xa).
-	kaslrPaddingTB = 10
 	// Image KASLR: the kernel text mapping is KERNEL_IMAGE_SIZE = 1 GiB
 	// with CONFIG_RANDOMIZE_BASE; the image sits 2 MiB aligned
 	// (CONFIG_PHYSICAL_ALIGN) at or above LOAD_PHYSICAL_ADDR.
@@ -35,18 +33,18 @@ const (
 	kaslrModPages = 1024
 )
 
-// kaslrSizes are the three regions' sizes as kernel_randomize_memory
-// computes them for RAM ending at maxPhys: the direct map the RAM in whole
-// TB plus the padding, at most what MAX_PHYSMEM_BITS allows; vmalloc
-// VMALLOC_SIZE_TB; vmemmap one struct page per frame of the direct map, in
-// whole TB.
-func kaslrSizes(mode mm.Mode, maxPhys mm.PhysAddr) (direct, vmalloc, vmemmap uint64) {
+// kaslrSizes are the three regions' sizes as Debian's 6.1 randomizes them:
+// the direct map at its full 1 << (MAX_PHYSMEM_BITS - 40) TB (its measured
+// bases fit no smaller region; upstream 6.1's kernel_randomize_memory
+// would trim it to the RAM plus CONFIG_RANDOMIZE_MEMORY_PHYSICAL_PADDING:
+// mm.TestMeasuredBases); vmalloc VMALLOC_SIZE_TB; vmemmap one struct page
+// per frame of the direct map, in whole TB.
+func kaslrSizes(mode mm.Mode) (direct, vmalloc, vmemmap uint64) {
 	tb := uint64(mm.TB)
-	maxTB, vmallocTB := uint64(1)<<(46-40), uint64(32)
+	directTB, vmallocTB := uint64(1)<<(46-40), uint64(32)
 	if mode == mm.Mode5Level {
-		maxTB, vmallocTB = 1<<(52-40), 12800
+		directTB, vmallocTB = 1<<(52-40), 12800
 	}
-	directTB := min((uint64(maxPhys)+tb-1)/tb+kaslrPaddingTB, maxTB)
 	vmemmapTB := (directTB*tb/page*structPageSize + tb - 1) / tb
 	return directTB * tb, vmallocTB * tb, vmemmapTB * tb
 }
@@ -69,7 +67,7 @@ func (p *Proof) proveKASLRMemory() {
 			return
 		}
 	}
-	direct, vmalloc, vmemmap := kaslrSizes(p.Ref.Mode, maxRAM(p.Ref.RAM))
+	direct, vmalloc, vmemmap := kaslrSizes(p.Ref.Mode)
 	start := p.spec(mm.KindDirectMap).Start
 	end := p.spec(mm.KindCPUEntryArea).Start // vaddr_end
 	regs := []struct {

@@ -293,8 +293,8 @@ func (p *Proof) proveMMIONotDirect() {
 		at := isaEnd
 		end := mm.PhysAddr(spec.Size)
 		if p.Ref.KASLR && p.Bases.VmallocErr == nil && p.Bases.Vmalloc > p.Bases.PageOffset {
-			// kaslr.c sizes the direct-map region to RAM and its padding,
-			// and vmalloc may follow within mm.rst's 64 TB (32 PB).
+			// vmalloc follows the direct-map region, whose size KASLR
+			// may set below mm.rst's 64 TB (32 PB).
 			end = min(end, mm.PhysAddr(p.Bases.Vmalloc-p.Bases.PageOffset))
 		}
 		for _, r := range append(slices.Clone(p.Ref.RAM), mm.PhysRange{Start: end, End: end}) {

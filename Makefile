@@ -37,14 +37,19 @@ TAMAGO_VERSION := $(shell awk '$$1 == "github.com/usbarmory/tamago" { print $$2 
 TAMAGO_GOROOT := $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/tamago-go/tamago-go$(TAMAGO_VERSION:v%=%)
 
 GOENV := GOOS=tamago GOARCH=amd64 GOOSPKG=github.com/usbarmory/tamago CGO_ENABLED=0
-# ramStart (TamaGo amd64/mem.go, 0x10000000) + 0x10000
-TEXT_START := 0x10010000
+# The image's link address: 2 MiB into the runtime's window (TamaGo's
+# ramStart, amd64/mem.go, 0x10000000), so that _text is 2 MiB aligned as
+# Linux's is (CONFIG_PHYSICAL_ALIGN). TamaGo's examples use ramStart +
+# 0x10000; the 2 MiB below the image are left unused.
+TEXT_START := 0x10200000
 # linkramsize: boot/board.go sets the runtime's memory window;
 # linkcpuinit: boot/cpuinit.s replaces TamaGo's early boot (LA57, no 1 GiB pages).
 BUILD_TAGS := linkramsize,linkcpuinit
 GOFLAGS := -tags $(BUILD_TAGS) -trimpath -ldflags "-T $(TEXT_START) -R 0x1000"
 
 KERNEL_SRC := $(shell find kernel boot amd64 mm -name '*.go' -o -name '*.s') go.mod go.sum
+# The link flags live here: a change to them rebuilds the kernel.
+KERNEL_SRC += Makefile
 
 # Modules: C sources in kernel/modules/c, compiled as Linux compiles a module
 # for x86-64 into relocatable objects (ET_REL, as a .ko is) that the kernel

@@ -25,6 +25,8 @@ var Departures = []Departure{
 	{Key: "directmap:perm:ro NX", Kind: LinuxOnly,
 		Why: "a frame that lost G in a freed VM_FLUSH_RESET_PERMS area (set_direct_map_default_noflush) and was then made read-only as another module's text or rodata alias (cpa_process_alias); physmap frees nothing"},
 
+	{Key: "modules:directmap-alias", Kind: LinuxOnly,
+		Why: "a module text frame that had lost G in a freed VM_FLUSH_RESET_PERMS area (set_direct_map_default_noflush sets P and RW, not G) before this module got it, then made read-only through cpa_process_alias: its alias is ro NX without GLB; physmap frees nothing"},
 	{Key: "vmalloc:perm:RW PCD NX", When: "pti", Kind: Pending,
 		Why: "Linux's ioremaps in the vmalloc area lose the global bit under PTI (see the ioremap fact); physmap has no PTI"},
 
@@ -35,10 +37,8 @@ var Departures = []Departure{
 		Why: "a Linux module's rodata is read-only and NX (kernel/module/strict_rwx.c), its global bit cleared by PTI; physmap has no PTI"},
 
 
-	{Key: "text:align", Kind: Pending,
-		Why: "Linux's _text is 2 MiB aligned at CONFIG_PHYSICAL_START (0x1000000), or at a random 2 MiB-aligned address under KASLR (arch/x86/boot/compressed/kaslr.c); TamaGo links and runs physmap at 0x10010000"},
 	{Key: "text:directmap-alias", Kind: Pending,
-		Why: "Linux's aligned image lets text and rodata keep 2M pages in both aliases; physmap's unaligned image is in 4K pages"},
+		Why: "Linux's linker script pads text and rodata to 2 MiB boundaries (arch/x86/kernel/vmlinux.lds.S, with mark_rodata_ro freeing the padding), so both keep 2M pages in both aliases; TamaGo's linker packs physmap's 1.6 MB of text against its rodata, so their direct-map aliases, made read-only apart, are split to 4K"},
 
 	{Key: "pti:global", When: "pti", Kind: Pending,
 		Why: "with PTI Linux clears G from the kernel half but the entry text and cpu_entry_area the user tables share (arch/x86/mm/pti.c, arch/x86/mm/init.c: probe_page_size_mask); physmap has no PTI"},

@@ -3,12 +3,12 @@ package main
 import "github.com/physmap/physmap/qemu"
 
 // The kernel's first instruction: TamaGo links it at TEXT_START
-// (Makefile: -T 0x10010000), and __START_KERNEL_map maps physical 0.
+// (Makefile: -T 0x10200000), and __START_KERNEL_map maps physical 0.
 const (
-	textPA   = "0x10010000"
-	textVA   = "0xffffffff90010000"
-	direct4  = "0xffff888010010000" // page_offset_base+pa, 4-level
-	direct5  = "0xff11000010010000" // page_offset_base+pa, 5-level
+	textPA   = "0x10200000"
+	textVA   = "0xffffffff90200000"
+	direct4  = "0xffff888010200000" // page_offset_base+pa, 4-level
+	direct5  = "0xff11000010200000" // page_offset_base+pa, 5-level
 	guardVA4 = "0xffff800000000000" // the guard hole, never mapped
 )
 
@@ -24,12 +24,12 @@ var shellCases = []Case{
 		ex("help", `(?m)^  walk VA +each level's table.*\n(.*\n)*  sym \[VA\] .*\n(.*\n)*  quit +the same as exit\nAddresses: .*\nKeys: .*\n$`),
 		ex("regions", `(?m)^ ffffffff80000000 \| ffffffffbfffffff \| +1 GB \| kernel text mapping`),
 		ex("walk "+textVA, `^`+textVA+` \(_text\) in kernel text mapping, mapped to physical address 0 \(__START_KERNEL_map\) \(4-level, top table 0x[0-9a-f]+\)\n`+
-			`  level table +index  entry\n  pgd +0x[0-9a-f]{16} +511  .*\n  pud +0x[0-9a-f]{16} +510  .*\n  pmd +0x[0-9a-f]{16} +128  .*\n`+
-			`  pte +0x[0-9a-f]{16} +16  0x[0-9a-f]+ P .*addr=`+textPA+`\nPA `+textPA+` \(4K page at `+textPA+`, effective ro GLB x\)\n$`),
+			`  level table +index  entry\n  pgd +0x[0-9a-f]{16} +511  .*\n  pud +0x[0-9a-f]{16} +510  .*\n  pmd +0x[0-9a-f]{16} +129  .*\n`+
+			`  pte +0x[0-9a-f]{16} +0  0x[0-9a-f]+ P .*addr=`+textPA+`\nPA `+textPA+` \(4K page at `+textPA+`, effective ro GLB x\)\n$`),
 		ex("walk _stext", `^`+textVA+` \(_text\) in kernel text mapping(.*\n)+PA `+textPA+` \(4K page at `+textPA+`, effective ro GLB x\)\n$`),
-		ex("walk _stext+0x10", `\nPA 0x10010010 \(4K page at `+textPA+`, effective ro GLB x\)\n$`),
+		ex("walk _stext+0x10", `\nPA 0x10200010 \(4K page at `+textPA+`, effective ro GLB x\)\n$`),
 		ex("aliases "+textPA, `^`+textPA+` \(frame `+textPA+`\) is mapped at 3 virtual addresses:\n`+
-			`  0x0000000010010000  4K pte  ro x .*\n  `+direct4+`  4K pte  ro GLB NX .*\n  `+textVA+`  4K pte  ro GLB x .*\n$`),
+			`  0x0000000010200000  4K pte  ro x .*\n  `+direct4+`  4K pte  ro GLB NX .*\n  `+textVA+`  4K pte  ro GLB x .*\n$`),
 		ex("aliases _stext", `^_stext is `+textVA+`, which maps `+textPA+`\n`+textPA+` \(frame `+textPA+`\) is mapped at 3 virtual addresses:\n`),
 		ex("sym _stext", `^`+textVA+`  _text, _stext  \(kernel text mapping, mapped to physical address 0 \(__START_KERNEL_map\)\)\n$`),
 		ex("\x1b[A", `^`+textVA+`  _text, _stext  \(kernel text mapping`), // the up arrow: sym _stext again
@@ -80,7 +80,7 @@ var shellCases = []Case{
 	}},
 	{Name: "shell/5-level", Memory: "2G", CPU: "max", Append: "physmap.shell=1 physmap.ptdump=0", Shell: []qemu.Exchange{
 		ex("walk "+textVA, `\(5-level, top table 0x[0-9a-f]+\)\n  level .*\n  pgd .*\n  p4d .*\n  pud .*\n  pmd .*\n  pte .*\nPA `+textPA+` \(4K page`),
-		ex("aliases "+textPA, `is mapped at 3 virtual addresses:\n  0x0000000010010000 .*\n  `+direct5+` .*\n  `+textVA+` .*\n$`),
+		ex("aliases "+textPA, `is mapped at 3 virtual addresses:\n  0x0000000010200000 .*\n  `+direct5+` .*\n  `+textVA+` .*\n$`),
 		ex("ptdump direct", `^ptdump of direct mapping of all physical memory \(page_offset_base\) \[0xff11000000000000-`),
 		ex("walk 0x0100000000000000", `^error: 0x0100000000000000 is not canonical in 5-level mode\n$`),
 		// ^D on an empty line ends the shell like exit.

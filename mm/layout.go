@@ -263,7 +263,15 @@ func (l *Layout) PageOffset() VirtAddr {
 type Marker struct {
 	Start VirtAddr
 	Name  string
+	// MaxLines, if set, caps the ptdump lines of the stretch the marker
+	// starts, the rest counted in one "... N entries skipped ..." line, as
+	// dump_pagetables.c's address_markers cap the ESPfix area at 16.
+	MaxLines int
 }
+
+// espfixMaxLines is the ESPfix area's max_lines in address_markers
+// (arch/x86/mm/dump_pagetables.c).
+const espfixMaxLines = 16
 
 // Markers returns the ptdump markers of the layout in address order, as
 // Linux's arch/x86/mm/dump_pagetables.c places them.
@@ -271,13 +279,17 @@ func (l *Layout) Markers() []Marker {
 	var ms []Marker
 	for _, r := range l.Regions {
 		if r.Marker != "" {
-			ms = append(ms, Marker{r.Start, r.Marker})
+			m := Marker{Start: r.Start, Name: r.Marker}
+			if r.Kind == KindESPFix {
+				m.MaxLines = espfixMaxLines
+			}
+			ms = append(ms, m)
 		}
 		if r.EndMarker != "" {
-			ms = append(ms, Marker{r.Start.Add(r.Size), r.EndMarker})
+			ms = append(ms, Marker{Start: r.Start.Add(r.Size), Name: r.EndMarker})
 		}
 	}
-	ms = append(ms, Marker{kernelSpaceMarker, "Kernel Space"})
+	ms = append(ms, Marker{Start: kernelSpaceMarker, Name: "Kernel Space"})
 	slices.SortStableFunc(ms, func(a, b Marker) int { return cmp.Compare(a.Start, b.Start) })
 	return ms
 }

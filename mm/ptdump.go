@@ -33,7 +33,9 @@ type PtdumpOptions struct {
 // (Linux skips the guard hole), no run spans the non-canonical hole, a
 // top-level hole is named pgd in both modes (Linux's folded walk says p4d
 // in 4-level mode), every marker crossed is printed, and the PAT bit of a
-// huge page is shown.
+// huge page is shown. As in Linux, a marker's MaxLines caps its stretch
+// (the ESPfix area: 16 lines), the rest counted in one
+// "... N entries skipped ... " line.
 func Ptdump(w io.Writer, as *AddressSpace, opt PtdumpOptions) error {
 	l := opt.Layout
 	if l == nil {
@@ -45,6 +47,7 @@ func Ptdump(w io.Writer, as *AddressSpace, opt PtdumpOptions) error {
 	d.end(as.mode.UserEnd())
 	wk.walk(as.mode.KernelStart(), ^VirtAddr(0), d)
 	d.end(0)
+	d.skipped()
 	return d.w.Flush()
 }
 
@@ -53,6 +56,8 @@ type dumper struct {
 	markers []Marker
 	next    int // index of the next marker to print
 	phys    bool
+	lines   int // run lines of the current marker's stretch, printed or not
+	max     int // its MaxLines; 0 for no cap
 
 	open    bool // a run is pending
 	start   VirtAddr
@@ -73,7 +78,9 @@ func (d *dumper) note(va VirtAddr, l Level, prot Entry, eff Attr, pa PhysAddr, p
 	}
 	d.end(va)
 	for d.next < len(d.markers) && d.markers[d.next].Start <= va {
+		d.skipped()
 		fmt.Fprintf(d.w, "---[ %s ]---\n", d.markers[d.next].Name)
+		d.lines, d.max = 0, d.markers[d.next].MaxLines
 		d.next++
 	}
 	d.open, d.start, d.level, d.prot, d.eff, d.present, d.pa = true, va, l, prot, eff, present, pa
@@ -96,12 +103,31 @@ func (d *dumper) visit(w *walker, v *slot) walkAction {
 	return walkDescend
 }
 
-// end prints the pending run, which ends at end (exclusive; 0 is the top).
+// skipped prints how many lines the current stretch's cap left out, as
+// note_page does when it reaches the next marker.
+func (d *dumper) skipped() {
+	if d.max > 0 && d.lines > d.max {
+		n := d.lines - d.max
+		plural := "ies"
+		if n == 1 {
+			plural = "y"
+		}
+		fmt.Fprintf(d.w, "... %d entr%s skipped ... \n", n, plural)
+	}
+	d.lines = 0
+}
+
+// end prints the pending run, which ends at end (exclusive; 0 is the top),
+// unless the stretch's cap is reached.
 func (d *dumper) end(end VirtAddr) {
 	if !d.open {
 		return
 	}
 	d.open = false
+	d.lines++
+	if d.max > 0 && d.lines > d.max {
+		return
+	}
 	const units = "BKMGTPE"
 	size, unit := uint64(end-d.start), 0
 	for size&1023 == 0 && unit < len(units)-1 {

@@ -2,6 +2,7 @@ package mm
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -95,5 +96,47 @@ func TestPtdumpRuns(t *testing.T) {
 	e.mem.Write64(pmd.Table.Add(uint64(pmd.Index)*8), uint64(pmd.Entry|NX))
 	if got := dump(false); !strings.Contains(got, want) {
 		t.Fatalf("NX on the pmd should not change the leaves' own columns:\n%s", got)
+	}
+}
+
+// TestPtdumpESPfixCap: the ESPfix area prints at most 16 lines, then how
+// many it left out, as dump_pagetables.c's address_markers cap it; the
+// other stretches are not capped.
+func TestPtdumpESPfixCap(t *testing.T) {
+	for _, mode := range modes {
+		e := newEnv(t, mode)
+		l := DefaultLayout(mode)
+		r, _ := l.Region(KindESPFix)
+		for n := range 32 {
+			if err := e.as.Map(r.Start.Add(uint64(n)<<16), 0x2_0000_0000, 0x1000, PageKernelRO, Only(Size4K)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		stretch := func(l *Layout) []string {
+			var b strings.Builder
+			if err := Ptdump(&b, e.as, PtdumpOptions{Layout: l}); err != nil {
+				t.Fatal(err)
+			}
+			_, after, _ := strings.Cut(b.String(), "---[ ESPfix Area ]---\n")
+			before, _, _ := strings.Cut(after, "---[")
+			return strings.Split(strings.TrimSuffix(before, "\n"), "\n")
+		}
+		capped := stretch(l)
+		// The same tables under a layout whose ESPfix row is of another
+		// kind: no cap.
+		free := NewLayout(mode, LayoutOptions{})
+		for i := range free.Regions {
+			if free.Regions[i].Kind == KindESPFix {
+				free.Regions[i].Kind = KindEFI
+			}
+		}
+		all := stretch(free)
+		if len(all) <= espfixMaxLines {
+			t.Fatalf("%v: only %d lines to cap", mode, len(all))
+		}
+		want := fmt.Sprintf("... %d entries skipped ... ", len(all)-espfixMaxLines)
+		if len(capped) != espfixMaxLines+1 || capped[espfixMaxLines] != want || strings.Join(capped[:espfixMaxLines], "\n") != strings.Join(all[:espfixMaxLines], "\n") {
+			t.Errorf("%v: capped stretch:\n%s\nwant the first %d of %d lines, then %q", mode, strings.Join(capped, "\n"), espfixMaxLines, len(all), want)
+		}
 	}
 }

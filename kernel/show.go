@@ -134,8 +134,16 @@ func disasm(b []byte, pc uint64) string {
 func aliasesOf(runs []dump.Run, pr mm.PhysRange) []mm.VirtRange {
 	var out []mm.VirtRange
 	for _, r := range runs {
-		lo, hi := mm.PhysAddr(r.PA), mm.PhysAddr(r.PA).Add(uint64(r.Size)*r.Count)
+		lo, hi := mm.PhysAddr(r.PA), mm.PhysAddr(r.PAEnd())
 		if hi <= pr.Start || lo >= pr.End {
+			continue
+		}
+		if r.Stride != 0 { // clones: each leaf maps the same frames
+			s, e := max(lo, pr.Start), min(hi, pr.End)
+			for i := range r.Count {
+				va := mm.VirtAddr(r.Leaf(i).VA)
+				out = append(out, mm.VirtRange{Start: va.Add(uint64(s - lo)), End: va.Add(uint64(e - lo))})
+			}
 			continue
 		}
 		s, e := max(lo, pr.Start), min(hi, pr.End)

@@ -83,26 +83,63 @@ func FlagsOf(a mm.Attr) Flags {
 		PWT: a&mm.AttrPWT != 0, PCD: a&mm.AttrPCD != 0, PAT: a&mm.AttrPAT != 0}
 }
 
-// Run is Count leaves of one size and level, virtually and physically
-// contiguous, with the same flags.
+// Run is Count leaves of one size and level with the same flags: either
+// virtually and physically contiguous, or, with a Stride, clones: leaves
+// Stride bytes apart that all map the frames at PA (espfix's 65536).
 type Run struct {
 	VA     Addr   `json:"va"`
 	PA     Addr   `json:"pa"`
 	Size   Addr   `json:"size"` // page size in bytes
 	Count  uint64 `json:"count"`
-	Level  string `json:"level"` // pte, pmd, pud
+	Stride Addr   `json:"stride,omitempty"` // clones: the VA step; 0 for a contiguous run
+	Level  string `json:"level"`            // pte, pmd, pud
 	Flags  Flags  `json:"flags"`
 	Region string `json:"region"` // name of the layout region holding VA
 }
 
-// End returns the first VA after the run.
-func (r Run) End() Addr { return r.VA + r.Size*Addr(r.Count) }
+// End returns the first VA after the run's last leaf.
+func (r Run) End() Addr {
+	if r.Stride != 0 {
+		return r.VA + r.Stride*Addr(r.Count-1) + r.Size
+	}
+	return r.VA + r.Size*Addr(r.Count)
+}
+
+// PAEnd returns the end of the physical range the run maps: a contiguous
+// run's Count pages, a clone run's one.
+func (r Run) PAEnd() Addr {
+	if r.Stride != 0 {
+		return r.PA + r.Size
+	}
+	return r.PA + r.Size*Addr(r.Count)
+}
 
 // Leaf returns the run's i-th leaf as a run of one.
 func (r Run) Leaf(i uint64) Run {
 	l := r
-	l.VA, l.PA, l.Count = r.VA+r.Size*Addr(i), r.PA+r.Size*Addr(i), 1
+	l.Count, l.Stride = 1, 0
+	if r.Stride != 0 {
+		l.VA = r.VA + r.Stride*Addr(i)
+		return l
+	}
+	l.VA, l.PA = r.VA+r.Size*Addr(i), r.PA+r.Size*Addr(i)
 	return l
+}
+
+// Expand returns the runs with every clone run replaced by its leaves, for
+// readers that want one run per place.
+func Expand(runs []Run) []Run {
+	var out []Run
+	for _, r := range runs {
+		if r.Stride == 0 {
+			out = append(out, r)
+			continue
+		}
+		for i := range r.Count {
+			out = append(out, r.Leaf(i))
+		}
+	}
+	return out
 }
 
 // Alias is a physical range and every virtual range that maps it.
@@ -122,8 +159,17 @@ func Runs(as *mm.AddressSpace, layout *mm.Layout) []Run {
 			Flags: FlagsOf(leaf.Attrs), Region: layout.Find(leaf.VA).Name}
 		if n := len(out); n > 0 {
 			last := &out[n-1]
-			if last.End() == r.VA && last.PA+last.Size*Addr(last.Count) == r.PA && last.Size == r.Size &&
-				last.Level == r.Level && last.Flags == r.Flags && last.Region == r.Region {
+			same := last.Size == r.Size && last.Level == r.Level && last.Flags == r.Flags && last.Region == r.Region
+			switch {
+			case same && last.Stride == 0 && last.End() == r.VA && last.PAEnd() == r.PA:
+				last.Count++
+				continue
+			// Clones of one frame at a fixed step: a second leaf starts
+			// the run, later ones must keep the step.
+			case same && last.PA == r.PA && last.Count == 1 && r.VA > last.VA && r.VA-last.VA > last.Size:
+				last.Stride, last.Count = r.VA-last.VA, 2
+				continue
+			case same && last.PA == r.PA && last.Stride != 0 && r.VA == last.VA+last.Stride*Addr(last.Count):
 				last.Count++
 				continue
 			}

@@ -28,6 +28,10 @@ func (a *Audit) Prove(p *Proof) {
 		Aliases:  []mm.VirtRange{{Start: mm.VirtAddr(p.Ref.Window.Start), End: mm.VirtAddr(p.Ref.Window.End)}},
 		Layout:   p.Ref.Spec,
 	}
+	// espfix shares its pmd and pte pages among its clone entries on
+	// purpose (init_espfix_ap).
+	esp := p.spec(mm.KindESPFix)
+	opt.Shared = []mm.VirtRange{{Start: esp.Start, End: esp.Start.Add(esp.Size)}}
 	if p.Bases.PageOffsetErr == nil {
 		// The direct map maps every frame, table frames included.
 		opt.Aliases = append(opt.Aliases, mm.VirtRange{Start: p.Bases.PageOffset, End: p.Bases.PageOffset.Add(uint64(maxRAM(p.Ref.RAM)))})

@@ -430,13 +430,13 @@ var Registry = []Region{
 	},
 	{
 		Name:   "espfix",
-		Source: "arch/x86/kernel/espfix_64.c: init_espfix_bsp, init_espfix_ap",
+		Source: "arch/x86/kernel/espfix_64.c: init_espfix_bsp, init_espfix_random, init_espfix_ap",
 		Checks: []Check{
-			{Name: "region.espfix", Claim: "the ministack page read-only at ESPFIX_BASE_ADDR and every 64 KiB of its pte table, under read-only NX pud and pmd entries",
-				Expect: "the IRET frame written through page_offset_base"},
+			{Name: "region.espfix", Claim: "the ministack page read-only at 65536 places, every value of address bits 16-31 in a 4 GiB window of the ESPFIX slot (at ESPFIX_BASE_ADDR without KASLR), through pte, pmd and pud pages shared as init_espfix_ap shares them, under read-only NX pud and pmd entries",
+				Expect: "the region's first leaf in the live tables and espfix_base_addr's arithmetic; the IRET frame written through page_offset_base"},
 		},
 		Injections: []Injection{
-			{Name: "espfix-clone-off", What: "one espfix clone backed by another frame", Fails: []string{"region.espfix"}},
+			{Name: "espfix-clone-off", What: "one espfix pte backed by another frame (2048 clones, through the shared pmd entries)", Fails: []string{"region.espfix"}},
 		},
 	},
 	{

@@ -673,16 +673,15 @@ func (a *Analysis) aliasesOf(what string, r mm.PhysRange) AliasReport {
 	ks := dump.Addr(a.Mode.KernelStart())
 	var ps []piece
 	bounds := []mm.PhysAddr{r.Start, r.End}
-	for _, run := range a.Dump.Runs {
-		if run.VA < ks {
-			continue
-		}
-		lo, hi := mm.PhysAddr(run.PA), mm.PhysAddr(run.PA).Add(uint64(run.Size)*run.Count)
-		if hi <= r.Start || lo >= r.End {
+	for _, cr := range a.Dump.Runs {
+		lo, hi := mm.PhysAddr(cr.PA), mm.PhysAddr(cr.PAEnd())
+		if cr.VA < ks || hi <= r.Start || lo >= r.End {
 			continue
 		}
 		s, e := max(lo, r.Start), min(hi, r.End)
-		ps = append(ps, piece{pa: s, end: e, va: mm.VirtAddr(run.VA).Add(uint64(s - lo)), label: run.Region + " " + permString(run.Flags)})
+		for _, run := range dump.Expand([]dump.Run{cr}) {
+			ps = append(ps, piece{pa: s, end: e, va: mm.VirtAddr(run.VA).Add(uint64(s - lo)), label: run.Region + " " + permString(run.Flags)})
+		}
 		bounds = append(bounds, s, e)
 	}
 	slices.Sort(bounds)

@@ -13,7 +13,6 @@ var Departures = []Departure{
 	{Key: "user:*", Kind: Deliberate,
 		Why: "physmap runs at its physical address (TamaGo), so its 128 MiB runtime window stays identity mapped in the lower half (README: the low window); Linux's lower half is the current process's, here busybox's"},
 
-
 	{Key: "directmap:page:1G", Kind: Pending,
 		Why: "Linux splits a large direct-map page wherever set_memory_* changes part of it (module text made read-only through cpa_process_alias, a freed module init section reset: arch/x86/mm/pat/set_memory.c), and Linux's module frames, allocated from the top of RAM, lie in its one 1 GiB page with 2 GiB of RAM; physmap seals its modules' aliases the same way, but its frames come from the bottom of RAM, so it splits a 2M page instead"},
 	{Key: "directmap:perm:ro GLB x", Kind: LinuxOnly,
@@ -30,12 +29,9 @@ var Departures = []Departure{
 	{Key: "vmalloc:perm:RW PCD NX", When: "pti", Kind: Pending,
 		Why: "Linux's ioremaps in the vmalloc area lose the global bit under PTI (see the ioremap fact); physmap has no PTI"},
 
-	{Key: "espfix:size", Kind: Pending,
-		Why: "Linux maps one espfix page 65536 times, 64 KiB apart, so that every value of stack-pointer bits 16-31 reaches it (arch/x86/kernel/espfix_64.c: init_espfix_ap); physmap maps fewer clones"},
 
 	{Key: "modules:perm:ro NX", When: "pti", Kind: Pending,
 		Why: "a Linux module's rodata is read-only and NX (kernel/module/strict_rwx.c), its global bit cleared by PTI; physmap has no PTI"},
-
 
 	{Key: "text:directmap-alias", Kind: Pending,
 		Why: "Linux's linker script pads text and rodata to 2 MiB boundaries (arch/x86/kernel/vmlinux.lds.S, with mark_rodata_ro freeing the padding), so both keep 2M pages in both aliases; TamaGo's linker packs physmap's 1.6 MB of text against its rodata, so their direct-map aliases, made read-only apart, are split to 4K"},

@@ -33,7 +33,10 @@ type Picture struct{ p *picture }
 
 // New lays out the picture of d, from a boot with verdict v.
 func New(d *dump.Dump, v Verdict) (*Picture, error) {
-	m, err := newModel(d, v)
+	// The model finds clone sets itself, from one run per place.
+	cp := *d
+	cp.Runs = dump.Expand(d.Runs)
+	m, err := newModel(&cp, v)
 	if err != nil {
 		return nil, err
 	}

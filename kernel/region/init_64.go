@@ -104,7 +104,9 @@ func shiftTopEntries(s *Space, va mm.VirtAddr, n uint64) error {
 	return nil
 }
 
-// union sorts ranges and joins those that touch or overlap.
+// union sorts ranges and joins those that touch or overlap. It is the
+// proofs' own, apart from mm's mergeRanges that the builder's plan uses, so
+// that a bug in one cannot hide itself in the other's expectation.
 func union(rs []mm.PhysRange) []mm.PhysRange {
 	rs = slices.Clone(rs)
 	slices.SortFunc(rs, func(a, b mm.PhysRange) int {

@@ -109,6 +109,22 @@ func (m *Modules) proveLoad(p *Proof) (string, error) {
 			case want.aliasRO && a.Attrs&mm.AttrWrite != 0:
 				err = fmt.Errorf("the direct-map alias %v of module %s's %v frame %v is writable: set_memory_ro reaches every alias", p.DirectVA(pa), lm.Img.Name(), g, pa)
 			}
+			if err != nil {
+				return
+			}
+			// The CPU agrees: a write through a read-only page faults.
+			if want.aliasRO {
+				if e := p.expectReadOnly(fmt.Sprintf("the direct-map alias of module %s's %v", lm.Img.Name(), g), p.DirectVA(pa)); e != nil {
+					err = e
+					return
+				}
+			}
+			if !want.write {
+				if e := p.expectReadOnly(fmt.Sprintf("module %s's %v", lm.Img.Name(), g), va); e != nil {
+					err = e
+					return
+				}
+			}
 			if pages > 0 && pa != prev.Add(page) {
 				apart++
 			}
@@ -134,7 +150,7 @@ func (m *Modules) proveLoad(p *Proof) (string, error) {
 			lm.Img.Name(), lm.Img.Base, strings.Join(secs, ", "), pages, apart))
 	}
 	return strings.Join(lines, "; ") + "; text ro x, rodata and ro_after_init ro NX, data RW NX, " +
-		"each over the frame the loader copied it to; their direct-map aliases NX, ro for all but data; a guard page after each", nil
+		"each over the frame the loader copied it to; their direct-map aliases NX, ro for all but data, where a write faults; a guard page after each", nil
 }
 
 // call calls a function of a module by name.

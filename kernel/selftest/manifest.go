@@ -293,7 +293,7 @@ var Registry = []Region{
 			{Name: "clock-fast", What: "the runtime's clock multiplier (TamaGo's CPU.TimerMultiplier) scaled by 1.5 in memory", Fails: []string{"clock"}},
 			{Name: "no-pge", What: "CR4.PGE cleared after the tables are built", Fails: []string{"cpu.state"}},
 			{Name: "no-wp", What: "CR0.WP cleared: the kernel's writes ignore read-only pages",
-				Fails: []string{"cpu.state", "fault.ro", "region.cpu_entry_area", "region.espfix"}},
+				Fails: []string{"cpu.state", "fault.ro", "region.cpu_entry_area", "region.espfix", "module.load"}},
 		},
 		Environments: []Environment{
 			{Name: "option/unknown", Append: "physmap.bogus=1", What: "an unknown physmap option", Fails: []string{"option"}},

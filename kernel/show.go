@@ -129,6 +129,23 @@ func disasm(b []byte, pc uint64) string {
 	return x86asm.IntelSyntax(inst, pc, nil)
 }
 
+// descriptorRegs reads IDTR, GDTR and TR for the dump, the TSS
+// descriptor's base and limit read from the GDT in use.
+func descriptorRegs() (idtr, gdtr *dump.DescReg, tr *dump.TaskReg) {
+	ib, il := amd64.Sidt()
+	gb, gl := amd64.Sgdt()
+	idtr = &dump.DescReg{Base: dump.Addr(ib), Limit: dump.Addr(il)}
+	gdtr = &dump.DescReg{Base: dump.Addr(gb), Limit: dump.Addr(gl)}
+	sel := amd64.Str()
+	if sel == 0 || int(sel&^7)+15 > int(gl) {
+		return idtr, gdtr, &dump.TaskReg{Selector: dump.Addr(sel)}
+	}
+	lo := *(*uint64)(amd64.Ptr(gb + uint64(sel&^7)))
+	hi := *(*uint64)(amd64.Ptr(gb + uint64(sel&^7) + 8))
+	t := amd64.DecodeTSSDescriptor(lo, hi)
+	return idtr, gdtr, &dump.TaskReg{Selector: dump.Addr(sel), Base: dump.Addr(t.Base), Limit: dump.Addr(t.Limit)}
+}
+
 // aliasesOf returns every virtual range of the live tables that maps part of
 // pr, in VA order.
 func aliasesOf(runs []dump.Run, pr mm.PhysRange) []mm.VirtRange {
@@ -280,6 +297,7 @@ func (k *kernel) show(r *report, log io.Writer, ptdump string) {
 	aliases := k.showAliases(runs)
 	d := &dump.Dump{Mode: live.Mode().Levels(), CR3: dump.Addr(amd64.ReadCR3() & amd64.CR3_ADDR_MASK),
 		Regions: dump.RegionsOf(layout), Runs: runs, Aliases: aliases}
+	d.IDTR, d.GDTR, d.TR = descriptorRegs()
 	if err := dump.Write(boot.Bulk, d); err != nil {
 		r.fail("dump", "%v", err)
 	}

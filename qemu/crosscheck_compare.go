@@ -145,10 +145,15 @@ func (g GVACheck) String() string {
 
 // CrossReport is what a cross-check found.
 type CrossReport struct {
-	Mode         mm.Mode
-	CR3          mm.PhysAddr // the dump's, which QEMU's CR3 matched
-	Kernel, Low  Section     // the kernel half and the low (identity) window
-	GVA          []GVACheck
+	Mode        mm.Mode
+	CR3         mm.PhysAddr // the dump's, which QEMU's CR3 matched
+	Kernel, Low Section     // the kernel half and the low (identity) window
+	GVA         []GVACheck
+	// Regs are the disagreements about IDTR, GDTR and TR, between QEMU
+	// and the dump, or with the cpu_entry_area they must lie in; RegsSeen
+	// says the dump claimed them.
+	Regs         []string
+	RegsSeen     bool
 	Probes       int           // gva2gpa asked to tell a 1G leaf from a 2M one
 	InfoTLBBytes int           // size of QEMU's info tlb answer
 	Took         time.Duration // from the hold line's hook to the verdict
@@ -159,7 +164,7 @@ const MaxListed = 10
 
 // Differences counts every disagreement.
 func (r *CrossReport) Differences() int {
-	n := len(r.Kernel.Diffs) + len(r.Low.Diffs)
+	n := len(r.Kernel.Diffs) + len(r.Low.Diffs) + len(r.Regs)
 	for _, g := range r.GVA {
 		if !g.OK() {
 			n++
@@ -171,7 +176,7 @@ func (r *CrossReport) Differences() int {
 // Problems lists the disagreements, at most MaxListed of them, then a line
 // counting the rest.
 func (r *CrossReport) Problems() []string {
-	var all []string
+	all := append([]string(nil), r.Regs...)
 	for _, s := range []*Section{&r.Kernel, &r.Low} {
 		for _, d := range s.Diffs {
 			all = append(all, s.Name+": "+d.String())
@@ -198,8 +203,12 @@ func (r *CrossReport) Summary() string {
 	}
 	took := fmt.Sprintf("(%.2fs)", r.Took.Seconds())
 	if r.Differences() == 0 {
-		return fmt.Sprintf("%d leaves of the %s and %d of the %s agree with QEMU's info tlb (%s); %d gva2gpa agree %s",
-			r.Kernel.Leaves, r.Kernel.Name, r.Low.Leaves, r.Low.Name, r.Mode, len(r.GVA), took)
+		regs := ""
+		if r.RegsSeen {
+			regs = "; IDTR, GDTR and TR agree and lie in the cpu_entry_area"
+		}
+		return fmt.Sprintf("%d leaves of the %s and %d of the %s agree with QEMU's info tlb (%s); %d gva2gpa agree%s %s",
+			r.Kernel.Leaves, r.Kernel.Name, r.Low.Leaves, r.Low.Name, r.Mode, len(r.GVA), regs, took)
 	}
 	return fmt.Sprintf("%d of %d leaves of the %s and %d of %d of the %s differ from QEMU's info tlb (%s); %d of %d gva2gpa agree %s",
 		len(r.Kernel.Diffs), r.Kernel.Leaves, r.Kernel.Name, len(r.Low.Diffs), r.Low.Leaves, r.Low.Name, r.Mode, gvaOK, len(r.GVA), took)
@@ -245,6 +254,11 @@ func CompareWithQEMU(ctx context.Context, d *dump.Dump, hmp HMP) (*CrossReport, 
 	cr3, _ := strconv.ParseUint(m[1], 16, 64)
 	if cr3&cr3AddrMask != uint64(d.CR3)&cr3AddrMask {
 		return nil, setup("QEMU's CR3 is %#x, the dump describes the tables at %#x: not the live tables", cr3, uint64(d.CR3))
+	}
+
+	if d.IDTR != nil && d.GDTR != nil && d.TR != nil {
+		rep.RegsSeen = true
+		rep.Regs = compareDescRegs(d, regs)
 	}
 
 	probe := func(ctx context.Context, va mm.VirtAddr) (mm.PhysAddr, bool, error) {
@@ -336,6 +350,46 @@ func gvaPlan(d *dump.Dump) ([]GVACheck, error) {
 		return nil, &Error{Op: "crosscheck", Err: ErrCrossCheck, Detail: "the dump has no module frame with addresses"}
 	}
 	return out, nil
+}
+
+// compareDescRegs holds QEMU's IDTR, GDTR and TR to the dump's, and each
+// base to the cpu_entry_area region of the dump's layout, mapped there.
+func compareDescRegs(d *dump.Dump, regs string) []string {
+	q, ok := ParseDescRegs(regs)
+	if !ok {
+		return []string{fmt.Sprintf("info registers shows no GDT, IDT or TR line: %q", firstLine(regs))}
+	}
+	var out []string
+	if q.IDT != *d.IDTR {
+		out = append(out, fmt.Sprintf("IDTR: QEMU %#x/%#x, the dump %#x/%#x", uint64(q.IDT.Base), uint64(q.IDT.Limit), uint64(d.IDTR.Base), uint64(d.IDTR.Limit)))
+	}
+	if q.GDT != *d.GDTR {
+		out = append(out, fmt.Sprintf("GDTR: QEMU %#x/%#x, the dump %#x/%#x", uint64(q.GDT.Base), uint64(q.GDT.Limit), uint64(d.GDTR.Base), uint64(d.GDTR.Limit)))
+	}
+	if q.TR != *d.TR {
+		out = append(out, fmt.Sprintf("TR: QEMU %#x %#x/%#x, the dump %#x %#x/%#x", uint64(q.TR.Selector), uint64(q.TR.Base), uint64(q.TR.Limit), uint64(d.TR.Selector), uint64(d.TR.Base), uint64(d.TR.Limit)))
+	}
+	var cea *dump.Region
+	for i := range d.Regions {
+		if d.Regions[i].Symbol == "CPU_ENTRY_AREA_BASE" {
+			cea = &d.Regions[i]
+		}
+	}
+	for _, b := range []struct {
+		what string
+		base dump.Addr
+	}{{"IDTR", q.IDT.Base}, {"GDTR", q.GDT.Base}, {"TR", q.TR.Base}} {
+		mapped := false
+		for _, r := range d.Runs {
+			if b.base >= r.VA && b.base < r.End() {
+				mapped = true
+			}
+		}
+		if cea == nil || b.base < cea.Start || b.base >= cea.End || !mapped {
+			out = append(out, fmt.Sprintf("%s's base %#x is not a mapped address of the cpu_entry_area", b.what, uint64(b.base)))
+		}
+	}
+	return out
 }
 
 func firstLine(s string) string {

@@ -101,6 +101,35 @@ func ParseGVA2GPA(text string) (pa mm.PhysAddr, mapped bool, err error) {
 // cr3Field finds CR3 in QEMU's info registers.
 var cr3Field = regexp.MustCompile(`\bCR3=([0-9a-f]{16})\b`)
 
+// The descriptor-table registers in QEMU's info registers
+// (target/i386/cpu-dump.c: x86_cpu_dump_state): "GDT=     base limit",
+// "IDT=     base limit", "TR =sel base limit flags".
+var (
+	gdtField = regexp.MustCompile(`(?m)^GDT=\s+([0-9a-f]{16}) ([0-9a-f]{8})`)
+	idtField = regexp.MustCompile(`(?m)^IDT=\s+([0-9a-f]{16}) ([0-9a-f]{8})`)
+	trField  = regexp.MustCompile(`(?m)^TR =([0-9a-f]{4}) ([0-9a-f]{16}) ([0-9a-f]{8})`)
+)
+
+// DescRegs are IDTR, GDTR and TR as QEMU's info registers shows them.
+type DescRegs struct {
+	IDT, GDT dump.DescReg
+	TR       dump.TaskReg
+}
+
+// ParseDescRegs reads IDTR, GDTR and TR from info registers.
+func ParseDescRegs(regs string) (DescRegs, bool) {
+	hex := func(s string) dump.Addr { v, _ := strconv.ParseUint(s, 16, 64); return dump.Addr(v) } // the patterns match hex only
+	g, i, t := gdtField.FindStringSubmatch(regs), idtField.FindStringSubmatch(regs), trField.FindStringSubmatch(regs)
+	if g == nil || i == nil || t == nil {
+		return DescRegs{}, false
+	}
+	return DescRegs{
+		IDT: dump.DescReg{Base: hex(i[1]), Limit: hex(i[2])},
+		GDT: dump.DescReg{Base: hex(g[1]), Limit: hex(g[2])},
+		TR:  dump.TaskReg{Selector: hex(t[1]), Base: hex(t[2]), Limit: hex(t[3])},
+	}, true
+}
+
 // cr3AddrMask keeps the table address of CR3 (SDM Vol. 3A 4.5: bits 51:12;
 // the low bits are PCID or PWT/PCD).
 const cr3AddrMask = 0x000ffffffffff000

@@ -715,3 +715,38 @@ func TestRunCrossCheckFailsTheRun(t *testing.T) {
 		}
 	})
 }
+
+// TestDescRegs reads IDTR, GDTR and TR as QEMU's x86_cpu_dump_state prints
+// them, and holds them to the dump and to the cpu_entry_area.
+func TestDescRegs(t *testing.T) {
+	regs := "RAX=0000000000000000 RBX=0000000000000000\n" +
+		"TR =0040 fffffe0000003000 00000067 00008b00 DPL=0 TSS64-busy\n" +
+		"GDT=     fffffe0000001000 0000007f\n" +
+		"IDT=     fffffe0000000000 00000fff\n" +
+		"CR0=80050033 CR2=0000000000000000 CR3=0000000012900000 CR4=00370ef0\n"
+	q, ok := ParseDescRegs(regs)
+	if !ok || q.IDT != (dump.DescReg{Base: 0xfffffe0000000000, Limit: 0xfff}) || q.GDT != (dump.DescReg{Base: 0xfffffe0000001000, Limit: 0x7f}) ||
+		q.TR != (dump.TaskReg{Selector: 0x40, Base: 0xfffffe0000003000, Limit: 0x67}) {
+		t.Fatalf("ParseDescRegs = %+v, %v", q, ok)
+	}
+	d := &dump.Dump{
+		Regions: []dump.Region{{Start: 0xfffffe0000000000, End: 0xfffffe8000000000, Name: "cpu_entry_area mapping", Symbol: "CPU_ENTRY_AREA_BASE"}},
+		Runs:    []dump.Run{{VA: 0xfffffe0000000000, PA: 0x1000, Size: 0x1000, Count: 8, Level: "pte"}},
+		IDTR:    &q.IDT, GDTR: &q.GDT, TR: &q.TR,
+	}
+	if diffs := compareDescRegs(d, regs); len(diffs) != 0 {
+		t.Errorf("agreeing registers: %v", diffs)
+	}
+	other := q.IDT
+	other.Base = 0x10234000
+	d.IDTR = &other
+	if diffs := compareDescRegs(d, strings.Replace(regs, "IDT=     fffffe0000000000", "IDT=     0000000010234000", 1)); len(diffs) != 1 || !strings.Contains(diffs[0], "IDTR's base 0x10234000 is not a mapped address of the cpu_entry_area") {
+		t.Errorf("IDTR in the low window: %v", diffs)
+	}
+	if diffs := compareDescRegs(d, regs); len(diffs) == 0 || !strings.HasPrefix(diffs[0], "IDTR: QEMU") {
+		t.Errorf("IDTR disagreeing with the dump: %v", diffs)
+	}
+	if _, ok := ParseDescRegs("RAX=0\n"); ok {
+		t.Error("no GDT line: parsed")
+	}
+}

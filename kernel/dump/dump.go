@@ -55,6 +55,26 @@ type Dump struct {
 	Regions []Region `json:"regions"` // the Linux layout in force, in address order
 	Runs    []Run    `json:"runs"`    // present leaves, merged into runs, in VA order
 	Aliases []Alias  `json:"aliases"` // physical ranges mapped at several VAs
+	// The descriptor-table registers as the kernel reads them (SIDT,
+	// SGDT, STR and the base and limit of the descriptor TR selects);
+	// absent from older dumps.
+	IDTR *DescReg `json:"idtr,omitempty"`
+	GDTR *DescReg `json:"gdtr,omitempty"`
+	TR   *TaskReg `json:"tr,omitempty"`
+}
+
+// DescReg is a descriptor-table register: base and limit.
+type DescReg struct {
+	Base  Addr `json:"base"`
+	Limit Addr `json:"limit"`
+}
+
+// TaskReg is the task register: its selector and the TSS descriptor's base
+// and limit.
+type TaskReg struct {
+	Selector Addr `json:"selector"`
+	Base     Addr `json:"base"`
+	Limit    Addr `json:"limit"`
 }
 
 // Region is one row of the layout table.

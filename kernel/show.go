@@ -14,6 +14,7 @@ import (
 	"github.com/physmap/physmap/boot"
 	"github.com/physmap/physmap/kernel/dump"
 	"github.com/physmap/physmap/kernel/modload"
+	"github.com/physmap/physmap/kernel/option"
 	"github.com/physmap/physmap/kernel/region"
 	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
@@ -77,6 +78,19 @@ func (k *kernel) showRegions(w io.Writer, runs []dump.Run) {
 		}
 		fmt.Fprintf(w, "  %-34s %016x  %s\n", label, uint64(reg.Start), mappedIn(runs, reg))
 	}
+	fmt.Fprintln(w, layoutNote(k.space))
+}
+
+// layoutNote says which kernel configuration the layout is, and so where
+// MODULES_VADDR is: __START_KERNEL_map + KERNEL_IMAGE_SIZE
+// (arch/x86/include/asm/page_64_types.h, pgtable_64_types.h).
+func layoutNote(s *region.Space) string {
+	kt, _ := s.Layout.Region(mm.KindKernelText)
+	mods, _ := s.Layout.Region(mm.KindModules)
+	if s.Config.Layout == string(option.ConfigMMRST) {
+		return fmt.Sprintf("  layout: mm.rst's (physmap.config=mmrst): a %s kernel text mapping, MODULES_VADDR %#x", humanSize(kt.Size), uint64(mods.Start))
+	}
+	return fmt.Sprintf("  layout: Debian's 6.1: CONFIG_RANDOMIZE_BASE makes KERNEL_IMAGE_SIZE %s, so MODULES_VADDR is %#x", humanSize(kt.Size), uint64(mods.Start))
 }
 
 // showLayout prints the layout in force in the full shape of mm.rst, with

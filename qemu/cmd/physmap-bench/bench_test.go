@@ -68,7 +68,7 @@ func TestLinearFit(t *testing.T) {
 const console = `physmap: booting on QEMU microvm (TamaGo tamago/amd64, go1.26.0)
 PASS e820: 2 ranges, sorted and disjoint, 6144 MiB of RAM
 phase: firmware-map ended at 100.000000 ms
-PASS cpu.paging: CR0.PG=1 CR4.PAE=1 EFER.LMA=1, 4-level paging; CPUID Page1GB=yes LA57=yes, 40 physical address bits
+PASS paging.mode: 4-level paging (CR4.LA57=0), want 4-level: physmap.levels=4; CPUID Page1GB=yes, 40 physical address bits
 phase: directmap ended at 105.000000 ms
 phase: regions ended at 110.500000 ms
 PASS layout.build: 4-level tables at 0x12480000 live in CR3: 13 table pages (the direct map alone needs at least 2)

@@ -42,7 +42,7 @@ type Guest struct {
 }
 
 var (
-	pagingRe = regexp.MustCompile(`(\d)-level paging; CPUID Page1GB=(yes|no)`)
+	pagingRe = regexp.MustCompile(`(\d)-level paging \(CR4\.LA57=\d\).*; CPUID Page1GB=(yes|no)`)
 	e820Re   = regexp.MustCompile(`^PASS e820: .*, (\d+) MiB of RAM`)
 	buildRe  = regexp.MustCompile(`^PASS layout\.build: .*: (\d+) table pages \(the direct map alone needs at least (\d+)\)`)
 	tablesRe = regexp.MustCompile(`^tables: (.+) (\d+) \(min (\d+)\)$`)
@@ -61,7 +61,7 @@ func ParseConsole(lines []string, bulk []byte) Guest {
 			prev = p.At
 			continue
 		}
-		if m := pagingRe.FindStringSubmatch(line); m != nil && strings.HasPrefix(line, "PASS cpu.paging") {
+		if m := pagingRe.FindStringSubmatch(line); m != nil && strings.HasPrefix(line, "PASS paging.mode") {
 			g.Levels, _ = strconv.Atoi(m[1])
 			g.Page1GB = m[2] == "yes"
 		} else if m := e820Re.FindStringSubmatch(line); m != nil {

@@ -29,7 +29,6 @@ var Departures = []Departure{
 	{Key: "vmalloc:perm:RW PCD NX", When: "pti", Kind: Pending,
 		Why: "Linux's ioremaps in the vmalloc area lose the global bit under PTI (see the ioremap fact); physmap has no PTI"},
 
-
 	{Key: "modules:perm:ro NX", When: "pti", Kind: Pending,
 		Why: "a Linux module's rodata is read-only and NX (kernel/module/strict_rwx.c), its global bit cleared by PTI; physmap has no PTI"},
 

@@ -93,6 +93,15 @@ func write64(c CPU, what string, va mm.VirtAddr, v uint64) error {
 	return nil
 }
 
+// patchReadOnly stores b at va with CR0.WP clear, as an injection patches
+// code or tables behind read-only pages; CR0 is restored.
+func patchReadOnly(c CPU, what string, va mm.VirtAddr, b []byte) error {
+	cr0 := c.CR0()
+	c.SetCR0(cr0 &^ amd64.CR0_WP)
+	defer c.SetCR0(cr0)
+	return writeBytes(c, what, va, b)
+}
+
 // writeBytes stores b at va.
 func writeBytes(c CPU, what string, va mm.VirtAddr, b []byte) error {
 	if n, f := c.Write(va, b); f.Faulted {

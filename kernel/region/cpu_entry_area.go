@@ -219,23 +219,14 @@ func (a *CPUEntryArea) Inject(s *Space, name string) error {
 		s.CPU.LIDT(a.OrigIDT, a.IDTLimit)
 		return nil
 	case "cpu-entry-ist-off":
-		// #DF's gate without its IST stack, written with CR0.WP clear:
-		// the IDT's alias is read-only.
-		off := uint64(exceptionStacks[0].vector * amd64.GATE_SIZE)
-		var b [8]byte
-		if n, f := s.CPU.Read(l.idt.Add(off), b[:]); f.Faulted || n != 8 {
-			return fmt.Errorf("reading the #DF gate: %v", f)
+		// #DF's gate without its IST stack (bits 32-34), written past
+		// the IDT alias's read-only pte.
+		va := l.idt.Add(uint64(exceptionStacks[0].vector * amd64.GATE_SIZE))
+		g, err := read64(s.CPU, "the #DF gate", va)
+		if err != nil {
+			return err
 		}
-		g := binary.LittleEndian.Uint64(b[:]) &^ (7 << 32) // IST is bits 32-34
-		binary.LittleEndian.PutUint64(b[:], g)
-		cr0 := s.CPU.CR0()
-		s.CPU.SetCR0(cr0 &^ amd64.CR0_WP)
-		_, f := s.CPU.Write(l.idt.Add(off), b[:])
-		s.CPU.SetCR0(cr0)
-		if f.Faulted {
-			return fmt.Errorf("patching the #DF gate: %v", f)
-		}
-		return nil
+		return patchReadOnly(s.CPU, "the #DF gate", va, binary.LittleEndian.AppendUint64(nil, g&^(7<<32)))
 	}
 	return fmt.Errorf("cpu_entry_area: no injection %q", name)
 }

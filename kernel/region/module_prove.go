@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/physmap/physmap/amd64"
 	"github.com/physmap/physmap/kernel/modload"
 	"github.com/physmap/physmap/mm"
 )
@@ -459,16 +458,8 @@ func (m *Modules) Inject(s *Space, name string) error {
 			return err
 		}
 		pa, _ := deps.frameOf(va)
-		// XOR EAX, EAX; RET, written with CR0.WP clear: the text and its
-		// alias are read-only.
-		cr0 := s.CPU.CR0()
-		s.CPU.SetCR0(cr0 &^ amd64.CR0_WP)
-		_, f := s.CPU.Write(s.DirectVA(pa), []byte{0x31, 0xc0, 0xc3})
-		s.CPU.SetCR0(cr0)
-		if f.Faulted {
-			return fmt.Errorf("patching deps_call: %v", f)
-		}
-		return nil
+		// XOR EAX, EAX; RET, past the read-only text and alias.
+		return patchReadOnly(s.CPU, "deps_call", s.DirectVA(pa), []byte{0x31, 0xc0, 0xc3})
 	case "module-guard-mapped":
 		last := m.Loaded[len(m.Loaded)-1]
 		pa, err := s.Frames.AllocFrame()

@@ -10,6 +10,7 @@
 #   make soak    boot physmap 300 times under host load, failures by check
 #   make help    every target, one line each
 #   make modules compile the C modules the kernel embeds, kernel/modules/obj
+#   make programs link the C user programs the kernel runs as processes, kernel/programs/obj
 #
 # The QEMU command line lives in one place, the Go harness qemu/
 # (go run ./qemu/cmd/physmap-run -print shows it); this file never repeats it.
@@ -96,6 +97,24 @@ MODULE_CFLAGS := -std=gnu11 -nostdinc -ffreestanding -fno-common \
 # Assembler sources (test modules) as Linux assembles them: KBUILD_AFLAGS.
 MODULE_AFLAGS := -D__ASSEMBLY__ -fno-PIE -m64 -D__KERNEL__ -DMODULE -I$(MODULES_INC)
 
+# User programs: C sources in kernel/programs/c, linked as Linux runs a
+# static program: ET_EXEC at the default 0x400000 (-static -no-pie), no
+# libc or start files (-nostdlib: the program makes its system calls
+# itself), text apart from the read-only headers and data
+# (-z separate-code, Debian's default), a non-executable stack, no build-id
+# note. -mgeneral-regs-only: physmap saves no FPU or vector state when it
+# switches processes (a departure: Linux saves it with XSAVE), so a program
+# may not keep any. The kernel embeds them from kernel/programs/obj.
+PROGRAMS_DIR ?= kernel/programs/c
+PROGRAMS     ?= probe
+PROGRAM_OBJ  ?= kernel/programs/obj
+PROGRAM_ELFS := $(PROGRAMS:%=$(PROGRAM_OBJ)/%.elf)
+PROGRAM_CFLAGS := -std=gnu11 -O2 -Wall -Werror -ffreestanding -fno-builtin \
+	-fno-pie -fno-stack-protector -fcf-protection=none -fno-asynchronous-unwind-tables \
+	-mgeneral-regs-only
+PROGRAM_LDFLAGS := -static -no-pie -nostdlib -nostartfiles \
+	-Wl,-z,separate-code -Wl,-z,noexecstack -Wl,--build-id=none
+
 # Options for the harness, e.g. make qemu RUNFLAGS='-m 6G -append physmap.hold=1'
 RUNFLAGS ?=
 
@@ -113,7 +132,7 @@ MUTATEFLAGS ?=
 # Options for physmap-soak, e.g. make soak SOAKFLAGS='-n 50 -busy 4'
 SOAKFLAGS ?=
 
-.PHONY: all help mutate soak kernel modules qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover tamago-note check-tamago check-qemu check-rsvg check-gcc check-linux linux test-linux clean
+.PHONY: all help mutate soak kernel modules programs qemu qemu-gdb map docs docs-check bench test test-unit test-boot vet cover tamago-note check-tamago check-qemu check-rsvg check-gcc check-linux linux test-linux clean
 
 all: kernel
 
@@ -122,7 +141,7 @@ help: ## this list
 
 kernel: $(ELF) ## build the kernel, build/physmap.elf
 
-$(ELF): $(KERNEL_SRC) $(MODULE_OBJS) | check-tamago
+$(ELF): $(KERNEL_SRC) $(MODULE_OBJS) $(PROGRAM_ELFS) | check-tamago
 	@mkdir -p $(BUILD)
 	$(GOENV) $(TAMAGO) build $(GOFLAGS) -o $@ ./kernel
 
@@ -136,6 +155,12 @@ $(MODULE_OBJ)/%.o: $(MODULES_DIR)/%.c $(MODULES_INC)/physmap_module.h | check-gc
 $(MODULE_OBJ)/%.o: $(MODULES_DIR)/%.S | check-gcc
 	@mkdir -p $(MODULE_OBJ)
 	$(MODULE_CC) $(MODULE_AFLAGS) -c -o $@ $<
+
+programs: $(PROGRAM_ELFS) ## link the user programs the kernel runs as processes, kernel/programs/obj
+
+$(PROGRAM_OBJ)/%.elf: $(PROGRAMS_DIR)/%.c | check-gcc
+	@mkdir -p $(PROGRAM_OBJ)
+	$(MODULE_CC) $(PROGRAM_CFLAGS) $(PROGRAM_LDFLAGS) -o $@ $<
 
 # A cold build says what it is about to do: resolving the tool downloads the
 # tamago module and builds the tool if needed, and the tool's first run
@@ -255,11 +280,11 @@ test-boot: $(ELF) check-qemu ## the QEMU boot matrix only (qemu/cmd/physmap-test
 	go run ./qemu/cmd/physmap-test -kernel $(ELF)
 
 # The kernel packages checked by vet as the TamaGo compiler sees them.
-vet: $(MODULE_OBJS) | check-tamago ## go vet of the kernel packages as the TamaGo compiler sees them
+vet: $(MODULE_OBJS) $(PROGRAM_ELFS) | check-tamago ## go vet of the kernel packages as the TamaGo compiler sees them
 	$(GOENV) $(TAMAGO) vet -tags $(BUILD_TAGS) ./kernel/... ./boot/... ./amd64/...
 
 cover: ## mm's test coverage
 	go test -coverprofile=$(BUILD)/cover.out ./mm/... && go tool cover -func=$(BUILD)/cover.out | tail -1
 
-clean: ## remove build/ and the compiled modules
-	rm -rf $(BUILD) kernel/modules/obj
+clean: ## remove build/, the compiled modules and the linked programs
+	rm -rf $(BUILD) kernel/modules/obj kernel/programs/obj

@@ -56,6 +56,15 @@ GLOBL	·extable<>(SB), RODATA, $(EXTABLE_LEN*16)
 // processor left them. It uses 32 bytes of stack below the 48-byte frame,
 // touches no flags the frame does not restore, and no SSE state.
 TEXT ·pfEntry(SB),NOSPLIT|NOFRAME,$0
+	// A fault in ring 3 (CS's RPL, the interrupted CPL) is a process's:
+	// user.s hands it to RunUser's caller.
+	TESTQ	$3, FRAME_CS(SP)
+	JZ	kernelpf
+	SUBQ	$8, SP
+	MOVQ	$const_VECTOR_PF, 0(SP)
+	JMP	·userTrap(SB)
+
+kernelpf:
 	SUBQ	$SAVE_SIZE, SP
 	MOVQ	AX, SAVE_AX(SP)
 	MOVQ	BX, SAVE_BX(SP)

@@ -465,3 +465,53 @@ func (as *AddressSpace) Release() error {
 	}
 	return as.alloc.FreeFrame(as.root)
 }
+
+// kernelHalf is the first top-level index of the kernel half: Linux's
+// KERNEL_PGD_BOUNDARY (pgd_index(PAGE_OFFSET) rounded to the half, 256 of
+// 512 entries in both modes).
+const kernelHalf = entriesPerPT / 2
+
+// ShareKernelHalf copies from's kernel-half top-level entries into as, as
+// Linux's pgd_alloc copies them from swapper_pg_dir into a new process's
+// pgd (pgd_ctor, clone_pgd_range of KERNEL_PGD_PTRS entries): the tables
+// below them are then shared, so a change below the top level shows in
+// both. as's kernel half must be empty; its TLB is not told (a new
+// address space is not live).
+// Precondition: both address spaces have the same mode and memory.
+func (as *AddressSpace) ShareKernelHalf(from *AddressSpace) error {
+	if as.alloc == nil {
+		return opErr("share", as.mode.KernelStart(), PGD, ErrReadOnly)
+	}
+	for i := kernelHalf; i < entriesPerPT; i++ {
+		if as.read(as.root, i).IsPresent() {
+			return opErr("share", as.topVA(i), PGD, ErrAlreadyMapped)
+		}
+	}
+	for i := kernelHalf; i < entriesPerPT; i++ {
+		as.write(as.root, i, from.read(from.root, i))
+	}
+	return nil
+}
+
+// topVA is the first address of top-level entry i.
+func (as *AddressSpace) topVA(i int) VirtAddr {
+	va := VirtAddr(uint64(i) << as.mode.Shift(PGD))
+	if i >= kernelHalf {
+		va |= as.mode.KernelStart()
+	}
+	return va
+}
+
+// ReleaseUser frees as's user half and root, leaving the kernel half's
+// tables alone (ShareKernelHalf's, which belong to the kernel), as Linux's
+// pgd_free frees only a process's own: it clears the kernel-half
+// top-level entries, then releases the rest.
+func (as *AddressSpace) ReleaseUser() error {
+	if as.alloc == nil {
+		return opErr("release", 0, NoLevel, ErrReadOnly)
+	}
+	for i := kernelHalf; i < entriesPerPT; i++ {
+		as.write(as.root, i, 0)
+	}
+	return as.Release()
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/physmap/physmap/boot"
 	"github.com/physmap/physmap/kernel/modules"
 	"github.com/physmap/physmap/kernel/option"
+	"github.com/physmap/physmap/kernel/programs"
 	"github.com/physmap/physmap/kernel/region"
 	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
@@ -116,6 +117,9 @@ func build(mode mm.Mode, ram []mm.PhysRange, page1G bool, opts option.Options, c
 		Config:  cfg,
 		Exports: kernelExports(),
 		Modules: moduleObjects(),
+		Ring3:   hwRing3{},
+		Program: programs.Probe(),
+		Console: os.Stdout,
 	}
 	var err error
 	if s.AS, err = mm.New(mode, s.Mem, s.Tables, tlb); err != nil {

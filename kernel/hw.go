@@ -126,3 +126,19 @@ func (m *physMem) ZeroFrame(pa mm.PhysAddr) {
 	p := (*[512]uint64)(unsafe.Pointer(m.ptr(pa)))
 	clear(p[:])
 }
+
+// hwRing3 enters ring 3 with package amd64.
+type hwRing3 struct{}
+
+func (hwRing3) Setup(lstar, cstar mm.VirtAddr) {
+	amd64.SetupSyscall(amd64.KernelCS(), uint64(lstar), uint64(cstar))
+}
+func (hwRing3) SetLSTAR(lstar mm.VirtAddr) { amd64.Wrmsr(amd64.MSR_LSTAR, uint64(lstar)) }
+func (hwRing3) Stubs() (syscall, syscallCR3, cstar mm.PhysAddr) {
+	return mm.PhysAddr(amd64.SyscallEntryPC()), mm.PhysAddr(amd64.SyscallEntryCR3PC()), mm.PhysAddr(amd64.IgnoreSysretPC())
+}
+func (hwRing3) SetStubCR3(root mm.PhysAddr) { amd64.SetStubCR3(uint64(root)) }
+func (hwRing3) Run(r *amd64.UserRegs, root mm.PhysAddr, sysret bool) amd64.Trap {
+	return amd64.RunUser(r, uint64(root), sysret)
+}
+func (hwRing3) KernelCS() uint16 { return amd64.KernelCS() }

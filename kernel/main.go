@@ -126,6 +126,10 @@ func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features,
 		r.fail("fault.handler", "%v", err)
 		return nil
 	}
+	if err := amd64.InstallUserTraps(); err != nil {
+		r.fail("fault.handler", "%v", err)
+		return nil
+	}
 	enableCPU(f)
 	s, err := build(mode, ram, f.Page1GB, opts, cfg, log)
 	if err != nil {

@@ -125,6 +125,18 @@ func (a *CPUEntryArea) Populate(s *Space) error {
 		return err
 	}
 	gdt = append(gdt, make([]byte, gdtEntries*8-len(gdt))...)
+	// Linux's user segments at their entries (gdt_page, common.c), for
+	// SYSRET and IRET to ring 3.
+	for _, d := range []struct {
+		entry int
+		flags uint16
+	}{
+		{amd64.GDT_ENTRY_DEFAULT_USER32_CS, amd64.DESC_USER32_CS},
+		{amd64.GDT_ENTRY_DEFAULT_USER_DS, amd64.DESC_USER_DS},
+		{amd64.GDT_ENTRY_DEFAULT_USER_CS, amd64.DESC_USER_CS},
+	} {
+		binary.LittleEndian.PutUint64(gdt[d.entry*8:], amd64.SegmentDescriptor(d.flags, 0, 0xfffff))
+	}
 	lo, hi := amd64.TSSDescriptor{Base: uint64(l.tss), Limit: amd64.TSS64_SIZE - 1, Type: amd64.TSS_TYPE_AVAILABLE, Present: true}.Encode()
 	binary.LittleEndian.PutUint64(gdt[gdtEntryTSS*8:], lo)
 	binary.LittleEndian.PutUint64(gdt[gdtEntryTSS*8+8:], hi)

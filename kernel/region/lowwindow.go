@@ -18,7 +18,11 @@ import (
 // whole window.
 type LowWindow struct{}
 
-func (LowWindow) Populate(s *Space) error {
+func (LowWindow) Populate(s *Space) error { return mapWindow(s.AS, s) }
+
+// mapWindow maps the runtime's window into as, supervisor-only: the
+// kernel's tables, and every process's, whose kernel code runs from it.
+func mapWindow(as *mm.AddressSpace, s *Space) error {
 	im := s.Image
 	for _, sec := range []struct {
 		r     mm.PhysRange
@@ -32,7 +36,7 @@ func (LowWindow) Populate(s *Space) error {
 		if sec.r.Empty() {
 			continue
 		}
-		if err := s.AS.Map(mm.VirtAddr(sec.r.Start), sec.r.Start, sec.r.Len(), sec.attrs, imagePageSizes()); err != nil {
+		if err := as.Map(mm.VirtAddr(sec.r.Start), sec.r.Start, sec.r.Len(), sec.attrs, imagePageSizes()); err != nil {
 			return fmt.Errorf("low window %v: %w", sec.r, err)
 		}
 	}

@@ -27,6 +27,7 @@ var impls = map[string]func() Region{
 	"vsyscall":       func() Region { return new(Vsyscall) },
 	"kaslr":          func() Region { return new(KASLR) },
 	"audit":          func() Region { return new(Audit) },
+	"user":           func() Region { return new(User) },
 }
 
 // bootEntry is the registry entry the kernel's main package proves.

@@ -79,6 +79,14 @@ type Space struct {
 	// physmap_console_write), and Modules the objects to load.
 	Exports []KernelSymbol
 	Modules []ModuleObject
+	// Ring3 enters and leaves user mode; Program is the probe
+	// executable the processes run (kernel/programs). Without them the
+	// user region builds nothing.
+	Ring3   Ring3
+	Program []byte
+	// Console receives what processes write, and the kernel's lines
+	// about them.
+	Console io.Writer
 
 	regions []Entry
 }

@@ -543,6 +543,30 @@ var Registry = []Region{
 				Expect: "the live tables"},
 		},
 	},
+	{
+		Name:   "user",
+		Source: "fs/binfmt_elf.c: load_elf_binary; arch/x86/mm/pgtable.c: pgd_alloc; arch/x86/kernel/cpu/common.c: syscall_init; arch/x86/entry/entry_64.S: entry_SYSCALL_64",
+		Checks: []Check{
+			{Name: "user.ring3", Claim: "two processes of one static C program ran at CPL 3 and printed through write",
+				Expect: "__USER_CS and __USER_DS in the exception frames the CPU pushed and in CS read in ring 3; probe.c's greeting"},
+			{Name: "user.kernel-half", Claim: "every process's kernel-half top-level entries are the kernel's (pgd_alloc's copy), and kernel addresses translate identically under each process's root",
+				Expect: "the top-level table in CR3 while the kernel runs; the live tables' translations"},
+			{Name: "user.isolation", Claim: "the same user address maps a different frame in each process; each reads back only its own data",
+				Expect: "the program's symbol table, probe.c's values, the frames read through page_offset_base"},
+			{Name: "user.supervisor", Claim: "from ring 3, the process's own page through the direct map, kernel text and kernel data are present but supervisor-only (#PF P=1 U=1, W on the write); a non-canonical address raises #GP",
+				Expect: "the SDM's error codes as the CPU pushed them and as each process was handed them; a kernel word no process may change"},
+			{Name: "user.syscall", Claim: "a system call enters the kernel's entry stub through the kernel text mapping with CR3 unchanged (no PTI), and write copies the buffer from its user address",
+				Expect: "CR3 as the entry stub read it, MSR_LSTAR and the stub's frame from the linker, the buffer's frame through page_offset_base"},
+		},
+		Injections: []Injection{
+			{Name: "user-greeting-patched", What: "process 1's greeting overwritten in its data frame through the direct map", Fails: []string{"user.ring3"}},
+			{Name: "user-kernel-half-differs", What: "process 2's top-level entry for vmemmap_base cleared", Fails: []string{"user.kernel-half"}},
+			{Name: "user-shared-frame", What: "process 2's secret_page mapped to process 1's frame", Fails: []string{"user.isolation"}},
+			{Name: "user-directmap-user", What: "U/S set on every entry of the walk to process 1's stack page through the direct map", Fails: []string{"user.supervisor"}},
+			{Name: "user-lstar-cr3", What: "MSR_LSTAR pointed at an entry stub that loads the kernel's CR3 first, as PTI's does, with no user copy to come from: copy_from_user then faults",
+				Fails: []string{"user.syscall", "user.ring3"}},
+		},
+	},
 }
 
 // Manifest returns the names of the checks a boot with configuration c must

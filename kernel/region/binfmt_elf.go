@@ -1,0 +1,307 @@
+package region
+
+import (
+	"bytes"
+	"debug/elf"
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+
+	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/kernel/exec"
+	"github.com/physmap/physmap/mm"
+)
+
+// Ring3 runs code in ring 3 and takes it back; the kernel implements it
+// with package amd64 (RunUser, SetupSyscall).
+type Ring3 interface {
+	// Setup enables SYSCALL as syscall_init does, entering at lstar
+	// (64-bit) and cstar (compatibility mode).
+	Setup(lstar, cstar mm.VirtAddr)
+	// SetLSTAR points 64-bit SYSCALL somewhere else.
+	SetLSTAR(lstar mm.VirtAddr)
+	// Stubs are the entry stubs' frames in the image: the SYSCALL entry,
+	// the one that loads StubCR3 first, and CSTAR's.
+	Stubs() (syscall, syscallCR3, cstar mm.PhysAddr)
+	// SetStubCR3 sets the root the second stub loads.
+	SetStubCR3(root mm.PhysAddr)
+	// Run enters ring 3 under root with r and returns at the next system
+	// call or exception (amd64.RunUser).
+	Run(r *amd64.UserRegs, root mm.PhysAddr, sysret bool) amd64.Trap
+	// KernelCS is the kernel's code selector, STAR's bits 32-47.
+	KernelCS() uint16
+}
+
+// The user half's layout, as Linux lays out a process on x86-64.
+const (
+	// stackTop is STACK_TOP for a 64-bit process: TASK_SIZE_LOW,
+	// DEFAULT_MAP_WINDOW = 2^47 - PAGE_SIZE (arch/x86/include/asm/
+	// page_64_types.h), in both paging modes (a process reaches above it
+	// in 5-level mode only by asking mmap for it). Linux also lowers it
+	// by a random offset (randomize_stack_top); physmap does not.
+	stackTop = mm.VirtAddr(defaultMapWindow)
+	// stackPages are mapped below stackTop; the page below them is left
+	// unmapped, a guard page (Linux keeps stack_guard_gap, 256 pages,
+	// free below a stack VMA).
+	stackPages = 4
+	// mmapMinAddr is Debian's CONFIG_DEFAULT_MMAP_MIN_ADDR (65536): no
+	// segment below it.
+	mmapMinAddr mm.VirtAddr = 0x10000
+	// maxProgramPages bounds a program's segments (1 MiB).
+	maxProgramPages = 256
+	// nprocs is how many processes run the probe.
+	nprocs = 2
+)
+
+// The probe's symbols the kernel and its checks use, from its ELF symbol
+// table (kernel/programs/c/probe.c).
+const (
+	symSecret   = "secret_page" // a page of its own holding one word
+	symGreeting = "greeting"    // the line it writes
+)
+
+// greetingText is what probe.c writes, %d its pid.
+const greetingText = "hello from ring 3, pid %d\n"
+
+// userTarget is the kernel data word processes try to write (through the
+// kernel text mapping): it must stay zero.
+var userTarget uint64
+
+// Process is one process: its address space (its own user half, the
+// kernel's kernel half), registers and what it did.
+type Process struct {
+	PID int
+	AS  *mm.AddressSpace
+	// Pages are the user pages mapped, with their frames.
+	Pages []UserPage
+	Regs  amd64.UserRegs
+	// sysret says the next entry returns from a system call.
+	sysret bool
+	// Handler is where the process resumes after an exception (its trap
+	// system call); 0 for none.
+	Handler mm.VirtAddr
+	// Probe is the block of addresses passed in RDI, at ProbeVA.
+	Probe   probeBlock
+	ProbeVA mm.VirtAddr
+
+	Exited   bool
+	ExitCode int64
+	Killed   string // why the kernel ended it, if it did
+
+	Syscalls []SyscallRecord
+	Traps    []amd64.Trap // exceptions, in order
+	Reports  []Report
+	Output   []byte // what it wrote to the console
+	Copies   []Copy // copy_from_user's reads
+}
+
+// UserPage is one mapped user page.
+type UserPage struct {
+	VA    mm.VirtAddr
+	PA    mm.PhysAddr
+	Attrs mm.Attr
+	What  string // "text", "data", "stack", ...
+}
+
+// SyscallRecord is one system call as the entry stub recorded it.
+type SyscallRecord struct {
+	Nr                 uint64
+	EntryCR3, EntryRIP uint64
+	Ret                int64
+}
+
+// Report is one physmap_report system call: a fact the process states.
+type Report struct {
+	Kind       uint64
+	A, B, C, D uint64
+}
+
+// Copy is one copy_from_user: the user address and the bytes read there.
+type Copy struct {
+	VA   mm.VirtAddr
+	Data []byte
+}
+
+// probeBlock is struct physmap_probe of probe.c.
+type probeBlock struct {
+	DirectOwn, KernelText, KernelData, NonCanonical uint64
+}
+
+// User is the user half of a process's address space: mm.rst's
+// "user-space virtual memory, different per mm" below the kernel half.
+// physmap fills it as fs/binfmt_elf.c's load_elf_binary does for a static
+// executable (kernel/exec reads it), in an address space made as
+// pgd_alloc makes one (arch/x86/mm/pgtable.c: the kernel half's top-level
+// entries copied from the kernel's tables), and runs two processes of the
+// same program at the same addresses over different frames, entering
+// ring 3 and coming back through SYSCALL and exceptions as
+// arch/x86/entry/entry_64.S does. The runtime's window is mapped in each
+// process too, supervisor-only: TamaGo's runtime runs at its link
+// address in the low half (physmap's departure, see LowWindow).
+type User struct {
+	Program *exec.Program
+	Syms    map[string]mm.VirtAddr
+	// LSTAR and CSTAR are the entry points SYSCALL uses: the stubs'
+	// aliases in the kernel text mapping, as entry_SYSCALL_64 is in
+	// kernel text.
+	LSTAR, CSTAR mm.VirtAddr
+	Procs        []*Process
+	// inject is the injection to apply when the processes are made.
+	inject string
+	// Log holds the console lines of the last run, for the report.
+	Log []string
+}
+
+func (u *User) Populate(s *Space) error {
+	if s.Ring3 == nil || s.Program == nil {
+		return nil
+	}
+	prog, err := exec.Load(s.Program, userLimits(s))
+	if err != nil {
+		return fmt.Errorf("the probe program: %w", err)
+	}
+	u.Program = prog
+	if u.Syms, err = elfSymbols(s.Program, symSecret, symGreeting); err != nil {
+		return fmt.Errorf("the probe program: %w", err)
+	}
+	sys, _, cstar := s.Ring3.Stubs()
+	u.LSTAR, u.CSTAR = s.KernelVA(sys), s.KernelVA(cstar)
+	s.Ring3.Setup(u.LSTAR, u.CSTAR)
+	s.logf("physmap: SYSCALL enabled: LSTAR %v, CSTAR %v (the entry stubs in the kernel text mapping), STAR %#x, SFMASK %#x",
+		u.LSTAR, u.CSTAR, amd64.STAR(s.Ring3.KernelCS()), amd64.SyscallMask)
+	return nil
+}
+
+// userLimits is where a program's segments may go: above mmap_min_addr,
+// below the stack and its guard page, clear of the runtime's window.
+func userLimits(s *Space) exec.Limits {
+	return exec.Limits{
+		Range:    mm.VirtRange{Start: mmapMinAddr, End: stackTop.Sub((stackPages + 1) * page)},
+		Avoid:    mm.VirtRange{Start: mm.VirtAddr(s.Window.Start), End: mm.VirtAddr(s.Window.End)},
+		MaxPages: maxProgramPages,
+	}
+}
+
+// elfSymbols finds the named symbols in an executable's symbol table.
+func elfSymbols(data []byte, names ...string) (map[string]mm.VirtAddr, error) {
+	f, err := elf.NewFile(bytes.NewReader(data))
+	if err != nil {
+		return nil, err
+	}
+	syms, err := f.Symbols()
+	if err != nil {
+		return nil, fmt.Errorf("symbol table: %w", err)
+	}
+	out := map[string]mm.VirtAddr{}
+	for _, sym := range syms {
+		out[sym.Name] = mm.VirtAddr(sym.Value)
+	}
+	for _, n := range names {
+		if _, ok := out[n]; !ok {
+			return nil, fmt.Errorf("no symbol %s", n)
+		}
+	}
+	return out, nil
+}
+
+// newProcess makes a process as fork+exec would leave it: an address
+// space whose kernel half is the kernel's (pgd_alloc), the window
+// supervisor-only, the program's segments over fresh frames with
+// load_elf_binary's permissions, a stack below stackTop with the probe
+// block at its top, RIP at the entry point.
+func (u *User) newProcess(s *Space, kernel *mm.AddressSpace, pid int, probe func(stackPA mm.PhysAddr) probeBlock) (*Process, error) {
+	as, err := mm.New(kernel.Mode(), s.Mem, s.Tables, s.TLB)
+	if err != nil {
+		return nil, err
+	}
+	if err := as.ShareKernelHalf(kernel); err != nil {
+		return nil, err
+	}
+	if err := mapWindow(as, s); err != nil {
+		return nil, err
+	}
+	pr := &Process{PID: pid, AS: as}
+	mapPage := func(va mm.VirtAddr, attrs mm.Attr, what string, fill []byte, off uint64) error {
+		pa, err := s.Frames.AllocFrame()
+		if err != nil {
+			return err
+		}
+		if err := writeBytes(s.CPU, "a user page", s.DirectVA(pa), zeroPage[:]); err != nil {
+			return err
+		}
+		if len(fill) > 0 {
+			if err := writeBytes(s.CPU, "a user page", s.DirectVA(pa).Add(off), fill); err != nil {
+				return err
+			}
+		}
+		if err := as.Map(va, pa, page, attrs, mm.Only(mm.Size4K)); err != nil {
+			return err
+		}
+		pr.Pages = append(pr.Pages, UserPage{VA: va, PA: pa, Attrs: attrs, What: what})
+		return nil
+	}
+	for _, seg := range u.Program.Segments {
+		what := "rodata"
+		switch {
+		case seg.Exec:
+			what = "text"
+		case seg.Write:
+			what = "data"
+		}
+		r := seg.Pages()
+		for va := r.Start; va < r.End; va = va.Add(page) {
+			// The file bytes that fall in this page, and where.
+			lo, hi := max(va, seg.VA), min(va.Add(page), seg.VA.Add(uint64(len(seg.Data))))
+			var fill []byte
+			if lo < hi {
+				fill = seg.Data[lo-seg.VA : hi-seg.VA]
+			}
+			if err := mapPage(va, seg.Attrs(), what, fill, uint64(lo-va)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for i := stackPages; i >= 1; i-- {
+		if err := mapPage(stackTop.Sub(uint64(i)*page), mm.AttrUser|mm.AttrWrite|mm.AttrNX, "stack", nil, 0); err != nil {
+			return nil, err
+		}
+	}
+	top := pr.Pages[len(pr.Pages)-1]
+	pr.Probe = probe(top.PA)
+	pr.ProbeVA = stackTop.Sub(64)
+	var blk [32]byte
+	binary.LittleEndian.PutUint64(blk[0:], pr.Probe.DirectOwn)
+	binary.LittleEndian.PutUint64(blk[8:], pr.Probe.KernelText)
+	binary.LittleEndian.PutUint64(blk[16:], pr.Probe.KernelData)
+	binary.LittleEndian.PutUint64(blk[24:], pr.Probe.NonCanonical)
+	if err := writeBytes(s.CPU, "the probe block", s.DirectVA(top.PA).Add(page-64), blk[:]); err != nil {
+		return nil, err
+	}
+	pr.Regs = amd64.UserRegs{RIP: uint64(u.Program.Entry), RSP: uint64(pr.ProbeVA), DI: uint64(pr.ProbeVA), RFLAGS: amd64.RFLAGS_FIXED}
+	return pr, nil
+}
+
+// release frees a process's frames and its own tables.
+func (pr *Process) release(s *Space) error {
+	for _, pg := range pr.Pages {
+		if err := s.Frames.FreeFrame(pg.PA); err != nil {
+			return err
+		}
+	}
+	pr.Pages = nil
+	return pr.AS.ReleaseUser()
+}
+
+// pageAt returns the process's page holding va.
+func (pr *Process) pageAt(va mm.VirtAddr) (UserPage, bool) {
+	for _, pg := range pr.Pages {
+		if va.AlignDown(page) == pg.VA {
+			return pg, true
+		}
+	}
+	return UserPage{}, false
+}
+
+// targetPA is userTarget's frame: the runtime's window is identity mapped,
+// so its address is its physical address.
+func targetPA() mm.PhysAddr { return mm.PhysAddr(uintptr(unsafe.Pointer(&userTarget))) }

@@ -1,0 +1,424 @@
+package region
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+
+	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/mm"
+)
+
+// The user region's checks.
+const (
+	checkRing3      = "user.ring3"
+	checkKernelHalf = "user.kernel-half"
+	checkIsolation  = "user.isolation"
+	checkSupervisor = "user.supervisor"
+	checkSyscall    = "user.syscall"
+)
+
+var userChecks = []string{checkRing3, checkKernelHalf, checkIsolation, checkSupervisor, checkSyscall}
+
+// The user region's injections, applied to the processes' tables, memory
+// or the CPU when Prove makes them, before they run.
+const (
+	injectGreeting   = "user-greeting-patched"
+	injectKernelHalf = "user-kernel-half-differs"
+	injectShared     = "user-shared-frame"
+	injectDirectUser = "user-directmap-user"
+	injectLSTARCR3   = "user-lstar-cr3"
+)
+
+// secretOf is the value probe.c keeps in secret_page: 0x5ec2e700 + pid.
+func secretOf(pid int) uint64 { return 0x5ec2e700 + uint64(pid) }
+
+func (u *User) Inject(s *Space, name string) error {
+	switch name {
+	case injectGreeting, injectKernelHalf, injectShared, injectDirectUser, injectLSTARCR3:
+		u.inject = name
+		return nil
+	}
+	return fmt.Errorf("user: no injection %q", name)
+}
+
+// Prove makes the processes afresh (those of an earlier run are freed),
+// runs them and holds what they did to the CPU's records.
+func (u *User) Prove(p *Proof) {
+	s := p.Act
+	failAll := func(format string, args ...any) {
+		for _, c := range userChecks {
+			fail(p.R, c, format, args...)
+		}
+	}
+	if u.Program == nil {
+		failAll("no processes: the kernel has no probe program or no way to enter ring 3")
+		return
+	}
+	if p.Bases.TextErr != nil || p.Bases.PageOffsetErr != nil {
+		failAll("no processes: _text or page_offset_base not found in the live tables (%v, %v)", p.Bases.TextErr, p.Bases.PageOffsetErr)
+		return
+	}
+	for _, pr := range u.Procs {
+		if err := pr.release(s); err != nil {
+			failAll("freeing the last run's process %d: %v", pr.PID, err)
+			return
+		}
+	}
+	u.Procs, u.Log = nil, nil
+	kernelRoot := p.CPU.CR3()
+	mode := p.Live.Mode()
+	probe := func(stackPA mm.PhysAddr) probeBlock {
+		return probeBlock{
+			DirectOwn:    uint64(p.DirectVA(stackPA)),
+			KernelText:   uint64(p.Bases.Text),
+			KernelData:   uint64(p.KernelVA(targetPA())),
+			NonCanonical: uint64(mode.UserEnd()),
+		}
+	}
+	for pid := 1; pid <= nprocs; pid++ {
+		pr, err := u.newProcess(s, p.Live, pid, probe)
+		if err != nil {
+			failAll("making process %d: %v", pid, err)
+			return
+		}
+		u.Procs = append(u.Procs, pr)
+	}
+	undo, err := u.applyInjection(p, kernelRoot)
+	if err != nil {
+		failAll("injection %s: %v", u.inject, err)
+		return
+	}
+	userTarget = 0
+	u.run(s, kernelRoot)
+	undo()
+
+	for _, c := range []struct {
+		name  string
+		prove func(*Proof) (string, error)
+	}{
+		{checkRing3, u.proveRing3},
+		{checkKernelHalf, func(p *Proof) (string, error) { return u.proveKernelHalf(p, kernelRoot) }},
+		{checkIsolation, u.proveIsolation},
+		{checkSupervisor, u.proveSupervisor},
+		{checkSyscall, u.proveSyscall},
+	} {
+		msg, err := c.prove(p)
+		if err != nil {
+			fail(p.R, c.name, "%v", err)
+			continue
+		}
+		pass(p.R, c.name, "%s", msg)
+	}
+}
+
+// applyInjection corrupts the new processes' tables or memory, or the
+// CPU, as the injection asks, and returns what puts the kernel's own
+// state back after the run.
+func (u *User) applyInjection(p *Proof, kernelRoot mm.PhysAddr) (func(), error) {
+	s := p.Act
+	none := func() {}
+	p1, p2 := u.Procs[0], u.Procs[1]
+	switch u.inject {
+	case "":
+		return none, nil
+	case injectGreeting:
+		pg, ok := p1.pageAt(u.Syms[symGreeting])
+		if !ok {
+			return nil, fmt.Errorf("no page at %v", u.Syms[symGreeting])
+		}
+		off := uint64(u.Syms[symGreeting] - pg.VA)
+		return none, writeBytes(s.CPU, "the greeting", s.DirectVA(pg.PA).Add(off), []byte("HELLO"))
+	case injectKernelHalf:
+		va := p.Bases.Vmemmap
+		if p.Bases.VmemmapErr != nil {
+			va = p.spec(mm.KindVmemmap).Start
+		}
+		i := uint64(va) >> p2.AS.Mode().Shift(mm.PGD) & 511
+		s.Mem.Write64(p2.AS.Root().Add(8*i), 0)
+		return none, nil
+	case injectShared:
+		secret := u.Syms[symSecret]
+		pg1, ok1 := p1.pageAt(secret)
+		t, err := p2.AS.Translate(secret)
+		if !ok1 || err != nil {
+			return nil, fmt.Errorf("secret_page not mapped (%v)", err)
+		}
+		last := t.Path()[len(t.Path())-1]
+		s.Mem.Write64(last.Table.Add(uint64(last.Index)*8), uint64(mm.MakeLeaf(mm.PTE, pg1.PA, pg1.Attrs)))
+		return none, nil
+	case injectDirectUser:
+		// U/S on every entry of the walk to process 1's own stack page
+		// through the direct map: its own top-level entry and the
+		// kernel's shared ones below.
+		t, err := p1.AS.Translate(mm.VirtAddr(p1.Probe.DirectOwn))
+		if err != nil {
+			return nil, err
+		}
+		var saved []mm.Step
+		for _, st := range t.Path() {
+			saved = append(saved, st)
+			s.Mem.Write64(st.Table.Add(uint64(st.Index)*8), uint64(st.Entry|mm.User))
+		}
+		s.CPU.FlushAll()
+		return func() {
+			for _, st := range saved {
+				s.Mem.Write64(st.Table.Add(uint64(st.Index)*8), uint64(st.Entry))
+			}
+			s.CPU.FlushAll()
+		}, nil
+	case injectLSTARCR3:
+		_, cr3stub, _ := s.Ring3.Stubs()
+		s.Ring3.SetStubCR3(kernelRoot)
+		s.Ring3.SetLSTAR(s.KernelVA(cr3stub))
+		return func() { s.Ring3.SetLSTAR(u.LSTAR) }, nil
+	}
+	return nil, fmt.Errorf("unknown")
+}
+
+// report returns the process's first report of a kind.
+func (pr *Process) report(kind uint64) (Report, bool) {
+	for _, r := range pr.Reports {
+		if r.Kind == kind {
+			return r, true
+		}
+	}
+	return Report{}, false
+}
+
+// ended says how the process ended, for messages.
+func (pr *Process) ended() string {
+	switch {
+	case pr.Killed != "":
+		return "killed: " + pr.Killed
+	case pr.Exited:
+		return fmt.Sprintf("exited %d", pr.ExitCode)
+	}
+	return "still running"
+}
+
+// proveRing3 checks that each process ran in ring 3 and printed its
+// greeting. Expected: __USER_CS and __USER_DS (segment.h), in the
+// exception frames the CPU pushed and in CS as the process read it; the
+// greeting as probe.c writes it.
+func (u *User) proveRing3(p *Proof) (string, error) {
+	frames := 0
+	for _, pr := range u.Procs {
+		hello, ok := pr.report(reportHello)
+		if !ok {
+			return "", fmt.Errorf("process %d reported nothing from ring 3 (%s)", pr.PID, pr.ended())
+		}
+		if hello.B != amd64.USER_CS {
+			return "", fmt.Errorf("process %d read CS %#x, want __USER_CS %#x", pr.PID, hello.B, amd64.USER_CS)
+		}
+		if len(pr.Traps) == 0 {
+			return "", fmt.Errorf("process %d raised no exception: no frame shows its CPL (%s)", pr.PID, pr.ended())
+		}
+		for _, t := range pr.Traps {
+			if t.CS != amd64.USER_CS || t.SS != amd64.USER_DS {
+				return "", fmt.Errorf("process %d's %v frame has CS %#x SS %#x, want %#x %#x", pr.PID, t, t.CS, t.SS, amd64.USER_CS, amd64.USER_DS)
+			}
+			frames++
+		}
+		if want := fmt.Sprintf(greetingText, pr.PID); string(pr.Output) != want {
+			return "", fmt.Errorf("process %d wrote %q, want %q (%s)", pr.PID, pr.Output, want, pr.ended())
+		}
+	}
+	return fmt.Sprintf("%d processes ran at CPL 3: CS %#x as each read it, and in the %d exception frames the CPU pushed (SS %#x); each wrote %q through write",
+		len(u.Procs), amd64.USER_CS, frames, amd64.USER_DS, fmt.Sprintf(greetingText, 0)[:len(greetingText)-4]), nil
+}
+
+// proveKernelHalf checks that each process's kernel half is the kernel's.
+// Expected: the top-level table in CR3 while the kernel runs, read
+// through page_offset_base; the kernel addresses' translations in the
+// live tables, compared with a walk from each process's root.
+func (u *User) proveKernelHalf(p *Proof, kernelRoot mm.PhysAddr) (string, error) {
+	const half = 256 * 8
+	kernel, err := readBytes(p.CPU, "the kernel's top-level table", p.DirectVA(kernelRoot).Add(half), half)
+	if err != nil {
+		return "", err
+	}
+	samples := []struct {
+		what string
+		va   mm.VirtAddr
+	}{
+		{"_text", p.Bases.Text}, {"page_offset_base", p.Bases.PageOffset},
+		{"vmalloc_base", p.Bases.Vmalloc}, {"vmemmap_base", p.Bases.Vmemmap},
+		{"cpu_entry_area", p.spec(mm.KindCPUEntryArea).Start}, {"LSTAR", mm.VirtAddr(p.CPU.ReadMSR(amd64.MSR_LSTAR))},
+	}
+	if p.Bases.ModuleErr == nil {
+		samples = append(samples, struct {
+			what string
+			va   mm.VirtAddr
+		}{"the first module page", p.Bases.Module})
+	}
+	mode := p.Live.Mode()
+	for _, pr := range u.Procs {
+		own, err := readBytes(p.CPU, "a process's top-level table", p.DirectVA(pr.AS.Root()).Add(half), half)
+		if err != nil {
+			return "", err
+		}
+		for i := 0; i < half; i += 8 {
+			if k, o := binary.LittleEndian.Uint64(kernel[i:]), binary.LittleEndian.Uint64(own[i:]); k != o {
+				return "", fmt.Errorf("process %d's top-level entry %d is %#x, the kernel's %#x", pr.PID, 256+i/8, o, k)
+			}
+		}
+		view := mm.Open(mode, pr.AS.Root(), p.Act.Mem)
+		for _, sm := range samples {
+			kt, kerr := p.Live.Translate(sm.va)
+			pt, perr := view.Translate(sm.va)
+			if (kerr == nil) != (perr == nil) || kt.PA != pt.PA || kt.Attrs != pt.Attrs || kt.Size != pt.Size {
+				return "", fmt.Errorf("%s %v: the kernel's tables give %v %v (%v), process %d's %v %v (%v)", sm.what, sm.va, kt.PA, kt.Attrs, kerr, pr.PID, pt.PA, pt.Attrs, perr)
+			}
+		}
+	}
+	return fmt.Sprintf("each process's 256 kernel-half top-level entries equal the kernel's (pgd_alloc's copy: every table below is shared); %d kernel addresses (_text, page_offset_base, vmalloc_base, vmemmap_base, cpu_entry_area, LSTAR, a module) translate to the same frames and permissions under each process's root",
+		len(samples)), nil
+}
+
+// proveIsolation checks that the processes' data differ in frame only.
+// Expected: secret_page's address from the program's symbol table, the
+// value probe.c stores (0x5ec2e700 + pid), the frames behind it in each
+// process's tables read through page_offset_base.
+func (u *User) proveIsolation(p *Proof) (string, error) {
+	va := u.Syms[symSecret]
+	var frames []mm.PhysAddr
+	for _, pr := range u.Procs {
+		r, ok := pr.report(reportSecret)
+		if !ok {
+			return "", fmt.Errorf("process %d did not read its secret back (%s)", pr.PID, pr.ended())
+		}
+		want := secretOf(pr.PID)
+		if r.B != uint64(va) {
+			return "", fmt.Errorf("process %d's secret is at %#x, the symbol table says %v", pr.PID, r.B, va)
+		}
+		if r.A != want {
+			return "", fmt.Errorf("process %d read back %#x at %v, want its own %#x", pr.PID, r.A, va, want)
+		}
+		t, err := mm.Open(p.Live.Mode(), pr.AS.Root(), p.Act.Mem).Translate(va)
+		if err != nil {
+			return "", fmt.Errorf("process %d: %v", pr.PID, err)
+		}
+		got, err := read64(p.CPU, "a secret through the direct map", p.DirectVA(t.PA))
+		if err != nil {
+			return "", err
+		}
+		if got != want {
+			return "", fmt.Errorf("process %d's frame %v holds %#x, want %#x", pr.PID, t.PA, got, want)
+		}
+		for i, f := range frames {
+			if f == t.PA {
+				return "", fmt.Errorf("%v maps frame %v in processes %d and %d", va, f, u.Procs[i].PID, pr.PID)
+			}
+		}
+		frames = append(frames, t.PA)
+	}
+	return fmt.Sprintf("%v (probe.c's secret_page, from its symbol table) is frame %v in process 1 and %v in process 2; each read back its own value there, which its frame holds through page_offset_base",
+		va, frames[0], frames[1]), nil
+}
+
+// userProbes are probe.c's stages with what the CPU must report
+// (SDM Vol. 3A 4.7: a user-mode access to a present supervisor page is
+// a protection fault, P=1 U=1, W for a write; 6.15: a non-canonical
+// address raises #GP(0)).
+var userProbes = []struct {
+	what   string
+	vector uint8
+	code   uint64
+	addr   func(probeBlock) uint64
+}{
+	{"reading its own stack page at page_offset_base+pa", amd64.VECTOR_PF, amd64.PF_P | amd64.PF_U, func(b probeBlock) uint64 { return b.DirectOwn }},
+	{"reading _text", amd64.VECTOR_PF, amd64.PF_P | amd64.PF_U, func(b probeBlock) uint64 { return b.KernelText }},
+	{"writing kernel data", amd64.VECTOR_PF, amd64.PF_P | amd64.PF_W | amd64.PF_U, func(b probeBlock) uint64 { return b.KernelData }},
+	{"reading a non-canonical address", amd64.VECTOR_GP, 0, nil},
+}
+
+// proveSupervisor checks that the kernel half is present and out of
+// reach from ring 3. Expected: the SDM's error codes; userTarget, which
+// no process may change.
+func (u *User) proveSupervisor(p *Proof) (string, error) {
+	for _, pr := range u.Procs {
+		for stage, pb := range userProbes {
+			var got *Report
+			for i, r := range pr.Reports {
+				if (r.Kind == reportFault || r.Kind == reportNoFault) && r.A == uint64(stage) {
+					got = &pr.Reports[i]
+					break
+				}
+			}
+			switch {
+			case got == nil:
+				return "", fmt.Errorf("process %d never got to %s (%s)", pr.PID, pb.what, pr.ended())
+			case got.Kind == reportNoFault:
+				return "", fmt.Errorf("process %d: %s did not fault", pr.PID, pb.what)
+			case uint8(got.B) != pb.vector || got.C != pb.code:
+				return "", fmt.Errorf("process %d: %s raised %s error code %#x, want %s %#x", pr.PID, pb.what, amd64.VectorName(uint8(got.B)), got.C, amd64.VectorName(pb.vector), pb.code)
+			case pb.addr != nil && got.D != pb.addr(pr.Probe):
+				return "", fmt.Errorf("process %d: %s faulted at %#x, want %#x", pr.PID, pb.what, got.D, pb.addr(pr.Probe))
+			}
+			if stage >= len(pr.Traps) || pr.Traps[stage].Vector != pb.vector || pr.Traps[stage].Code != pb.code {
+				return "", fmt.Errorf("process %d: its report of %s is not what the CPU pushed (%v)", pr.PID, pb.what, pr.Traps)
+			}
+		}
+	}
+	if v, err := read64(p.CPU, "the kernel data word", p.KernelVA(targetPA())); err != nil || v != 0 {
+		return "", fmt.Errorf("the kernel data word processes wrote to holds %#x (%v)", v, err)
+	}
+	return fmt.Sprintf("from ring 3, in each process, reading its own stack page through page_offset_base and reading _text raised #PF %v, writing kernel data #PF %v (present, supervisor-only), reading %#x #GP(0); each process was handed the same error codes",
+		amd64.PFError(amd64.PF_P|amd64.PF_U), amd64.PFError(amd64.PF_P|amd64.PF_W|amd64.PF_U), p.Live.Mode().UserEnd()), nil
+}
+
+// proveSyscall checks that a system call runs the kernel in the process's
+// address space. Expected: CR3 as the entry stub found it against the
+// process's root; MSR_LSTAR and the stub's frame from the linker, found
+// in the live tables; the user buffer's bytes in its frame through
+// page_offset_base.
+func (u *User) proveSyscall(p *Proof) (string, error) {
+	lstar := p.CPU.ReadMSR(amd64.MSR_LSTAR)
+	stubPA, _, _ := p.Act.Ring3.Stubs()
+	if _, err := expectLeaf(p.Live, "the SYSCALL entry stub", mm.VirtAddr(lstar), stubPA, mm.PageKernelExec); err != nil {
+		return "", err
+	}
+	calls, copied := 0, 0
+	var bufVA mm.VirtAddr
+	for _, pr := range u.Procs {
+		for _, sc := range pr.Syscalls {
+			if mm.PhysAddr(sc.EntryCR3&amd64.CR3_ADDR_MASK) != pr.AS.Root() {
+				return "", fmt.Errorf("process %d's system call %d entered with CR3 %#x, not its own root %v", pr.PID, sc.Nr, sc.EntryCR3, pr.AS.Root())
+			}
+			if sc.EntryRIP != lstar {
+				return "", fmt.Errorf("process %d's system call %d entered at %#x, LSTAR is %#x", pr.PID, sc.Nr, sc.EntryRIP, lstar)
+			}
+			calls++
+		}
+		if len(pr.Copies) == 0 {
+			return "", fmt.Errorf("process %d's write copied nothing (%s)", pr.PID, pr.ended())
+		}
+		view := mm.Open(p.Live.Mode(), pr.AS.Root(), p.Act.Mem)
+		for _, c := range pr.Copies {
+			for off := uint64(0); off < uint64(len(c.Data)); {
+				va := c.VA.Add(off)
+				t, err := view.Translate(va)
+				if err != nil {
+					return "", fmt.Errorf("process %d's buffer at %v: %v", pr.PID, va, err)
+				}
+				n := min(uint64(len(c.Data))-off, page-uint64(va)%page)
+				frame, err := readBytes(p.CPU, "a user buffer through the direct map", p.DirectVA(t.PA), int(n))
+				if err != nil {
+					return "", err
+				}
+				if !bytes.Equal(frame, c.Data[off:off+n]) {
+					return "", fmt.Errorf("process %d: write read %q at %v, its frame %v holds %q", pr.PID, c.Data[off:off+n], va, t.PA, frame)
+				}
+				off += n
+			}
+			copied += len(c.Data)
+			bufVA = c.VA
+		}
+		if r, ok := pr.report(reportEFault); !ok || int64(r.A) != -errEFAULT {
+			return "", fmt.Errorf("process %d: write of a kernel buffer returned %d, want -EFAULT (%s)", pr.PID, int64(r.A), pr.ended())
+		}
+	}
+	return fmt.Sprintf("%d system calls entered at LSTAR %#x (the entry stub through the kernel text mapping) with CR3 unchanged, each process's own root: no PTI, the kernel runs in the process's address space; write copied %d bytes at the user address %v, what the frames hold, and refused a kernel buffer with -EFAULT",
+		calls, lstar, copied, bufVA), nil
+}

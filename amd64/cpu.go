@@ -49,3 +49,10 @@ func Hlt()
 
 // Cli clears the interrupt flag.
 func Cli()
+
+// Stac sets RFLAGS.AC: with CR4.SMAP, supervisor accesses to user pages
+// are allowed until Clac (SDM Vol. 2B "STAC"). #UD without CPUID SMAP.
+func Stac()
+
+// Clac clears RFLAGS.AC (SDM Vol. 2A "CLAC").
+func Clac()

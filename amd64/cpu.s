@@ -96,3 +96,13 @@ TEXT ·Hlt(SB),NOSPLIT,$0
 TEXT ·Cli(SB),NOSPLIT,$0
 	CLI
 	RET
+
+// func Stac()
+TEXT ·Stac(SB),NOSPLIT,$0
+	BYTE	$0x0f; BYTE $0x01; BYTE $0xcb	// STAC
+	RET
+
+// func Clac()
+TEXT ·Clac(SB),NOSPLIT,$0
+	BYTE	$0x0f; BYTE $0x01; BYTE $0xca	// CLAC
+	RET

@@ -22,6 +22,8 @@ const (
 	INFO_ECX_HYPERVISOR = 1 << 31 // leaf 1 ECX: running under a hypervisor
 
 	EXT_ECX_LA57 = 1 << 16 // leaf 7.0 ECX: 57-bit linear addresses
+	EXT_EBX_SMEP = 1 << 7  // leaf 7.0 EBX: supervisor-mode execution prevention
+	EXT_EBX_SMAP = 1 << 20 // leaf 7.0 EBX: supervisor-mode access prevention
 
 	EXTINFO_EDX_NX      = 1 << 20 // leaf 0x80000001 EDX: execute disable
 	EXTINFO_EDX_PAGE1GB = 1 << 26 // leaf 0x80000001 EDX: 1-GByte pages
@@ -36,6 +38,7 @@ type Features struct {
 	PAE, PGE, NX, LongMode bool
 	Page1GB                bool
 	LA57                   bool
+	SMEP, SMAP             bool
 	RDRAND                 bool
 	Hypervisor             bool
 	// PhysAddrBits and VirtAddrBits come from leaf 0x80000008 (zero when
@@ -59,8 +62,10 @@ func ReadFeatures(cpuid CPUIDFunc) Features {
 		f.Hypervisor = ecx&INFO_ECX_HYPERVISOR != 0
 	}
 	if maxBasic >= CPUID_EXT_FEATURES {
-		_, _, ecx, _ := cpuid(CPUID_EXT_FEATURES, 0)
+		_, ebx, ecx, _ := cpuid(CPUID_EXT_FEATURES, 0)
 		f.LA57 = ecx&EXT_ECX_LA57 != 0
+		f.SMEP = ebx&EXT_EBX_SMEP != 0
+		f.SMAP = ebx&EXT_EBX_SMAP != 0
 	}
 	if maxExt >= CPUID_EXT_INFO {
 		_, _, _, edx := cpuid(CPUID_EXT_INFO, 0)

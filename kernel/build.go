@@ -134,6 +134,12 @@ func build(mode mm.Mode, ram []mm.PhysRange, page1G bool, opts option.Options, c
 	// invalidation.
 	cpu.LoadCR3(s.AS.Root())
 	tlb.TLB = cpu
+	if cfg.SMEP {
+		cpu.SetCR4(cpu.CR4() | amd64.CR4_SMEP)
+	}
+	if cfg.SMAP {
+		cpu.SetCR4(cpu.CR4() | amd64.CR4_SMAP)
+	}
 	phase("cr3")
 	if err := s.Populate(false); err != nil {
 		return nil, err

@@ -142,3 +142,15 @@ func (hwRing3) Run(r *amd64.UserRegs, root mm.PhysAddr, sysret bool) amd64.Trap 
 	return amd64.RunUser(r, uint64(root), sysret)
 }
 func (hwRing3) KernelCS() uint16 { return amd64.KernelCS() }
+
+// CopyFromUser reads user memory as copy_from_user does: STAC, the copy,
+// CLAC, where SMAP is on (STAC and CLAC #UD on a CPU without SMAP; with
+// CR4.SMAP set, the CPU has it).
+func (hwRing3) CopyFromUser(va mm.VirtAddr, p []byte) (int, amd64.Fault) {
+	if amd64.ReadCR4()&amd64.CR4_SMAP == 0 {
+		return hwCPU{}.Read(va, p)
+	}
+	amd64.Stac()
+	defer amd64.Clac()
+	return hwCPU{}.Read(va, p)
+}

@@ -222,7 +222,12 @@ func configOf(opts option.Options, f amd64.Features, mode mm.Mode) selftest.Conf
 		// asks: the vsyscall region acts on it.
 		Vsyscall: string(opts.Vsyscall),
 	}
+	// SMEP and SMAP where CPUID has them, as Linux's identify_cpu sets
+	// them (arch/x86/kernel/cpu/common.c: setup_smep, setup_smap; Debian
+	// builds CONFIG_X86_SMAP): build turns them on once its tables are
+	// in CR3, as Linux 6.1's identify_boot_cpu runs after setup_arch's
+	// switch to init_top_pgt (start_kernel, check_bugs).
 	cr4 := amd64.ReadCR4()
-	c.SMEP, c.SMAP, c.PCID = cr4&amd64.CR4_SMEP != 0, cr4&amd64.CR4_SMAP != 0, cr4&amd64.CR4_PCIDE != 0
+	c.SMEP, c.SMAP, c.PCID = f.SMEP, f.SMAP, cr4&amd64.CR4_PCIDE != 0
 	return c
 }

@@ -170,3 +170,33 @@ func runShell(k *kernel, boot selftest.Summary) bool {
 	s := shell.New(m, os.Stdout, boot)
 	return s.Run(shell.NewLines(uartReader{}, os.Stdout))
 }
+
+// Processes returns the user region's processes of the last run, their
+// kernel-half top-level entries compared with the kernel's raw entries.
+func (m machine) Processes() []shell.Process {
+	if m.k == nil {
+		return nil
+	}
+	k := m.k
+	kroot := hwCPU{}.CR3()
+	var out []shell.Process
+	for _, pr := range region.Find[*region.User](k.space).Procs {
+		sp := shell.Process{PID: pr.PID, State: pr.State(), Root: pr.AS.Root(), Syscalls: len(pr.Syscalls), Exceptions: len(pr.Traps),
+			Tables: mm.Open(pr.AS.Mode(), pr.AS.Root(), k.space.Mem)}
+		for _, pg := range pr.Pages {
+			sp.Pages = append(sp.Pages, shell.ProcessPage{VA: pg.VA, What: pg.What})
+		}
+		for i := uint64(256); i < 512; i++ {
+			ke := k.space.Mem.Read64(kroot.Add(8 * i))
+			if ke&uint64(mm.Present) == 0 {
+				continue
+			}
+			sp.KernelTop++
+			if k.space.Mem.Read64(pr.AS.Root().Add(8*i)) == ke {
+				sp.SharedTop++
+			}
+		}
+		out = append(out, sp)
+	}
+	return out
+}

@@ -30,6 +30,10 @@ type Ring3 interface {
 	Run(r *amd64.UserRegs, root mm.PhysAddr, sysret bool) amd64.Trap
 	// KernelCS is the kernel's code selector, STAR's bits 32-47.
 	KernelCS() uint16
+	// CopyFromUser reads p at the user address va, with RFLAGS.AC set
+	// around it where CR4.SMAP is on (copy_from_user's stac/clac); it
+	// stops at the first fault, n bytes read.
+	CopyFromUser(va mm.VirtAddr, p []byte) (n int, f amd64.Fault)
 }
 
 // The user half's layout, as Linux lays out a process on x86-64.
@@ -58,7 +62,19 @@ const (
 const (
 	symSecret   = "secret_page" // a page of its own holding one word
 	symGreeting = "greeting"    // the line it writes
+	symSMEP     = "smep_probe"  // a routine returning smepProbeRet
+	symPayload  = "payload"     // where it writes payloadCode
 )
+
+// smepProbeRet is what smep_probe returns; payloadCode what probe.c
+// writes into payload (mov $0x72326472, %eax; ret) and payloadRet what
+// that returns.
+const (
+	smepProbeRet = 0x736d6570
+	payloadRet   = 0x72326472
+)
+
+var payloadCode = []byte{0xb8, 0x72, 0x64, 0x32, 0x72, 0xc3}
 
 // greetingText is what probe.c writes, %d its pid.
 const greetingText = "hello from ring 3, pid %d\n"
@@ -161,7 +177,7 @@ func (u *User) Populate(s *Space) error {
 		return fmt.Errorf("the probe program: %w", err)
 	}
 	u.Program = prog
-	if u.Syms, err = elfSymbols(s.Program, symSecret, symGreeting); err != nil {
+	if u.Syms, err = elfSymbols(s.Program, symSecret, symGreeting, symSMEP, symPayload); err != nil {
 		return fmt.Errorf("the probe program: %w", err)
 	}
 	sys, _, cstar := s.Ring3.Stubs()

@@ -139,7 +139,7 @@ func (u *User) write(s *Space, pr *Process, fd, buf, n uint64) int64 {
 		return -errEFAULT
 	}
 	data := make([]byte, n)
-	if got, f := s.CPU.Read(mm.VirtAddr(buf), data); f.Faulted {
+	if got, f := s.Ring3.CopyFromUser(mm.VirtAddr(buf), data); f.Faulted {
 		u.say(s, "user[%d]: write(%d, %#x, %d): -EFAULT: copy_from_user faulted at %#x (%v)", pr.PID, fd, buf, n, buf+uint64(got), f)
 		return -errEFAULT
 	}
@@ -168,10 +168,10 @@ func printable(s string) string {
 func (u *User) exception(s *Space, pr *Process, t amd64.Trap) {
 	pr.Traps = append(pr.Traps, t)
 	if pr.Handler == 0 || len(pr.Traps) > maxFaults {
-		u.kill(s, pr, "%v at RIP %#x", t, pr.Regs.RIP)
+		u.kill(s, pr, "%v (RIP %#x)", t, pr.Regs.RIP)
 		return
 	}
-	u.say(s, "user[%d]: %v at RIP %#x: to its handler", pr.PID, t, pr.Regs.RIP)
+	u.say(s, "user[%d]: %v (RIP %#x), handed to its handler", pr.PID, t, pr.Regs.RIP)
 	r := &pr.Regs
 	r.RIP, r.DI, r.SI, r.DX = uint64(pr.Handler), uint64(t.Vector), t.Code, t.CR2
 	r.RSP = uint64(pr.ProbeVA) - 8

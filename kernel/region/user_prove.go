@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"strings"
 
 	"github.com/physmap/physmap/amd64"
 	"github.com/physmap/physmap/mm"
@@ -35,7 +36,8 @@ func secretOf(pid int) uint64 { return 0x5ec2e700 + uint64(pid) }
 
 func (u *User) Inject(s *Space, name string) error {
 	switch name {
-	case injectGreeting, injectKernelHalf, injectShared, injectDirectUser, injectLSTARCR3:
+	case injectGreeting, injectKernelHalf, injectShared, injectDirectUser, injectLSTARCR3,
+		injectNoSMEP, injectNoSMAP, injectRet2dirExec:
 		u.inject = name
 		return nil
 	}
@@ -47,7 +49,14 @@ func (u *User) Inject(s *Space, name string) error {
 func (u *User) Prove(p *Proof) {
 	s := p.Act
 	failAll := func(format string, args ...any) {
-		for _, c := range userChecks {
+		checks := userChecks
+		if p.Ref.Config.SMEP {
+			checks = append(checks[:len(checks):len(checks)], checkSMEP)
+		}
+		if p.Ref.Config.SMAP {
+			checks = append(checks[:len(checks):len(checks)], checkSMAP, checkRet2dir)
+		}
+		for _, c := range checks {
 			fail(p.R, c, format, args...)
 		}
 	}
@@ -110,6 +119,7 @@ func (u *User) Prove(p *Proof) {
 		}
 		pass(p.R, c.name, "%s", msg)
 	}
+	u.proveProtections(p, kernelRoot)
 }
 
 // applyInjection corrupts the new processes' tables or memory, or the
@@ -120,7 +130,7 @@ func (u *User) applyInjection(p *Proof, kernelRoot mm.PhysAddr) (func(), error) 
 	none := func() {}
 	p1, p2 := u.Procs[0], u.Procs[1]
 	switch u.inject {
-	case "":
+	case "", injectNoSMEP, injectNoSMAP, injectRet2dirExec: // applied where their checks probe
 		return none, nil
 	case injectGreeting:
 		pg, ok := p1.pageAt(u.Syms[symGreeting])
@@ -186,8 +196,9 @@ func (pr *Process) report(kind uint64) (Report, bool) {
 	return Report{}, false
 }
 
-// ended says how the process ended, for messages.
-func (pr *Process) ended() string {
+// State says how the process ended: "exited 0", "killed: ...", for
+// messages and the shell.
+func (pr *Process) State() string {
 	switch {
 	case pr.Killed != "":
 		return "killed: " + pr.Killed
@@ -206,13 +217,13 @@ func (u *User) proveRing3(p *Proof) (string, error) {
 	for _, pr := range u.Procs {
 		hello, ok := pr.report(reportHello)
 		if !ok {
-			return "", fmt.Errorf("process %d reported nothing from ring 3 (%s)", pr.PID, pr.ended())
+			return "", fmt.Errorf("process %d reported nothing from ring 3 (%s)", pr.PID, pr.State())
 		}
 		if hello.B != amd64.USER_CS {
 			return "", fmt.Errorf("process %d read CS %#x, want __USER_CS %#x", pr.PID, hello.B, amd64.USER_CS)
 		}
 		if len(pr.Traps) == 0 {
-			return "", fmt.Errorf("process %d raised no exception: no frame shows its CPL (%s)", pr.PID, pr.ended())
+			return "", fmt.Errorf("process %d raised no exception: no frame shows its CPL (%s)", pr.PID, pr.State())
 		}
 		for _, t := range pr.Traps {
 			if t.CS != amd64.USER_CS || t.SS != amd64.USER_DS {
@@ -221,11 +232,11 @@ func (u *User) proveRing3(p *Proof) (string, error) {
 			frames++
 		}
 		if want := fmt.Sprintf(greetingText, pr.PID); string(pr.Output) != want {
-			return "", fmt.Errorf("process %d wrote %q, want %q (%s)", pr.PID, pr.Output, want, pr.ended())
+			return "", fmt.Errorf("process %d wrote %q, want %q (%s)", pr.PID, pr.Output, want, pr.State())
 		}
 	}
 	return fmt.Sprintf("%d processes ran at CPL 3: CS %#x as each read it, and in the %d exception frames the CPU pushed (SS %#x); each wrote %q through write",
-		len(u.Procs), amd64.USER_CS, frames, amd64.USER_DS, fmt.Sprintf(greetingText, 0)[:len(greetingText)-4]), nil
+		len(u.Procs), amd64.USER_CS, frames, amd64.USER_DS, strings.TrimSpace(strings.Replace(greetingText, "%d", "N", 1))), nil
 }
 
 // proveKernelHalf checks that each process's kernel half is the kernel's.
@@ -286,7 +297,7 @@ func (u *User) proveIsolation(p *Proof) (string, error) {
 	for _, pr := range u.Procs {
 		r, ok := pr.report(reportSecret)
 		if !ok {
-			return "", fmt.Errorf("process %d did not read its secret back (%s)", pr.PID, pr.ended())
+			return "", fmt.Errorf("process %d did not read its secret back (%s)", pr.PID, pr.State())
 		}
 		want := secretOf(pr.PID)
 		if r.B != uint64(va) {
@@ -348,7 +359,7 @@ func (u *User) proveSupervisor(p *Proof) (string, error) {
 			}
 			switch {
 			case got == nil:
-				return "", fmt.Errorf("process %d never got to %s (%s)", pr.PID, pb.what, pr.ended())
+				return "", fmt.Errorf("process %d never got to %s (%s)", pr.PID, pb.what, pr.State())
 			case got.Kind == reportNoFault:
 				return "", fmt.Errorf("process %d: %s did not fault", pr.PID, pb.what)
 			case uint8(got.B) != pb.vector || got.C != pb.code:
@@ -392,7 +403,7 @@ func (u *User) proveSyscall(p *Proof) (string, error) {
 			calls++
 		}
 		if len(pr.Copies) == 0 {
-			return "", fmt.Errorf("process %d's write copied nothing (%s)", pr.PID, pr.ended())
+			return "", fmt.Errorf("process %d's write copied nothing (%s)", pr.PID, pr.State())
 		}
 		view := mm.Open(p.Live.Mode(), pr.AS.Root(), p.Act.Mem)
 		for _, c := range pr.Copies {
@@ -416,9 +427,181 @@ func (u *User) proveSyscall(p *Proof) (string, error) {
 			bufVA = c.VA
 		}
 		if r, ok := pr.report(reportEFault); !ok || int64(r.A) != -errEFAULT {
-			return "", fmt.Errorf("process %d: write of a kernel buffer returned %d, want -EFAULT (%s)", pr.PID, int64(r.A), pr.ended())
+			return "", fmt.Errorf("process %d: write of a kernel buffer returned %d, want -EFAULT (%s)", pr.PID, int64(r.A), pr.State())
 		}
 	}
 	return fmt.Sprintf("%d system calls entered at LSTAR %#x (the entry stub through the kernel text mapping) with CR3 unchanged, each process's own root: no PTI, the kernel runs in the process's address space; write copied %d bytes at the user address %v, what the frames hold, and refused a kernel buffer with -EFAULT",
 		calls, lstar, copied, bufVA), nil
+}
+
+// The checks of CR4's protections, made when the config has them.
+const (
+	checkSMEP    = "smep"
+	checkSMAP    = "smap"
+	checkRet2dir = "ret2dir"
+)
+
+// The injections they fail by.
+const (
+	injectNoSMEP      = "no-smep"
+	injectNoSMAP      = "no-smap"
+	injectRet2dirExec = "ret2dir-directmap-exec"
+)
+
+// proveProtections runs the SMEP, SMAP and ret2dir checks on process 1,
+// under its CR3 where an access must be a ring-0 access to its user half.
+func (u *User) proveProtections(p *Proof, kernelRoot mm.PhysAddr) {
+	cfg := p.Ref.Config
+	for _, c := range []struct {
+		name  string
+		on    bool
+		prove func(*Proof, *Process, mm.PhysAddr) (string, error)
+	}{
+		{checkSMEP, cfg.SMEP, u.proveSMEP},
+		{checkSMAP, cfg.SMAP, u.proveSMAP},
+		{checkRet2dir, cfg.SMAP, u.proveRet2dir},
+	} {
+		if !c.on {
+			continue
+		}
+		msg, err := c.prove(p, u.Procs[0], kernelRoot)
+		if err != nil {
+			fail(p.R, c.name, "%v", err)
+			continue
+		}
+		pass(p.R, c.name, "%s", msg)
+	}
+}
+
+// clearCR4 clears bit in CR4 when the injection asks, returning what
+// restores it.
+func (u *User) clearCR4(p *Proof, injection string, bit uint64) func() {
+	if u.inject != injection {
+		return func() {}
+	}
+	cr4 := p.CPU.CR4()
+	p.CPU.SetCR4(cr4 &^ bit)
+	return func() { p.CPU.SetCR4(cr4) }
+}
+
+// underCR3 runs fn with CR3 at root, then the kernel's again.
+func underCR3(p *Proof, root, kernelRoot mm.PhysAddr, fn func()) {
+	p.CPU.LoadCR3(root)
+	defer p.CPU.LoadCR3(kernelRoot)
+	fn()
+}
+
+// proveSMEP: the kernel calls the process's smep_probe at its user
+// address. Expected: the SDM's error code for a supervisor fetch from a
+// user page with CR4.SMEP (4.6.1, 4.7: P=1 I=1), and the page a user
+// executable one in the process's tables.
+func (u *User) proveSMEP(p *Proof, pr *Process, kernelRoot mm.PhysAddr) (string, error) {
+	va := u.Syms[symSMEP]
+	t, err := mm.Open(p.Live.Mode(), pr.AS.Root(), p.Act.Mem).Translate(va)
+	if err != nil || t.Attrs&(mm.AttrUser|mm.AttrNX) != mm.AttrUser {
+		return "", fmt.Errorf("smep_probe at %v is not a user executable page in process %d (%v, %v)", va, pr.PID, t.Attrs, err)
+	}
+	defer u.clearCR4(p, injectNoSMEP, amd64.CR4_SMEP)()
+	var ret uint64
+	var f amd64.Fault
+	underCR3(p, pr.AS.Root(), kernelRoot, func() { ret, f = p.CPU.Call(va) })
+	want := amd64.PFError(amd64.PF_P | amd64.PF_I)
+	switch {
+	case !f.Faulted:
+		return "", fmt.Errorf("the kernel ran process %d's smep_probe at %v in ring 0 (it returned %#x, probe.c's %#x)", pr.PID, va, ret, smepProbeRet)
+	case f.Vector != amd64.VECTOR_PF || f.Code != want || f.CR2 != uint64(va):
+		return "", fmt.Errorf("calling smep_probe at %v: %v, want #PF %v there", va, f, want)
+	}
+	return fmt.Sprintf("the kernel's call of process %d's smep_probe at %v (USR ro x, under its CR3) faulted #PF %v on the first fetch: CR4.SMEP keeps ring 0 from running a user page",
+		pr.PID, va, want), nil
+}
+
+// proveSMAP: the kernel reads the process's secret at its user address,
+// first plainly, then as copy_from_user does. Expected: the SDM's error
+// code for a supervisor read of a user page with CR4.SMAP and RFLAGS.AC
+// clear (4.6.1: P=1 only), and the frame behind the address in the
+// process's tables, read through page_offset_base.
+func (u *User) proveSMAP(p *Proof, pr *Process, kernelRoot mm.PhysAddr) (string, error) {
+	va := u.Syms[symSecret]
+	defer u.clearCR4(p, injectNoSMAP, amd64.CR4_SMAP)()
+	var plain, copied [8]byte
+	var f, cf amd64.Fault
+	underCR3(p, pr.AS.Root(), kernelRoot, func() {
+		_, f = p.CPU.Read(va, plain[:])
+		_, cf = p.Act.Ring3.CopyFromUser(va, copied[:])
+	})
+	want := amd64.PFError(amd64.PF_P)
+	switch {
+	case !f.Faulted:
+		return "", fmt.Errorf("the kernel read process %d's %v without STAC: %#x", pr.PID, va, binary.LittleEndian.Uint64(plain[:]))
+	case f.Vector != amd64.VECTOR_PF || f.Code != want || f.CR2 != uint64(va):
+		return "", fmt.Errorf("reading %v without STAC: %v, want #PF %v there", va, f, want)
+	case cf.Faulted:
+		return "", fmt.Errorf("copy_from_user of %v (STAC, CLAC) faulted: %v", va, cf)
+	}
+	t, err := mm.Open(p.Live.Mode(), pr.AS.Root(), p.Act.Mem).Translate(va)
+	if err != nil {
+		return "", fmt.Errorf("process %d's %v: %v", pr.PID, va, err)
+	}
+	frame, err := read64(p.CPU, "a user frame through the direct map", p.DirectVA(t.PA))
+	if err != nil {
+		return "", err
+	}
+	if got := binary.LittleEndian.Uint64(copied[:]); got != frame {
+		return "", fmt.Errorf("copy_from_user of %v read %#x, its frame %v holds %#x", va, got, t.PA, frame)
+	}
+	return fmt.Sprintf("the kernel's plain read of process %d's secret at %v faulted #PF %v; copy_from_user (STAC, the read, CLAC) read it, %#x, what its frame holds",
+		pr.PID, va, want, frame), nil
+}
+
+// proveRet2dir: the attack of Kemerlis et al. (USENIX Security 2014), for
+// which the direct map is "physmap": the process planted code in its own
+// page; the kernel cannot touch it at the user address (SMAP), but its
+// frame is in the direct map. Expected: probe.c's payload bytes, the
+// SDM's error codes, the process's tables for the frame.
+func (u *User) proveRet2dir(p *Proof, pr *Process, kernelRoot mm.PhysAddr) (string, error) {
+	va := u.Syms[symPayload]
+	t, err := mm.Open(p.Live.Mode(), pr.AS.Root(), p.Act.Mem).Translate(va)
+	if err != nil {
+		return "", fmt.Errorf("the payload at %v: %v", va, err)
+	}
+	alias := p.DirectVA(t.PA)
+	defer u.clearCR4(p, injectNoSMAP, amd64.CR4_SMAP)()
+	var f amd64.Fault
+	var b [8]byte
+	underCR3(p, pr.AS.Root(), kernelRoot, func() { _, f = p.CPU.Read(va, b[:]) })
+	if !f.Faulted {
+		return "", fmt.Errorf("the kernel read the payload at its user address %v without STAC", va)
+	}
+	got, err := readBytes(p.CPU, "the payload through the direct map", alias, len(payloadCode))
+	if err != nil {
+		return "", err
+	}
+	if !bytes.Equal(got, payloadCode) {
+		return "", fmt.Errorf("page_offset_base+pa %v holds % x, want the payload % x", alias, got, payloadCode)
+	}
+	if u.inject == injectRet2dirExec {
+		lt, err := p.Live.Translate(alias)
+		if err != nil {
+			return "", err
+		}
+		leaf := lt.Path()[len(lt.Path())-1]
+		addr := leaf.Table.Add(uint64(leaf.Index) * 8)
+		p.Act.Mem.Write64(addr, uint64(leaf.Entry&^mm.NX))
+		p.CPU.FlushAll()
+		defer func() {
+			p.Act.Mem.Write64(addr, uint64(leaf.Entry))
+			p.CPU.FlushAll()
+		}()
+	}
+	ret, cf := p.CPU.Call(alias)
+	want := amd64.PFError(amd64.PF_P | amd64.PF_I)
+	switch {
+	case !cf.Faulted:
+		return "", fmt.Errorf("the kernel ran the payload through the direct map at %v: it returned %#x", alias, ret)
+	case cf.Code != want:
+		return "", fmt.Errorf("calling the payload at %v: %v, want #PF %v", alias, cf, want)
+	}
+	return fmt.Sprintf("process %d wrote its payload (mov eax, %#x; ret) at %v; the kernel cannot read it there (SMAP, #PF %v) but reads it at page_offset_base+pa %v; calling it there faults #PF %v, the direct map being NX: ret2dir's data half works, its code half needs an executable direct map",
+		pr.PID, payloadRet, va, f.Code, alias, want), nil
 }

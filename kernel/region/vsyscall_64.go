@@ -164,9 +164,15 @@ func (v *Vsyscall) proveMapped(p *Proof) {
 		if err := p.expectDirect("vsyscall", t.PA); err != nil {
 			return err
 		}
-		got, err := readBytes(p.CPU, "the vsyscall page", va, int(page))
-		if err != nil {
-			return err
+		// A user page: under SMAP the kernel reads it as copy_from_user
+		// does, between STAC and CLAC.
+		got := make([]byte, page)
+		read := p.CPU.Read
+		if p.Act != nil && p.Act.Ring3 != nil {
+			read = p.Act.Ring3.CopyFromUser
+		}
+		if n, f := read(va, got); f.Faulted {
+			return &FaultError{What: "reading the vsyscall page", VA: va.Add(uint64(n)), Fault: f}
 		}
 		if !bytes.Equal(got, vsyscallPage()) {
 			return fmt.Errorf("the page at %v does not hold the vsyscall entry points", va)

@@ -174,6 +174,20 @@ type Injection struct {
 	When func(Config) bool
 }
 
+// FailsIn returns the checks of Fails that c's manifest has: on a CPU
+// without SMAP, say, an injection cannot fail the SMAP checks the boot
+// does not make.
+func (in Injection) FailsIn(c Config) []string {
+	m := Manifest(c)
+	var out []string
+	for _, f := range in.Fails {
+		if slices.Contains(m, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
 // An Environment is a machine or command line on which some checks must
 // fail: a CPU without a feature, a bad option. The boot must fail at least
 // the checks in Fails; checks that cannot run on such a machine may be
@@ -204,6 +218,11 @@ type Region struct {
 }
 
 func kaslrOnly(c Config) bool { return c.KASLR }
+
+// smepOn and smapOn say CR4 has SMEP and SMAP: where CPUID has them
+// (-cpu max does under TCG, qemu64 does not).
+func smepOn(c Config) bool { return c.SMEP }
+func smapOn(c Config) bool { return c.SMAP }
 
 // vsyscallEmulate says map_vsyscall maps the page; a config line that does
 // not say is vsyscall=none's, Debian's default.
@@ -248,7 +267,7 @@ func DescribeWhen(when func(Config) bool) string {
 	}
 	var in, out []string
 	for _, v := range Variants {
-		c := Config{Levels: 5, Page1GB: true}
+		c := Config{Levels: 5, Page1GB: true, SMEP: true, SMAP: true} // -cpu max's
 		v.Apply(&c)
 		if when(c) {
 			in = append(in, v.Name)
@@ -318,10 +337,10 @@ var Registry = []Region{
 		Injections: []Injection{
 			{Name: "directmap-hole", What: "the last 2 MiB of RAM unmapped from the direct map", Fails: []string{"walk.directmap"}},
 			{Name: "directmap-exec", What: "the direct map's RAM without NX",
-				Fails: []string{"walk.perms", "fault.nx", "mm.check", "wx", "module.load", "module.reach", "module.unload"}},
+				Fails: []string{"walk.perms", "fault.nx", "mm.check", "wx", "module.load", "module.reach", "module.unload", "ret2dir"}},
 			{Name: "old-base", What: "the direct map moved one pgd slot down, to the pre-4.20 base 0xffff880000000000 (0xff10000000000000 in 5-level mode), over the LDT remap (page_offset_base, the variable modules read, keeps the base the kernel was built for, and so does the kernel's own __va, which fills the processes' frames)",
 				Fails: []string{"walk.directmap", "region.ldt", "module.reloc", "module.deps", "module.unload",
-					"user.ring3", "user.kernel-half", "user.isolation", "user.supervisor", "user.syscall"}},
+					"user.ring3", "user.kernel-half", "user.isolation", "user.supervisor", "user.syscall", "smep", "smap", "ret2dir"}},
 		},
 	},
 	{
@@ -558,12 +577,21 @@ var Registry = []Region{
 				Expect: "the SDM's error codes as the CPU pushed them and as each process was handed them; a kernel word no process may change"},
 			{Name: "user.syscall", Claim: "a system call enters the kernel's entry stub through the kernel text mapping with CR3 unchanged (no PTI), and write copies the buffer from its user address",
 				Expect: "CR3 as the entry stub read it, MSR_LSTAR and the stub's frame from the linker, the buffer's frame through page_offset_base"},
+			{Name: "smep", Claim: "with CR4.SMEP (set where CPUID has it, as setup_smep does), the kernel calling code on a process's user page faults",
+				Expect: "the SDM's error code for a supervisor fetch from a user page (P I)", When: smepOn},
+			{Name: "smap", Claim: "with CR4.SMAP (set where CPUID has it, as setup_smap does), the kernel reading a process's page faults, and copy_from_user (STAC, CLAC) reads it",
+				Expect: "the SDM's error code for a supervisor read of a user page (P); the frame behind it read through page_offset_base", When: smapOn},
+			{Name: "ret2dir", Claim: "ret2dir (Kemerlis et al., USENIX Security 2014): code a process writes into its own page, out of the kernel's reach at its user address under SMAP, is readable at page_offset_base+pa; calling it there faults, the direct map being NX",
+				Expect: "probe.c's payload bytes, the frame in the process's tables, the SDM's error codes", When: smapOn},
 		},
 		Injections: []Injection{
 			{Name: "user-greeting-patched", What: "process 1's greeting overwritten in its data frame through the direct map", Fails: []string{"user.ring3"}},
 			{Name: "user-kernel-half-differs", What: "process 2's top-level entry for vmemmap_base cleared", Fails: []string{"user.kernel-half"}},
 			{Name: "user-shared-frame", What: "process 2's secret_page mapped to process 1's frame", Fails: []string{"user.isolation"}},
 			{Name: "user-directmap-user", What: "U/S set on every entry of the walk to process 1's stack page through the direct map", Fails: []string{"user.supervisor"}},
+			{Name: "no-smep", What: "CR4.SMEP cleared while the kernel calls the process's code", Fails: []string{"smep"}, When: smepOn},
+			{Name: "no-smap", What: "CR4.SMAP cleared while the kernel reads the process's pages", Fails: []string{"smap", "ret2dir"}, When: smapOn},
+			{Name: "ret2dir-directmap-exec", What: "the direct-map entry of the payload's frame without NX", Fails: []string{"ret2dir"}, When: smapOn},
 			{Name: "user-lstar-cr3", What: "MSR_LSTAR pointed at an entry stub that loads the kernel's CR3 first, as PTI's does, with no user copy to come from: copy_from_user then faults",
 				Fails: []string{"user.syscall", "user.ring3"}},
 		},

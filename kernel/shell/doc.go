@@ -11,6 +11,8 @@
 //	dis VA [N]           disassembly of N instructions at VA
 //	ptdump [-phys] [REGION]  the live tables in Linux's ptdump format
 //	lsmod                the loaded modules, as /proc/modules lists them
+//	ps                   the processes of the last run
+//	mm PID               a process's address space: its user half, the kernel half it shares
 //	sym [VA]             the symbols, or the symbol and region of VA
 //	wx                   the W+X audit of both canonical halves
 //	selftest             run the boot's checks again, with the boot's verdict

@@ -20,6 +20,8 @@ var (
 	ErrFault          = errors.New("the access faulted")
 	ErrNoTables       = errors.New("no live page tables")
 	ErrLineTooLong    = errors.New("line too long")
+	ErrBadNumber      = errors.New("not a number")
+	ErrNoProcess      = errors.New("no such process")
 )
 
 // Error is a command's failure: which command, the argument at fault as

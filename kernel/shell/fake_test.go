@@ -134,6 +134,16 @@ var fakeSymbols = []Symbol{
 
 func (f *fakeMachine) Symbols() []Symbol { return fakeSymbols }
 
+// Processes gives one process whose tables are the fake kernel's own: a
+// user page at 0x400000 if the test mapped one.
+func (f *fakeMachine) Processes() []Process {
+	if f.noTables {
+		return nil
+	}
+	return []Process{{PID: 1, State: "exited 0", Root: f.as.Root(), Syscalls: 3, Exceptions: 1,
+		Pages: []ProcessPage{{VA: 0x400000, What: "text"}}, SharedTop: 4, KernelTop: 4, Tables: f.as}}
+}
+
 func (f *fakeMachine) Modules(w io.Writer) error {
 	_, err := io.WriteString(w, "fake 4096 0 - Live 0xffffffffa0000000\n")
 	return err

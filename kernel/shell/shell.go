@@ -42,6 +42,8 @@ type Machine interface {
 	// machine, printing their lines and the closing line, and returns the
 	// tally.
 	Selftest(w io.Writer) selftest.Summary
+	// Processes returns the processes of the last run, in PID order.
+	Processes() []Process
 }
 
 // Shell runs commands against a Machine.
@@ -95,6 +97,8 @@ func init() {
 		{"dis", "VA [N]", fmt.Sprintf("disassemble N instructions (default %d, at most %d) at VA", defaultDis, maxDis), nil, 1, 2, (*Shell).dis, false},
 		{"ptdump", "[-phys] [REGION]", "the live tables in ptdump format, all or one region; -phys adds PAs", (*Shell).ptdumpMore, 0, -1, (*Shell).ptdump, false},
 		{"lsmod", "", "the loaded modules, as /proc/modules lists them", nil, 0, 0, (*Shell).lsmod, false},
+		{"ps", "", "the processes of the last run: top table, system calls, exceptions, state", nil, 0, 0, (*Shell).ps, false},
+		{"mm", "PID", "a process's address space: its user half, then the kernel half it shares", nil, 1, 1, (*Shell).mmCmd, false},
 		{"sym", "[VA]", "the symbols, or the symbol and region of VA", nil, 0, 1, (*Shell).sym, false},
 		{"wx", "", "Linux's W+X audit of both canonical halves, with any W+X mappings", nil, 0, 0, (*Shell).wx, false},
 		{"selftest", "", "run the boot's checks again (after a failed boot, the shell still fails)", nil, 0, 0, (*Shell).selftest, false},

@@ -185,6 +185,11 @@ func TestCommands(t *testing.T) {
 		// Past the module's range, its symbols no longer name an address.
 		{"sym/past-module", "sym 0xffffffffa0002000", []string{`^0xffffffffa0002000  MODULES_VADDR\+0x2000  \(module mapping space`}, nil, nil},
 		{"lsmod", "lsmod", []string{`(?m)^fake 4096 0 - Live 0xffffffffa0000000$`}, nil, nil},
+		{"ps", "ps", []string{`(?m)^ +PID +top table +syscalls +exceptions +pages +state$`, `(?m)^ +1  0x[0-9a-f]{16} +3 +1 +1  exited 0$`}, nil, nil},
+		{"mm", "mm 1", []string{`(?m)^process 1 \(exited 0\): `, `(?m)^  user half \[0x0, `, `(?m)^    4 of its 4 present entries copied`}, nil, nil},
+		{"mm/no-such", "mm 7", []string{`^error: no process 7 \(ps lists them\)\n$`}, nil, ErrNoProcess},
+		{"mm/not-a-number", "mm x", []string{`^error: "x" is not a process ID\n$`}, nil, ErrBadNumber},
+		{"mm/no-arg", "mm", []string{`^error: usage: mm PID\n$`}, nil, ErrUsage},
 		{"wx/clean", "wx", []string{
 			`(?m)^kernel half \[0xffff800000000000, top\]: x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.$`,
 			`(?m)^lower half \[0, 0x0000800000000000\): x86/mm: Checked W\+X mappings: passed, no W\+X pages found\.$`,

@@ -72,6 +72,23 @@ static volatile struct {
 #define secret (secret_page.value)
 static char greeting[] = "hello from ring 3, pid ?\n";
 
+/*
+ * smep_probe is code the kernel calls at its user address, to see SMEP
+ * refuse to run it: it takes nothing and returns a constant in RAX.
+ */
+__attribute__((used, noinline)) long smep_probe(void)
+{
+	return 0x736d6570;
+}
+
+/*
+ * payload is what ret2dir plants: code written into the process's own
+ * data page (mov $0x72326472, %eax; ret), which the kernel then finds
+ * at page_offset_base + its frame.
+ */
+static volatile unsigned char payload[8];
+static const unsigned char payload_code[] = { 0xb8, 0x72, 0x64, 0x32, 0x72, 0xc3 };
+
 enum { STAGE_DIRECT, STAGE_TEXT, STAGE_DATA, STAGE_NONCANONICAL, STAGES };
 
 static __attribute__((noreturn)) void finish(void)
@@ -130,6 +147,8 @@ __attribute__((noreturn)) void pm_main(struct physmap_probe *p)
 	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
 	probe = p;
 	secret = 0x5ec2e700 + pid;
+	for (n = 0; n < (int)sizeof(payload_code); n++)
+		payload[n] = payload_code[n];
 	report(REPORT_HELLO, pid, cs, (long)&secret, 0);
 
 	n = sizeof(greeting) - 1;

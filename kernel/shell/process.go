@@ -1,0 +1,100 @@
+package shell
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/physmap/physmap/mm"
+)
+
+// Process is one process as the shell shows it: the last run's (the
+// boot's user region, or the last selftest's).
+type Process struct {
+	PID   int
+	State string // "exited 0", "killed: ..."
+	// Root is its top-level table; the kernel half of that table is the
+	// kernel's copy.
+	Root                mm.PhysAddr
+	Syscalls, Exceptions int
+	// Pages are its own user pages, what each holds ("text", "data",
+	// "stack", ...).
+	Pages []ProcessPage
+	// SharedTop counts the kernel-half top-level entries equal to the
+	// kernel's, of KernelTop present in the kernel's.
+	SharedTop, KernelTop int
+	// Tables is its address space, read-only.
+	Tables *mm.AddressSpace
+}
+
+// ProcessPage is one user page of a process.
+type ProcessPage struct {
+	VA   mm.VirtAddr
+	What string
+}
+
+// ps lists the processes.
+func (s *Shell) ps([]string) error {
+	procs := s.m.Processes()
+	if len(procs) == 0 {
+		fmt.Fprintln(s.out, "no processes have run")
+		return nil
+	}
+	fmt.Fprintf(s.out, "%4s  %-18s  %8s  %10s  %5s  %s\n", "PID", "top table", "syscalls", "exceptions", "pages", "state")
+	for _, p := range procs {
+		fmt.Fprintf(s.out, "%4d  0x%016x  %8d  %10d  %5d  %s\n", p.PID, uint64(p.Root), p.Syscalls, p.Exceptions, len(p.Pages), p.State)
+	}
+	return nil
+}
+
+// mmCmd prints one process's address space: its user half leaf by leaf
+// (the runtime's window in one line), then the kernel half it shares.
+func (s *Shell) mmCmd(args []string) error {
+	pid, err := strconv.Atoi(args[0])
+	if err != nil {
+		return errorf("mm", args[0], ErrBadNumber, "%q is not a process ID", args[0])
+	}
+	var pr *Process
+	procs := s.m.Processes()
+	for i := range procs {
+		if procs[i].PID == pid {
+			pr = &procs[i]
+		}
+	}
+	if pr == nil {
+		return errorf("mm", args[0], ErrNoProcess, "no process %d (ps lists them)", pid)
+	}
+	mode := pr.Tables.Mode()
+	what := map[mm.VirtAddr]string{}
+	for _, pg := range pr.Pages {
+		what[pg.VA] = pg.What
+	}
+	fmt.Fprintf(s.out, "process %d (%s): %v, top table %v\n", pr.PID, pr.State, mode, pr.Root)
+	fmt.Fprintf(s.out, "  user half [0x0, %v), its own:\n", mode.UserEnd())
+	var window struct {
+		n        int
+		from, to mm.VirtAddr
+	}
+	flush := func() {
+		if window.n > 0 {
+			fmt.Fprintf(s.out, "    [%v, %v)  %d leaves, supervisor-only: the runtime's window, where the kernel runs\n", window.from, window.to, window.n)
+			window.n = 0
+		}
+	}
+	for lf := range pr.Tables.Leaves(mm.VirtRange{Start: 0, End: mode.UserEnd()}) {
+		w, ok := what[lf.VA]
+		if !ok && lf.Attrs&mm.AttrUser == 0 {
+			if window.n == 0 {
+				window.from = lf.VA
+			}
+			window.n++
+			window.to = lf.VA.Add(uint64(lf.Size))
+			continue
+		}
+		flush()
+		fmt.Fprintf(s.out, "    0x%016x  %-4v -> %v  %-14v  %s\n", uint64(lf.VA), lf.Size, lf.PA, lf.Attrs, w)
+	}
+	flush()
+	fmt.Fprintf(s.out, "  kernel half [%v, 2^64): top-level entries 256-511, the kernel's own:\n", mode.KernelStart())
+	fmt.Fprintf(s.out, "    %d of its %d present entries copied as pgd_alloc copies them, every table below shared\n", pr.SharedTop, pr.KernelTop)
+	return nil
+}

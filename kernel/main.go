@@ -221,6 +221,8 @@ func configOf(opts option.Options, f amd64.Features, mode mm.Mode) selftest.Conf
 		// map_vsyscall's mode, as vsyscall= (or Debian's default, none)
 		// asks: the vsyscall region acts on it.
 		Vsyscall: string(opts.Vsyscall),
+		// XPFO as physmap.xpfo asks: the user region acts on it.
+		XPFO: opts.XPFO,
 	}
 	// SMEP and SMAP where CPUID has them, as Linux's identify_cpu sets
 	// them (arch/x86/kernel/cpu/common.c: setup_smep, setup_smap; Debian

@@ -181,8 +181,13 @@ func (m machine) Processes() []shell.Process {
 	kroot := hwCPU{}.CR3()
 	var out []shell.Process
 	for _, pr := range region.Find[*region.User](k.space).Procs {
-		sp := shell.Process{PID: pr.PID, State: pr.State(), Root: pr.AS.Root(), Syscalls: len(pr.Syscalls), Exceptions: len(pr.Traps),
-			Tables: mm.Open(pr.AS.Mode(), pr.AS.Root(), k.space.Mem)}
+		sp := shell.Process{PID: pr.PID, State: pr.State(), Root: pr.AS.Root(), Syscalls: len(pr.Syscalls), Exceptions: len(pr.Traps)}
+		if pr.Freed {
+			sp.State += ", freed"
+			out = append(out, sp)
+			continue
+		}
+		sp.Tables = mm.Open(pr.AS.Mode(), pr.AS.Root(), k.space.Mem)
 		for _, pg := range pr.Pages {
 			sp.Pages = append(sp.Pages, shell.ProcessPage{VA: pg.VA, What: pg.What})
 		}

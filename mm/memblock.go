@@ -89,6 +89,17 @@ func (m *Memblock) AllocFrame() (PhysAddr, error) {
 	return pa, nil
 }
 
+// AllocHigh returns the highest free frame.
+func (m *Memblock) AllocHigh() (PhysAddr, error) {
+	if len(m.free) == 0 {
+		return 0, fmt.Errorf("memblock: alloc high frame: %w", ErrNoMemory)
+	}
+	i := len(m.free) - 1
+	pa := m.free[i].End - PhysAddr(frameSize)
+	m.take(i, PhysRange{pa, pa.Add(frameSize)})
+	return pa, nil
+}
+
 // AllocAligned returns the lowest run of n contiguous frames whose start
 // is aligned to align bytes.
 //

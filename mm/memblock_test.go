@@ -129,3 +129,23 @@ func TestMemblockPreconditions(t *testing.T) {
 		}()
 	}
 }
+
+// TestAllocHigh: frames from the top, each once, the range's top first.
+func TestAllocHigh(t *testing.T) {
+	m := NewMemblock([]PhysRange{{0x100000, 0x200000}, {0x400000, 0x403000}}, []PhysRange{{0x402000, 0x403000}})
+	for _, want := range []PhysAddr{0x401000, 0x400000, 0x1ff000} {
+		pa, err := m.AllocHigh()
+		if err != nil || pa != want {
+			t.Fatalf("AllocHigh = %v, %v; want %v", pa, err, want)
+		}
+		if !m.Owns(pa) {
+			t.Errorf("%v not owned after AllocHigh", pa)
+		}
+	}
+	if err := m.FreeFrame(0x400000); err != nil {
+		t.Fatal(err)
+	}
+	if pa, _ := m.AllocHigh(); pa != 0x400000 {
+		t.Errorf("after a free, AllocHigh = %v, want 0x400000", pa)
+	}
+}

@@ -125,6 +125,9 @@ func ConfigAgrees(appendLine string, c selftest.Config) error {
 	if c.Layout != "" && string(opts.Config) != c.Layout {
 		return &Error{Op: "verdict", Err: ErrConfig, Detail: fmt.Sprintf("the command line asks for physmap.config=%s, the kernel says %s", opts.Config, c)}
 	}
+	if opts.XPFO != c.XPFO {
+		return &Error{Op: "verdict", Err: ErrConfig, Detail: fmt.Sprintf("the command line asks for physmap.xpfo=%v, the kernel says %s", opts.XPFO, c)}
+	}
 	// map_vsyscall's mode: what vsyscall= asks, or Debian's default, none.
 	if string(opts.Vsyscall) != c.Vsyscall {
 		return &Error{Op: "verdict", Err: ErrConfig, Detail: fmt.Sprintf("the command line asks for vsyscall=%s, the kernel says %s", opts.Vsyscall, c)}

@@ -102,6 +102,9 @@ type Process struct {
 
 	Exited   bool
 	ExitCode int64
+	// Freed says its frames and tables were given back (XPFO's check
+	// frees one process to see its frames return to the direct map).
+	Freed bool
 	Killed   string // why the kernel ended it, if it did
 
 	Syscalls []SyscallRecord
@@ -166,6 +169,68 @@ type User struct {
 	inject string
 	// Log holds the console lines of the last run, for the report.
 	Log []string
+	// XPFO is what taking the processes' frames out of the direct map
+	// cost in the last run.
+	XPFO XPFOCost
+}
+
+// XPFOCost counts XPFO's work: frames unmapped from the direct map, the
+// table pages splitting its large pages added, the TLB invalidations.
+type XPFOCost struct {
+	Frames, Tables, Flushes int
+}
+
+// countTLB counts the invalidations passed through it.
+type countTLB struct {
+	mm.TLB
+	n *int
+}
+
+func (c countTLB) InvalidatePage(va mm.VirtAddr) { *c.n++; c.TLB.InvalidatePage(va) }
+func (c countTLB) FlushAll()                     { *c.n++; c.TLB.FlushAll() }
+
+// xpfoTake unmaps a frame given to a process from the direct map, as XPFO
+// does when a page is allocated to user space (splitting a large page
+// that holds it, and flushing the TLB through the space's TLB).
+func (u *User) xpfoTake(s *Space, pa mm.PhysAddr) error {
+	before := s.Tables.InUse()
+	inner := s.TLB.TLB
+	s.TLB.TLB = countTLB{TLB: inner, n: &u.XPFO.Flushes}
+	defer func() { s.TLB.TLB = inner }()
+	if err := s.AS.Unmap(s.DirectVA(pa), page); err != nil {
+		return fmt.Errorf("XPFO: unmapping %v from the direct map: %w", pa, err)
+	}
+	u.XPFO.Frames++
+	u.XPFO.Tables += s.Tables.InUse() - before
+	return nil
+}
+
+// xpfoGive maps a frame back into the direct map, 4K RW NX global, as
+// XPFO does when the page is freed (or while the kernel needs it: its
+// kmap).
+func xpfoGive(s *Space, pa mm.PhysAddr) error {
+	if err := s.AS.Map(s.DirectVA(pa), pa, page, mm.PageKernel, mm.Only(mm.Size4K)); err != nil {
+		return fmt.Errorf("XPFO: mapping %v back into the direct map: %w", pa, err)
+	}
+	return nil
+}
+
+// kmap makes a process frame reachable at page_offset_base+pa while the
+// kernel reads or writes it: with XPFO, mapped for the access and
+// unmapped after, as XPFO's xpfo_kmap and xpfo_kunmap do; without, the
+// direct map has it already.
+func (u *User) kmap(s *Space, pa mm.PhysAddr, fn func() error) error {
+	if !s.Config.XPFO {
+		return fn()
+	}
+	if err := xpfoGive(s, pa); err != nil {
+		return err
+	}
+	err := fn()
+	if uerr := s.AS.Unmap(s.DirectVA(pa), page); err == nil {
+		err = uerr
+	}
+	return err
 }
 
 func (u *User) Populate(s *Space) error {
@@ -237,8 +302,11 @@ func (u *User) newProcess(s *Space, kernel *mm.AddressSpace, pid int, probe func
 		return nil, err
 	}
 	pr := &Process{PID: pid, AS: as}
+	// A process's frames come from the top of RAM, apart from the
+	// kernel's (which the allocator hands out lowest first): there the
+	// direct map has large pages, which XPFO must split.
 	mapPage := func(va mm.VirtAddr, attrs mm.Attr, what string, fill []byte, off uint64) error {
-		pa, err := s.Frames.AllocFrame()
+		pa, err := s.Frames.AllocHigh()
 		if err != nil {
 			return err
 		}
@@ -293,13 +361,30 @@ func (u *User) newProcess(s *Space, kernel *mm.AddressSpace, pid int, probe func
 	if err := writeBytes(s.CPU, "the probe block", s.DirectVA(top.PA).Add(page-64), blk[:]); err != nil {
 		return nil, err
 	}
+	if s.Config.XPFO {
+		for _, pg := range pr.Pages {
+			if err := u.xpfoTake(s, pg.PA); err != nil {
+				return nil, err
+			}
+		}
+	}
 	pr.Regs = amd64.UserRegs{RIP: uint64(u.Program.Entry), RSP: uint64(pr.ProbeVA), DI: uint64(pr.ProbeVA), RFLAGS: amd64.RFLAGS_FIXED}
 	return pr, nil
 }
 
-// release frees a process's frames and its own tables.
+// release frees a process's frames and its own tables; with XPFO the
+// frames go back into the direct map first.
 func (pr *Process) release(s *Space) error {
+	if pr.Freed {
+		return nil
+	}
+	pr.Freed = true
 	for _, pg := range pr.Pages {
+		if s.Config.XPFO {
+			if err := xpfoGive(s, pg.PA); err != nil {
+				return err
+			}
+		}
 		if err := s.Frames.FreeFrame(pg.PA); err != nil {
 			return err
 		}

@@ -3,6 +3,7 @@ package region
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -37,7 +38,7 @@ func secretOf(pid int) uint64 { return 0x5ec2e700 + uint64(pid) }
 func (u *User) Inject(s *Space, name string) error {
 	switch name {
 	case injectGreeting, injectKernelHalf, injectShared, injectDirectUser, injectLSTARCR3,
-		injectNoSMEP, injectNoSMAP, injectRet2dirExec:
+		injectNoSMEP, injectNoSMAP, injectRet2dirExec, injectXPFOMapped:
 		u.inject = name
 		return nil
 	}
@@ -54,7 +55,13 @@ func (u *User) Prove(p *Proof) {
 			checks = append(checks[:len(checks):len(checks)], checkSMEP)
 		}
 		if p.Ref.Config.SMAP {
-			checks = append(checks[:len(checks):len(checks)], checkSMAP, checkRet2dir)
+			checks = append(checks[:len(checks):len(checks)], checkSMAP)
+			if !p.Ref.Config.XPFO {
+				checks = append(checks, checkRet2dir)
+			}
+		}
+		if p.Ref.Config.XPFO {
+			checks = append(checks[:len(checks):len(checks)], checkXPFO)
 		}
 		for _, c := range checks {
 			fail(p.R, c, format, args...)
@@ -74,7 +81,7 @@ func (u *User) Prove(p *Proof) {
 			return
 		}
 	}
-	u.Procs, u.Log = nil, nil
+	u.Procs, u.Log, u.XPFO = nil, nil, XPFOCost{}
 	kernelRoot := p.CPU.CR3()
 	mode := p.Live.Mode()
 	probe := func(stackPA mm.PhysAddr) probeBlock {
@@ -130,7 +137,7 @@ func (u *User) applyInjection(p *Proof, kernelRoot mm.PhysAddr) (func(), error) 
 	none := func() {}
 	p1, p2 := u.Procs[0], u.Procs[1]
 	switch u.inject {
-	case "", injectNoSMEP, injectNoSMAP, injectRet2dirExec: // applied where their checks probe
+	case "", injectNoSMEP, injectNoSMAP, injectRet2dirExec, injectXPFOMapped: // applied where their checks probe
 		return none, nil
 	case injectGreeting:
 		pg, ok := p1.pageAt(u.Syms[symGreeting])
@@ -138,7 +145,9 @@ func (u *User) applyInjection(p *Proof, kernelRoot mm.PhysAddr) (func(), error) 
 			return nil, fmt.Errorf("no page at %v", u.Syms[symGreeting])
 		}
 		off := uint64(u.Syms[symGreeting] - pg.VA)
-		return none, writeBytes(s.CPU, "the greeting", s.DirectVA(pg.PA).Add(off), []byte("HELLO"))
+		return none, u.kmap(s, pg.PA, func() error {
+			return writeBytes(s.CPU, "the greeting", s.DirectVA(pg.PA).Add(off), []byte("HELLO"))
+		})
 	case injectKernelHalf:
 		va := p.Bases.Vmemmap
 		if p.Bases.VmemmapErr != nil {
@@ -310,8 +319,11 @@ func (u *User) proveIsolation(p *Proof) (string, error) {
 		if err != nil {
 			return "", fmt.Errorf("process %d: %v", pr.PID, err)
 		}
-		got, err := read64(p.CPU, "a secret through the direct map", p.DirectVA(t.PA))
-		if err != nil {
+		var got uint64
+		if err := u.kmap(p.Act, t.PA.AlignDown(page), func() (err error) {
+			got, err = read64(p.CPU, "a secret through the direct map", p.DirectVA(t.PA))
+			return err
+		}); err != nil {
 			return "", err
 		}
 		if got != want {
@@ -362,12 +374,18 @@ func (u *User) proveSupervisor(p *Proof) (string, error) {
 				return "", fmt.Errorf("process %d never got to %s (%s)", pr.PID, pb.what, pr.State())
 			case got.Kind == reportNoFault:
 				return "", fmt.Errorf("process %d: %s did not fault", pr.PID, pb.what)
-			case uint8(got.B) != pb.vector || got.C != pb.code:
-				return "", fmt.Errorf("process %d: %s raised %s error code %#x, want %s %#x", pr.PID, pb.what, amd64.VectorName(uint8(got.B)), got.C, amd64.VectorName(pb.vector), pb.code)
+			}
+			code := pb.code
+			if stage == 0 && p.Ref.Config.XPFO {
+				code = amd64.PF_U // XPFO took the page out of the direct map: not present
+			}
+			switch {
+			case uint8(got.B) != pb.vector || got.C != code:
+				return "", fmt.Errorf("process %d: %s raised %s error code %#x, want %s %#x", pr.PID, pb.what, amd64.VectorName(uint8(got.B)), got.C, amd64.VectorName(pb.vector), code)
 			case pb.addr != nil && got.D != pb.addr(pr.Probe):
 				return "", fmt.Errorf("process %d: %s faulted at %#x, want %#x", pr.PID, pb.what, got.D, pb.addr(pr.Probe))
 			}
-			if stage >= len(pr.Traps) || pr.Traps[stage].Vector != pb.vector || pr.Traps[stage].Code != pb.code {
+			if stage >= len(pr.Traps) || pr.Traps[stage].Vector != pb.vector || pr.Traps[stage].Code != code {
 				return "", fmt.Errorf("process %d: its report of %s is not what the CPU pushed (%v)", pr.PID, pb.what, pr.Traps)
 			}
 		}
@@ -375,8 +393,13 @@ func (u *User) proveSupervisor(p *Proof) (string, error) {
 	if v, err := read64(p.CPU, "the kernel data word", p.KernelVA(targetPA())); err != nil || v != 0 {
 		return "", fmt.Errorf("the kernel data word processes wrote to holds %#x (%v)", v, err)
 	}
-	return fmt.Sprintf("from ring 3, in each process, reading its own stack page through page_offset_base and reading _text raised #PF %v, writing kernel data #PF %v (present, supervisor-only), reading %#x #GP(0); each process was handed the same error codes",
-		amd64.PFError(amd64.PF_P|amd64.PF_U), amd64.PFError(amd64.PF_P|amd64.PF_W|amd64.PF_U), p.Live.Mode().UserEnd()), nil
+	own := fmt.Sprintf("reading its own stack page through page_offset_base and reading _text raised #PF %v", amd64.PFError(amd64.PF_P|amd64.PF_U))
+	if p.Ref.Config.XPFO {
+		own = fmt.Sprintf("reading its own stack page through page_offset_base raised #PF %v (XPFO: not in the direct map), reading _text #PF %v",
+			amd64.PFError(amd64.PF_U), amd64.PFError(amd64.PF_P|amd64.PF_U))
+	}
+	return fmt.Sprintf("from ring 3, in each process, %s, writing kernel data #PF %v (present, supervisor-only), reading %#x #GP(0); each process was handed the same error codes",
+		own, amd64.PFError(amd64.PF_P|amd64.PF_W|amd64.PF_U), p.Live.Mode().UserEnd()), nil
 }
 
 // proveSyscall checks that a system call runs the kernel in the process's
@@ -414,8 +437,11 @@ func (u *User) proveSyscall(p *Proof) (string, error) {
 					return "", fmt.Errorf("process %d's buffer at %v: %v", pr.PID, va, err)
 				}
 				n := min(uint64(len(c.Data))-off, page-uint64(va)%page)
-				frame, err := readBytes(p.CPU, "a user buffer through the direct map", p.DirectVA(t.PA), int(n))
-				if err != nil {
+				var frame []byte
+				if err := u.kmap(p.Act, t.PA.AlignDown(page), func() (err error) {
+					frame, err = readBytes(p.CPU, "a user buffer through the direct map", p.DirectVA(t.PA), int(n))
+					return err
+				}); err != nil {
 					return "", err
 				}
 				if !bytes.Equal(frame, c.Data[off:off+n]) {
@@ -439,6 +465,7 @@ const (
 	checkSMEP    = "smep"
 	checkSMAP    = "smap"
 	checkRet2dir = "ret2dir"
+	checkXPFO    = "xpfo"
 )
 
 // The injections they fail by.
@@ -446,6 +473,7 @@ const (
 	injectNoSMEP      = "no-smep"
 	injectNoSMAP      = "no-smap"
 	injectRet2dirExec = "ret2dir-directmap-exec"
+	injectXPFOMapped  = "xpfo-frame-mapped"
 )
 
 // proveProtections runs the SMEP, SMAP and ret2dir checks on process 1,
@@ -459,7 +487,8 @@ func (u *User) proveProtections(p *Proof, kernelRoot mm.PhysAddr) {
 	}{
 		{checkSMEP, cfg.SMEP, u.proveSMEP},
 		{checkSMAP, cfg.SMAP, u.proveSMAP},
-		{checkRet2dir, cfg.SMAP, u.proveRet2dir},
+		{checkRet2dir, cfg.SMAP && !cfg.XPFO, u.proveRet2dir},
+		{checkXPFO, cfg.XPFO, u.proveXPFO},
 	} {
 		if !c.on {
 			continue
@@ -543,8 +572,11 @@ func (u *User) proveSMAP(p *Proof, pr *Process, kernelRoot mm.PhysAddr) (string,
 	if err != nil {
 		return "", fmt.Errorf("process %d's %v: %v", pr.PID, va, err)
 	}
-	frame, err := read64(p.CPU, "a user frame through the direct map", p.DirectVA(t.PA))
-	if err != nil {
+	var frame uint64
+	if err := u.kmap(p.Act, t.PA.AlignDown(page), func() (err error) {
+		frame, err = read64(p.CPU, "a user frame through the direct map", p.DirectVA(t.PA))
+		return err
+	}); err != nil {
 		return "", err
 	}
 	if got := binary.LittleEndian.Uint64(copied[:]); got != frame {
@@ -604,4 +636,61 @@ func (u *User) proveRet2dir(p *Proof, pr *Process, kernelRoot mm.PhysAddr) (stri
 	}
 	return fmt.Sprintf("process %d wrote its payload (mov eax, %#x; ret) at %v; the kernel cannot read it there (SMAP, #PF %v) but reads it at page_offset_base+pa %v; calling it there faults #PF %v, the direct map being NX: ret2dir's data half works, its code half needs an executable direct map",
 		pr.PID, payloadRet, va, f.Code, alias, want), nil
+}
+
+// proveXPFO: with physmap.xpfo=on, every frame a process owns is out of
+// the direct map, so ret2dir's read of the payload faults; freeing a
+// process brings its frames back. Expected: the live tables (no leaf at
+// page_offset_base+pa while owned, a 4K RW NX global one after), the
+// CPU's not-present fault, the frames the processes were given.
+func (u *User) proveXPFO(p *Proof, pr *Process, kernelRoot mm.PhysAddr) (string, error) {
+	s := p.Act
+	t, err := mm.Open(p.Live.Mode(), pr.AS.Root(), s.Mem).Translate(u.Syms[symPayload])
+	if err != nil {
+		return "", fmt.Errorf("the payload at %v: %v", u.Syms[symPayload], err)
+	}
+	payloadPA := t.PA.AlignDown(page)
+	if u.inject == injectXPFOMapped {
+		if err := xpfoGive(s, payloadPA); err != nil {
+			return "", err
+		}
+		defer s.AS.Unmap(s.DirectVA(payloadPA), page)
+	}
+	frames := 0
+	for _, q := range u.Procs {
+		for _, pg := range q.Pages {
+			if lt, err := p.Live.Translate(p.DirectVA(pg.PA)); !errors.Is(err, mm.ErrNotMapped) {
+				return "", fmt.Errorf("process %d's %s frame %v is in the direct map at %v (-> %v) while the process owns it", q.PID, pg.What, pg.PA, p.DirectVA(pg.PA), lt.PA)
+			}
+			frames++
+		}
+	}
+	var b [8]byte
+	_, f := p.CPU.Read(p.DirectVA(t.PA), b[:])
+	if !f.Faulted || f.Code != 0 {
+		return "", fmt.Errorf("ret2dir's read of the payload at page_offset_base+pa %v: %v, want #PF not-present", p.DirectVA(t.PA), f)
+	}
+	q := u.Procs[len(u.Procs)-1]
+	var back []mm.PhysAddr
+	for _, pg := range q.Pages {
+		back = append(back, pg.PA)
+	}
+	if err := q.release(s); err != nil {
+		return "", fmt.Errorf("freeing process %d: %v", q.PID, err)
+	}
+	for _, pa := range back {
+		if _, err := expectLeaf(p.Live, "a freed frame's direct-map alias", p.DirectVA(pa), pa, mm.PageKernel); err != nil {
+			return "", err
+		}
+		if _, err := read64(p.CPU, "a freed frame through the direct map", p.DirectVA(pa)); err != nil {
+			return "", err
+		}
+	}
+	c := u.XPFO
+	split := fmt.Sprintf("%d large pages split, a table page each", c.Tables)
+	if c.Tables == 1 {
+		split = "1 large page split, a table page for it"
+	}
+	return fmt.Sprintf("the %d frames of %d processes left the direct map when given (%s, %d TLB invalidations); ret2dir's read of the payload at page_offset_base+pa %v faults #PF not-present; process %d freed, its %d frames are back there, 4K RW NX GLB",
+		frames, len(u.Procs), split, c.Flushes, p.DirectVA(t.PA), q.PID, len(back)), nil
 }

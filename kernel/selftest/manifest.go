@@ -224,6 +224,11 @@ func kaslrOnly(c Config) bool { return c.KASLR }
 func smepOn(c Config) bool { return c.SMEP }
 func smapOn(c Config) bool { return c.SMAP }
 
+// ret2dirOn: ret2dir's read through the direct map works under SMAP
+// unless XPFO took the frame out; xpfoOn: physmap.xpfo=on.
+func ret2dirOn(c Config) bool { return c.SMAP && !c.XPFO }
+func xpfoOn(c Config) bool    { return c.XPFO }
+
 // vsyscallEmulate says map_vsyscall maps the page; a config line that does
 // not say is vsyscall=none's, Debian's default.
 func vsyscallEmulate(c Config) bool  { return c.Vsyscall == "emulate" }
@@ -244,6 +249,7 @@ var Variants = []Variant{
 	{Name: "plain", Apply: func(*Config) {}},
 	{Name: "KASLR", Append: "physmap.kaslr=3", Apply: func(c *Config) { c.KASLR = true }},
 	{Name: "vsyscall=emulate", Append: "vsyscall=emulate", Apply: func(c *Config) { c.Vsyscall = "emulate" }},
+	{Name: "physmap.xpfo=on", Append: "physmap.xpfo=on", Apply: func(c *Config) { c.XPFO = true }},
 }
 
 // VariantFor returns the first variant of base in which when holds.
@@ -582,7 +588,9 @@ var Registry = []Region{
 			{Name: "smap", Claim: "with CR4.SMAP (set where CPUID has it, as setup_smap does), the kernel reading a process's page faults, and copy_from_user (STAC, CLAC) reads it",
 				Expect: "the SDM's error code for a supervisor read of a user page (P); the frame behind it read through page_offset_base", When: smapOn},
 			{Name: "ret2dir", Claim: "ret2dir (Kemerlis et al., USENIX Security 2014): code a process writes into its own page, out of the kernel's reach at its user address under SMAP, is readable at page_offset_base+pa; calling it there faults, the direct map being NX",
-				Expect: "probe.c's payload bytes, the frame in the process's tables, the SDM's error codes", When: smapOn},
+				Expect: "probe.c's payload bytes, the frame in the process's tables, the SDM's error codes", When: ret2dirOn},
+			{Name: "xpfo", Claim: "with physmap.xpfo=on (eXclusive Page Frame Ownership, ret2dir's defence), every frame a process owns is out of the direct map (its large pages split, the TLB flushed), so ret2dir's read faults; a freed process's frames are back",
+				Expect: "the live tables, the CPU's not-present fault, the frames the processes were given", When: xpfoOn},
 		},
 		Injections: []Injection{
 			{Name: "user-greeting-patched", What: "process 1's greeting overwritten in its data frame through the direct map", Fails: []string{"user.ring3"}},
@@ -590,8 +598,9 @@ var Registry = []Region{
 			{Name: "user-shared-frame", What: "process 2's secret_page mapped to process 1's frame", Fails: []string{"user.isolation"}},
 			{Name: "user-directmap-user", What: "U/S set on every entry of the walk to process 1's stack page through the direct map", Fails: []string{"user.supervisor"}},
 			{Name: "no-smep", What: "CR4.SMEP cleared while the kernel calls the process's code", Fails: []string{"smep"}, When: smepOn},
-			{Name: "no-smap", What: "CR4.SMAP cleared while the kernel reads the process's pages", Fails: []string{"smap", "ret2dir"}, When: smapOn},
-			{Name: "ret2dir-directmap-exec", What: "the direct-map entry of the payload's frame without NX", Fails: []string{"ret2dir"}, When: smapOn},
+			{Name: "no-smap", What: "CR4.SMAP cleared while the kernel reads the process's pages", Fails: []string{"smap", "ret2dir"}, When: ret2dirOn},
+			{Name: "ret2dir-directmap-exec", What: "the direct-map entry of the payload's frame without NX", Fails: []string{"ret2dir"}, When: ret2dirOn},
+			{Name: "xpfo-frame-mapped", What: "the payload's frame mapped back into the direct map while process 1 owns it", Fails: []string{"xpfo"}, When: xpfoOn},
 			{Name: "user-lstar-cr3", What: "MSR_LSTAR pointed at an entry stub that loads the kernel's CR3 first, as PTI's does, with no user copy to come from: copy_from_user then faults",
 				Fails: []string{"user.syscall", "user.ring3"}},
 		},

@@ -22,7 +22,7 @@ type Process struct {
 	// SharedTop counts the kernel-half top-level entries equal to the
 	// kernel's, of KernelTop present in the kernel's.
 	SharedTop, KernelTop int
-	// Tables is its address space, read-only.
+	// Tables is its address space, read-only; nil once it is freed.
 	Tables *mm.AddressSpace
 }
 
@@ -62,6 +62,9 @@ func (s *Shell) mmCmd(args []string) error {
 	}
 	if pr == nil {
 		return errorf("mm", args[0], ErrNoProcess, "no process %d (ps lists them)", pid)
+	}
+	if pr.Tables == nil {
+		return errorf("mm", args[0], ErrNoProcess, "process %d is freed: its tables and frames are gone", pid)
 	}
 	mode := pr.Tables.Mode()
 	what := map[mm.VirtAddr]string{}

@@ -73,6 +73,10 @@ var extra = []Case{
 	// map_vsyscall's other two modes (none is the default).
 	{Name: "vsyscall/emulate", Memory: "2G", CPU: "max", Append: "vsyscall=emulate"},
 	{Name: "vsyscall/xonly", Memory: "2G", CPU: "max,-la57", Append: "vsyscall=xonly"},
+	// XPFO: the processes' frames out of the direct map, on 1 GiB pages
+	// (5-level) and on a CPU without them (4-level, 2 MiB pages).
+	{Name: "xpfo/5-level", Memory: "2G", CPU: "max", Append: "physmap.xpfo=on"},
+	{Name: "xpfo/4-level", Memory: "2G", CPU: "max,-la57,-pdpe1gb", Append: "physmap.xpfo=on"},
 }
 
 // variants are injections booted once more on another machine, where what

@@ -23,6 +23,9 @@ type userFrame struct {
 	rip, rsp, rflags                                                 uint64
 	cr3, sysret                                                      uint64
 	cause, vector, code, cr2, cs, ss, entryCR3, entryRIP             uint64
+	// Under PTI: set, the user copy's CR3, the entry stack's top and
+	// ptiExit's alias (user.s's pti path).
+	pti, ucr3, tramp, exitPC uint64
 }
 
 // kernelFrame is the kernel's side: what RunUser restores on the way back.
@@ -55,6 +58,13 @@ func trapGP()
 func trapMF()
 func trapAC()
 func trapXM()
+
+func syscallEntryPTI()
+func ptiExit()
+func trapPF()
+func ptiEntryText()
+func ptiEntryTextEnd()
+func ptiPCs() (start, end, lstar, exit, pf uint64)
 
 func syscallEntryPC() uint64
 func syscallEntryCR3PC() uint64
@@ -154,4 +164,40 @@ func RunUser(r *UserRegs, cr3 uint64, sysret bool) Trap {
 	r.RIP, r.RSP, r.RFLAGS = uf.rip, uf.rsp, uf.rflags
 	return Trap{Cause: Cause(uf.cause), Vector: uint8(uf.vector), Code: uf.code, CR2: uf.cr2,
 		CS: uf.cs, SS: uf.ss, EntryCR3: uf.entryCR3, EntryRIP: uf.entryRIP}
+}
+
+// PTIEntryText returns the entry text's bounds and entry points, and
+// whether every stub a process can reach lies inside the bounds (the
+// linker lays out an assembly file's functions in order; this checks it).
+func PTIEntryText() (PTIText, bool) {
+	var t PTIText
+	t.Start, t.End, t.LSTAR, t.Exit, t.PF = ptiPCs()
+	in := func(pc uint64) bool { return pc >= t.Start && pc < t.End }
+	ok := in(t.LSTAR) && in(t.Exit) && in(t.PF) && in(syscallEntryPC()) && in(ignoreSysretPC())
+	for _, pc := range trapPCs() {
+		ok = ok && in(pc)
+	}
+	return t, ok
+}
+
+// TrapGatePCs returns the gate stubs of InstallUserTraps's vectors, in
+// the order of UserVectors, then #PF's under PTI.
+func TrapGatePCs() (vectors []int, pcs []uint64) {
+	t := trapPCs()
+	vectors = append(vectors, userVectors[:]...)
+	pcs = append(pcs, t[:]...)
+	_, _, _, _, pf := ptiPCs()
+	return append(vectors, VECTOR_PF), append(pcs, pf)
+}
+
+// RunUserPTI is RunUser under PTI: cr3 is the process's kernel copy, ucr3
+// its user copy (cr3 with bit 12 set), the last step to ring 3 is ptiExit
+// at exit (its alias), on the entry stack whose top is tramp; it always
+// returns to ring 3 with IRETQ. The entry stubs switch back to the kernel
+// copy before anything else.
+func RunUserPTI(r *UserRegs, cr3, ucr3, tramp, exit uint64) Trap {
+	uf.pti, uf.ucr3, uf.tramp, uf.exitPC = 1, ucr3, tramp, exit
+	t := RunUser(r, cr3, false)
+	uf.pti = 0
+	return t
 }

@@ -73,6 +73,8 @@ TEXT ·enterUser(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	·uf+userFrame_cr3(SB), AX
 	MOVQ	AX, CR3
 
+	CMPQ	·uf+userFrame_pti(SB), $0
+	JNE	pti
 	CMPQ	·uf+userFrame_sysret(SB), $0
 	JNE	sysret
 	// The IRETQ frame (SDM Vol. 3A 6.14.3): RIP, CS, RFLAGS, RSP, SS.
@@ -92,6 +94,31 @@ TEXT ·enterUser(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	·uf+userFrame_cx(SB), CX
 	MOVQ	·uf+userFrame_ax(SB), AX
 	IRETQ
+
+// Under PTI the last instructions before ring 3 run in the user copy,
+// which maps neither the runtime's window nor kernel data: the IRETQ
+// frame and the process's RAX go on the cpu_entry_area's entry stack
+// (mapped in both copies, as Linux's trampoline stack is), with ptiExit's
+// alias in the kernel text mapping on top, where RET goes.
+pti:
+	MOVQ	·uf+userFrame_tramp(SB), SP
+	SUBQ	$56, SP
+	MOVQ	$const_USER_DS, 48(SP)
+	MOVQ	·uf+userFrame_rsp(SB), AX
+	MOVQ	AX, 40(SP)
+	MOVQ	·uf+userFrame_rflags(SB), AX
+	MOVQ	AX, 32(SP)
+	MOVQ	$const_USER_CS, 24(SP)
+	MOVQ	·uf+userFrame_rip(SB), AX
+	MOVQ	AX, 16(SP)
+	MOVQ	·uf+userFrame_ax(SB), AX
+	MOVQ	AX, 8(SP)
+	MOVQ	·uf+userFrame_exitPC(SB), AX
+	MOVQ	AX, 0(SP)
+	LOAD_USER
+	MOVQ	·uf+userFrame_r11(SB), R11
+	MOVQ	·uf+userFrame_cx(SB), CX
+	RET
 
 sysret:
 	LOAD_USER
@@ -124,6 +151,58 @@ TEXT ·leaveUser(SB),NOSPLIT|NOFRAME,$0
 	PUSHQ	·kf+kernelFrame_flags(SB)
 	POPFQ
 	RET
+
+// ptiEntryText marks the start of the code PTI's user copy maps, as
+// __entry_text_start does: everything from here to ptiEntryTextEnd.
+TEXT ·ptiEntryText(SB),NOSPLIT|NOFRAME,$0
+	BYTE	$0xcc
+
+// ptiExit switches to the user copy and returns to ring 3, reached by RET
+// from enterUser at its alias, with the process's registers loaded, the
+// process's RAX and the IRETQ frame on the entry stack. It reads ucr3
+// while kernel data is still mapped, then touches only the entry stack.
+// The kernel's own mappings stay global under PTI (Linux makes them
+// non-global), so CR4.PGE is toggled after the switch to drop every
+// global translation the kernel left in the TLB (SDM Vol. 3A 4.10.4.1).
+TEXT ·ptiExit(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	·uf+userFrame_ucr3(SB), AX
+	MOVQ	AX, CR3
+	MOVQ	CR4, AX
+	XORQ	$const_CR4_PGE, AX
+	MOVQ	AX, CR4
+	XORQ	$const_CR4_PGE, AX
+	MOVQ	AX, CR4
+	MOVQ	0(SP), AX
+	ADDQ	$8, SP
+	IRETQ
+
+// The PTI scratch words: the lowest two of the cpu_entry_area's entry
+// stack, at a fixed address (CPU_ENTRY_AREA_BASE is not randomized in
+// Linux 6.1). MOV with a 64-bit absolute address exists only for RAX
+// (SDM Vol. 2B "MOV", opcodes A1 and A3).
+#define SCRATCH(lo) BYTE $lo; BYTE $0x20; BYTE $0x00; BYTE $0x00; BYTE $0x00; BYTE $0xfe; BYTE $0xff; BYTE $0xff
+#define STORE_RAX(lo) BYTE $0x48; BYTE $0xa3; SCRATCH(lo)
+#define LOAD_RAX(lo) BYTE $0x48; BYTE $0xa1; SCRATCH(lo)
+
+// syscallEntryPTI is MSR_LSTAR's target under PTI. Its first acts switch
+// to the kernel copy as SWITCH_TO_KERNEL_CR3 does (clear CR3 bits 12 and
+// 11), with RAX as the scratch register, spilled to the entry stack where
+// entry_SYSCALL_64 spills RSP to TSS.sp2; CR3 as it found it is kept
+// there too, for the check.
+TEXT ·syscallEntryPTI(SB),NOSPLIT|NOFRAME,$0
+	STORE_RAX(0x00)
+	MOVQ	CR3, AX
+	STORE_RAX(0x08)
+	ANDQ	$-6145, AX
+	MOVQ	AX, CR3
+	LOAD_RAX(0x00)
+	MOVQ	SP, ·uf+userFrame_rsp(SB)
+	MOVQ	AX, ·uf+userFrame_ax(SB)
+	LOAD_RAX(0x08)
+	MOVQ	AX, ·uf+userFrame_entryCR3(SB)
+	LEAQ	·syscallEntryPTI(SB), AX
+	MOVQ	AX, ·uf+userFrame_entryRIP(SB)
+	JMP	·syscallCommon(SB)
 
 // syscallEntry is MSR_LSTAR's target (SDM Vol. 2B "SYSCALL": RCX holds the
 // return RIP, R11 RFLAGS, RSP is still the process's, RFLAGS is masked by
@@ -176,7 +255,29 @@ TEXT ·ignoreSysret(SB),NOSPLIT|NOFRAME,$0
 // code (0 for vectors without one), then the CPU's frame (RIP, CS, RFLAGS,
 // RSP, SS; SDM Vol. 3A 6.14.2). They are read, not popped: the stack is
 // abandoned, and the next entry starts again at its top.
+//
+// Under PTI (entered at its alias, from the user copy) it switches to the
+// kernel copy first, with RAX spilled on that stack, as the entry stubs'
+// SWITCH_TO_KERNEL_CR3 does, and records CR3 as it found it.
 TEXT ·userTrap(SB),NOSPLIT|NOFRAME,$0
+	SUBQ	$16, SP
+	MOVQ	AX, 8(SP)
+	MOVQ	CR3, AX
+	MOVQ	AX, 0(SP)
+	// Under PTI the gates are the stubs' aliases in the kernel text
+	// mapping: running in the kernel half says PTI (a root without PTI
+	// may well have bit 12 set).
+	LEAQ	·userTrap(SB), AX
+	TESTQ	AX, AX
+	JNS	kcopy
+	MOVQ	0(SP), AX
+	ANDQ	$-6145, AX
+	MOVQ	AX, CR3
+kcopy:
+	MOVQ	0(SP), AX
+	MOVQ	AX, ·uf+userFrame_entryCR3(SB)
+	MOVQ	8(SP), AX
+	ADDQ	$16, SP
 	MOVQ	AX, ·uf+userFrame_ax(SB)
 	MOVQ	CX, ·uf+userFrame_cx(SB)
 	SAVE_USER
@@ -196,8 +297,6 @@ TEXT ·userTrap(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	AX, ·uf+userFrame_ss(SB)
 	MOVQ	CR2, AX
 	MOVQ	AX, ·uf+userFrame_cr2(SB)
-	MOVQ	CR3, AX
-	MOVQ	AX, ·uf+userFrame_entryCR3(SB)
 	MOVQ	$0, ·uf+userFrame_entryRIP(SB)
 	MOVQ	$const_CauseException, ·uf+userFrame_cause(SB)
 	JMP	·leaveUser(SB)
@@ -262,6 +361,36 @@ TEXT ·trapAC(SB),NOSPLIT|NOFRAME,$0
 
 TEXT ·trapXM(SB),NOSPLIT|NOFRAME,$0
 	TRAP_NOERR(19)
+
+// trapPF is the #PF gate under PTI: a fault in ring 3 goes to userTrap
+// from the entry text, one in ring 0 to pfEntry (fault.s), which handles
+// the kernel's probes; without PTI the gate is pfEntry itself.
+TEXT ·trapPF(SB),NOSPLIT|NOFRAME,$0
+	TESTQ	$3, 16(SP)
+	JZ	kernel
+	SUBQ	$8, SP
+	MOVQ	$14, 0(SP)
+	JMP	·userTrap(SB)
+kernel:
+	JMP	·pfEntry(SB)
+
+// ptiEntryTextEnd marks the end of the entry text.
+TEXT ·ptiEntryTextEnd(SB),NOSPLIT|NOFRAME,$0
+	BYTE	$0xcc
+
+// func ptiPCs() (start, end, lstar, exit, pf uint64)
+TEXT ·ptiPCs(SB),NOSPLIT,$0-40
+	MOVQ	$·ptiEntryText(SB), AX
+	MOVQ	AX, start+0(FP)
+	MOVQ	$·ptiEntryTextEnd(SB), AX
+	MOVQ	AX, end+8(FP)
+	MOVQ	$·syscallEntryPTI(SB), AX
+	MOVQ	AX, lstar+16(FP)
+	MOVQ	$·ptiExit(SB), AX
+	MOVQ	AX, exit+24(FP)
+	MOVQ	$·trapPF(SB), AX
+	MOVQ	AX, pf+32(FP)
+	RET
 
 // func syscallEntryPC() uint64
 TEXT ·syscallEntryPC(SB),NOSPLIT,$0-8

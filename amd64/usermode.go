@@ -144,6 +144,9 @@ type Trap struct {
 	// EntryCR3 is CR3 as the entry code found it, before anything else
 	// ran; EntryRIP the address a system call's entry stub ran at.
 	EntryCR3, EntryRIP uint64
+	// KernelCR3 is the root the kernel then ran under, as its caller read
+	// it (under PTI, the kernel copy the entry code switched to).
+	KernelCR3 uint64
 }
 
 // String describes the trap for the console: "syscall" or "#PF 0x5 (P
@@ -159,4 +162,19 @@ func (t Trap) String() string {
 		return fmt.Sprintf("%s error code %#x", VectorName(t.Vector), t.Code)
 	}
 	return fmt.Sprintf("cause %d", t.Cause)
+}
+
+// PTIScratch is where the PTI entry stub spills RAX: the two lowest words
+// of the cpu_entry_area's entry stack, CPU_ENTRY_AREA_BASE + 0x2000
+// (user.s encodes it in the instructions; the cpu_entry_area must put its
+// entry stack there).
+const PTIScratch = 0xfffffe0000002000
+
+// PTIText is the entry code PTI's user copy maps, in the runtime's window
+// (the kernel maps its alias in the kernel text mapping): [Start, End)
+// holds the SYSCALL stubs, the gate stubs and the exit to ring 3, as
+// Linux's .entry.text holds entry_SYSCALL_64 and the idtentry stubs. The
+// rest are entry points in it: LSTAR under PTI, the exit stub, #PF's gate.
+type PTIText struct {
+	Start, End, LSTAR, Exit, PF uint64
 }

@@ -141,7 +141,12 @@ func (hwRing3) SetStubCR3(root mm.PhysAddr) { amd64.SetStubCR3(uint64(root)) }
 func (hwRing3) Run(r *amd64.UserRegs, root mm.PhysAddr, sysret bool) amd64.Trap {
 	return amd64.RunUser(r, uint64(root), sysret)
 }
-func (hwRing3) KernelCS() uint16 { return amd64.KernelCS() }
+func (hwRing3) KernelCS() uint16               { return amd64.KernelCS() }
+func (hwRing3) PTIText() (amd64.PTIText, bool) { return amd64.PTIEntryText() }
+func (hwRing3) Gates() ([]int, []uint64)       { return amd64.TrapGatePCs() }
+func (hwRing3) RunPTI(r *amd64.UserRegs, root mm.PhysAddr, tramp, exit mm.VirtAddr) amd64.Trap {
+	return amd64.RunUserPTI(r, uint64(root), uint64(root)|1<<12, uint64(tramp), uint64(exit))
+}
 
 // CopyFromUser reads user memory as copy_from_user does: STAC, the copy,
 // CLAC, where SMAP is on (STAC and CLAC #UD on a CPU without SMAP; with

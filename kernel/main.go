@@ -223,6 +223,10 @@ func configOf(opts option.Options, f amd64.Features, mode mm.Mode) selftest.Conf
 		Vsyscall: string(opts.Vsyscall),
 		// XPFO as physmap.xpfo asks: the user region acts on it.
 		XPFO: opts.XPFO,
+		// PTI with pti=on. pti=auto leaves it off: physmap does not
+		// read the CPU's Meltdown status (cpu_vulnerable's whitelist,
+		// ARCH_CAPABILITIES.RDCL_NO) as Linux's auto does.
+		PTI: opts.PTI == option.PTIOn,
 	}
 	// SMEP and SMAP where CPUID has them, as Linux's identify_cpu sets
 	// them (arch/x86/kernel/cpu/common.c: setup_smep, setup_smap; Debian

@@ -184,6 +184,8 @@ down:
 				act = x.visit(w, &v)
 			case *dumper:
 				act = x.visit(w, &v)
+			case *sharer:
+				act = x.visit(w, &v)
 			default:
 				panic("mm: a walk with a visitor walkTable does not list")
 			}

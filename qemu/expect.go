@@ -128,6 +128,10 @@ func ConfigAgrees(appendLine string, c selftest.Config) error {
 	if opts.XPFO != c.XPFO {
 		return &Error{Op: "verdict", Err: ErrConfig, Detail: fmt.Sprintf("the command line asks for physmap.xpfo=%v, the kernel says %s", opts.XPFO, c)}
 	}
+	// PTI: on exactly with pti=on (physmap's pti=auto is off).
+	if (opts.PTI == option.PTIOn) != c.PTI {
+		return &Error{Op: "verdict", Err: ErrConfig, Detail: fmt.Sprintf("the command line asks for pti=%s, the kernel says %s", opts.PTI, c)}
+	}
 	// map_vsyscall's mode: what vsyscall= asks, or Debian's default, none.
 	if string(opts.Vsyscall) != c.Vsyscall {
 		return &Error{Op: "verdict", Err: ErrConfig, Detail: fmt.Sprintf("the command line asks for vsyscall=%s, the kernel says %s", opts.Vsyscall, c)}

@@ -30,6 +30,15 @@ type Ring3 interface {
 	Run(r *amd64.UserRegs, root mm.PhysAddr, sysret bool) amd64.Trap
 	// KernelCS is the kernel's code selector, STAR's bits 32-47.
 	KernelCS() uint16
+	// PTIText is the entry code PTI's user copy maps (runtime-window
+	// addresses, identity mapped), and whether every stub lies in it.
+	PTIText() (amd64.PTIText, bool)
+	// Gates are the vectors whose gates point at the user trap stubs,
+	// with the stubs' addresses (#PF's last: the PTI one).
+	Gates() (vectors []int, pcs []uint64)
+	// RunPTI is Run under PTI: root is the kernel copy, root+4 KiB the
+	// user copy; the exit to ring 3 runs at exit on the stack tramp.
+	RunPTI(r *amd64.UserRegs, root mm.PhysAddr, tramp, exit mm.VirtAddr) amd64.Trap
 	// CopyFromUser reads p at the user address va, with RFLAGS.AC set
 	// around it where CR4.SMAP is on (copy_from_user's stac/clac); it
 	// stops at the first fault, n bytes read.
@@ -88,6 +97,9 @@ var userTarget uint64
 type Process struct {
 	PID int
 	AS  *mm.AddressSpace
+	// UserAS is PTI's user copy, the second page of AS's 8 KiB root
+	// pair; nil without PTI.
+	UserAS *mm.AddressSpace
 	// Pages are the user pages mapped, with their frames.
 	Pages []UserPage
 	Regs  amd64.UserRegs
@@ -104,8 +116,8 @@ type Process struct {
 	ExitCode int64
 	// Freed says its frames and tables were given back (XPFO's check
 	// frees one process to see its frames return to the direct map).
-	Freed bool
-	Killed   string // why the kernel ended it, if it did
+	Freed  bool
+	Killed string // why the kernel ended it, if it did
 
 	Syscalls []SyscallRecord
 	Traps    []amd64.Trap // exceptions, in order
@@ -126,7 +138,10 @@ type UserPage struct {
 type SyscallRecord struct {
 	Nr                 uint64
 	EntryCR3, EntryRIP uint64
-	Ret                int64
+	// KernelCR3 is CR3 as the kernel ran the call (under PTI, the kernel
+	// copy the stub switched to).
+	KernelCR3 uint64
+	Ret       int64
 }
 
 // Report is one physmap_report system call: a fact the process states.
@@ -169,6 +184,9 @@ type User struct {
 	inject string
 	// Log holds the console lines of the last run, for the report.
 	Log []string
+	// tramp and exit are PTI's: the entry stack's top and ptiExit's
+	// alias, where the last step to ring 3 runs.
+	tramp, exit mm.VirtAddr
 	// XPFO is what taking the processes' frames out of the direct map
 	// cost in the last run.
 	XPFO XPFOCost
@@ -247,6 +265,17 @@ func (u *User) Populate(s *Space) error {
 	}
 	sys, _, cstar := s.Ring3.Stubs()
 	u.LSTAR, u.CSTAR = s.KernelVA(sys), s.KernelVA(cstar)
+	if s.Config.PTI {
+		// entry_SYSCALL_64 with SWITCH_TO_KERNEL_CR3 first.
+		t, ok := s.Ring3.PTIText()
+		if !ok {
+			return fmt.Errorf("PTI: the entry stubs are not all inside the entry text (%#x-%#x)", t.Start, t.End)
+		}
+		if _, _, err := ptiStack(s); err != nil {
+			return fmt.Errorf("PTI: %w", err)
+		}
+		u.LSTAR = s.KernelVA(mm.PhysAddr(t.LSTAR))
+	}
 	s.Ring3.Setup(u.LSTAR, u.CSTAR)
 	s.logf("physmap: SYSCALL enabled: LSTAR %v, CSTAR %v (the entry stubs in the kernel text mapping), STAR %#x, SFMASK %#x",
 		u.LSTAR, u.CSTAR, amd64.STAR(s.Ring3.KernelCS()), amd64.SyscallMask)
@@ -291,9 +320,21 @@ func elfSymbols(data []byte, names ...string) (map[string]mm.VirtAddr, error) {
 // load_elf_binary's permissions, a stack below stackTop with the probe
 // block at its top, RIP at the entry point.
 func (u *User) newProcess(s *Space, kernel *mm.AddressSpace, pid int, probe func(stackPA mm.PhysAddr) probeBlock) (*Process, error) {
-	as, err := mm.New(kernel.Mode(), s.Mem, s.Tables, s.TLB)
-	if err != nil {
-		return nil, err
+	var as, uas *mm.AddressSpace
+	if s.Config.PTI {
+		// PTI's pgd pair: 8 KiB, aligned so that CR3 bit 12 picks the
+		// copy (arch/x86/include/asm/pgalloc.h: PGD_ALLOCATION_ORDER 1).
+		pair, err := s.Tables.AllocAligned(2, 2*page)
+		if err != nil {
+			return nil, err
+		}
+		as = mm.NewAt(kernel.Mode(), pair, s.Mem, s.Tables, s.TLB)
+		uas = mm.NewAt(kernel.Mode(), pair.Add(page), s.Mem, s.Tables, s.TLB)
+	} else {
+		var err error
+		if as, err = mm.New(kernel.Mode(), s.Mem, s.Tables, s.TLB); err != nil {
+			return nil, err
+		}
 	}
 	if err := as.ShareKernelHalf(kernel); err != nil {
 		return nil, err
@@ -301,7 +342,7 @@ func (u *User) newProcess(s *Space, kernel *mm.AddressSpace, pid int, probe func
 	if err := mapWindow(as, s); err != nil {
 		return nil, err
 	}
-	pr := &Process{PID: pid, AS: as}
+	pr := &Process{PID: pid, AS: as, UserAS: uas}
 	// A process's frames come from the top of RAM, apart from the
 	// kernel's (which the allocator hands out lowest first): there the
 	// direct map has large pages, which XPFO must split.
@@ -368,13 +409,18 @@ func (u *User) newProcess(s *Space, kernel *mm.AddressSpace, pid int, probe func
 			}
 		}
 	}
+	if uas != nil {
+		if err := u.userCopy(s, kernel, pr); err != nil {
+			return nil, fmt.Errorf("PTI's user copy: %w", err)
+		}
+	}
 	pr.Regs = amd64.UserRegs{RIP: uint64(u.Program.Entry), RSP: uint64(pr.ProbeVA), DI: uint64(pr.ProbeVA), RFLAGS: amd64.RFLAGS_FIXED}
 	return pr, nil
 }
 
 // release frees a process's frames and its own tables; with XPFO the
 // frames go back into the direct map first.
-func (pr *Process) release(s *Space) error {
+func (pr *Process) release(s *Space, u *User) error {
 	if pr.Freed {
 		return nil
 	}
@@ -390,6 +436,14 @@ func (pr *Process) release(s *Space) error {
 		}
 	}
 	pr.Pages = nil
+	if pr.UserAS != nil {
+		for _, va := range u.ptiShared(s) {
+			pr.UserAS.Unshare(va, level512G(s))
+		}
+		if err := pr.UserAS.Release(); err != nil {
+			return err
+		}
+	}
 	return pr.AS.ReleaseUser()
 }
 

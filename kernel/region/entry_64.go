@@ -54,8 +54,21 @@ func accessOK(m mm.Mode, va, n uint64) bool {
 
 // run runs the processes round robin, each until its next system call or
 // exception, until all have ended; CR3 is the kernel's again afterwards.
-func (u *User) run(s *Space, kernelRoot mm.PhysAddr) {
+func (u *User) run(s *Space, kernelRoot mm.PhysAddr) error {
 	defer s.CPU.LoadCR3(kernelRoot)
+	if s.Config.PTI {
+		_, top, err := ptiStack(s)
+		if err != nil {
+			return err
+		}
+		t, _ := s.Ring3.PTIText()
+		u.tramp, u.exit = top, s.KernelVA(mm.PhysAddr(t.Exit))
+		restore, err := u.ptiGates(s)
+		if err != nil {
+			return err
+		}
+		defer restore()
+	}
 	for {
 		alive := false
 		for _, pr := range u.Procs {
@@ -66,7 +79,7 @@ func (u *User) run(s *Space, kernelRoot mm.PhysAddr) {
 			u.step(s, pr)
 		}
 		if !alive {
-			return
+			return nil
 		}
 	}
 }
@@ -82,7 +95,13 @@ func (u *User) step(s *Space, pr *Process) {
 	// SYSRET only to a user RIP (Linux's do_syscall_64 takes the IRET
 	// path otherwise: SYSRET to a non-canonical RIP faults in ring 0).
 	sysret := pr.sysret && r.RIP < taskSizeMax(pr.AS.Mode())
-	t := s.Ring3.Run(r, pr.AS.Root(), sysret)
+	var t amd64.Trap
+	if pr.UserAS != nil {
+		t = s.Ring3.RunPTI(r, pr.AS.Root(), u.tramp, u.exit)
+	} else {
+		t = s.Ring3.Run(r, pr.AS.Root(), sysret)
+	}
+	t.KernelCR3 = uint64(s.CPU.CR3())
 	switch t.Cause {
 	case amd64.CauseSyscall:
 		u.syscall(s, pr, t)
@@ -98,7 +117,7 @@ func (u *User) step(s *Space, pr *Process) {
 // ABI, entry_64.S).
 func (u *User) syscall(s *Space, pr *Process, t amd64.Trap) {
 	r := &pr.Regs
-	rec := SyscallRecord{Nr: r.AX, EntryCR3: t.EntryCR3, EntryRIP: t.EntryRIP}
+	rec := SyscallRecord{Nr: r.AX, EntryCR3: t.EntryCR3, EntryRIP: t.EntryRIP, KernelCR3: t.KernelCR3}
 	var ret int64
 	switch r.AX {
 	case sysWrite:

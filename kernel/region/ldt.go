@@ -12,14 +12,14 @@ import (
 // process's LDT into one of two slots at LDT_BASE_ADDR, read-only, NX and
 // not global (it is per mm), and only with PTI: without
 // X86_FEATURE_PTI it returns at once, the LDT being reachable through the
-// direct map or vmalloc. physmap implements no PTI yet (issue 14), so the
-// region stays empty, as Linux leaves it on a CPU PTI does not protect.
+// direct map or vmalloc. Without pti=on the region stays empty, as Linux
+// leaves it on a CPU PTI does not protect.
 //
-// With Config.PTI, physmap would map slot 0 for an LDT of two 32-bit user
-// segments, as a 32-bit program's modify_ldt installs them, and prove it.
-// That path is kept for PTI but untested: no boot sets Config.PTI, and
-// region.ldt's claim, an injection and the manifest must follow when one
-// does.
+// With pti=on physmap maps slot 0 for an LDT of two 32-bit user segments,
+// as a 32-bit program's modify_ldt installs them, and proves it. It maps
+// it in the kernel's own tables, which every process shares (Linux maps
+// it in the mm of the process that asked, and in its user copy): no
+// process here has an LDT, so none loads it.
 type LDTRemap struct {
 	pa mm.PhysAddr
 }
@@ -88,14 +88,14 @@ func (l *LDTRemap) Prove(p *Proof) {
 		fail(p.R, name, "%v: map_ldt_struct maps an LDT only with PTI, which is off", err)
 		return
 	}
-	pass(p.R, name, "no leaf in the LDT remap %v-%v (%s): map_ldt_struct maps an LDT there only with PTI, which is off (physmap has none yet)",
+	pass(p.R, name, "no leaf in the LDT remap %v-%v (%s): map_ldt_struct maps an LDT there only with PTI, which is off (pti=on turns it on)",
 		r.Start, r.Last(), humanSize(r.Size))
 }
 
 // provePTI checks an LDT remapped as with PTI, at the documented
 // LDT_BASE_ADDR: the page's protection is map_ldt_struct's, its frame is
 // also at page_offset_base+pa, it reads the descriptors an LDT holds, a
-// write faults, and slot 1 is unmapped. Untested: no boot has PTI yet.
+// write faults, and slot 1 is unmapped (the pti boots of the matrix).
 func (l *LDTRemap) provePTI(p *Proof) {
 	const name = "region.ldt"
 	va := p.spec(mm.KindLDTRemap).Start

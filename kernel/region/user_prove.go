@@ -37,7 +37,21 @@ func secretOf(pid int) uint64 { return 0x5ec2e700 + uint64(pid) }
 
 func (u *User) Inject(s *Space, name string) error {
 	switch name {
-	case injectGreeting, injectKernelHalf, injectShared, injectDirectUser, injectLSTARCR3,
+	case injectLSTARCR3:
+		if s.Config.PTI {
+			// Its stub reads kernel data before any switch: under the
+			// user copy that is a fault on the process's stack.
+			return fmt.Errorf("user: injection %q needs pti=off", name)
+		}
+		u.inject = name
+		return nil
+	case injectPTIDirect:
+		if !s.Config.PTI {
+			return fmt.Errorf("user: injection %q needs pti=on", name)
+		}
+		u.inject = name
+		return nil
+	case injectGreeting, injectKernelHalf, injectShared, injectDirectUser,
 		injectNoSMEP, injectNoSMAP, injectRet2dirExec, injectXPFOMapped:
 		u.inject = name
 		return nil
@@ -63,6 +77,9 @@ func (u *User) Prove(p *Proof) {
 		if p.Ref.Config.XPFO {
 			checks = append(checks[:len(checks):len(checks)], checkXPFO)
 		}
+		if p.Ref.Config.PTI {
+			checks = append(checks[:len(checks):len(checks)], checkPTI)
+		}
 		for _, c := range checks {
 			fail(p.R, c, format, args...)
 		}
@@ -76,7 +93,7 @@ func (u *User) Prove(p *Proof) {
 		return
 	}
 	for _, pr := range u.Procs {
-		if err := pr.release(s); err != nil {
+		if err := pr.release(s, u); err != nil {
 			failAll("freeing the last run's process %d: %v", pr.PID, err)
 			return
 		}
@@ -106,8 +123,12 @@ func (u *User) Prove(p *Proof) {
 		return
 	}
 	userTarget = 0
-	u.run(s, kernelRoot)
+	err = u.run(s, kernelRoot)
 	undo()
+	if err != nil {
+		failAll("running the processes: %v", err)
+		return
+	}
 
 	for _, c := range []struct {
 		name  string
@@ -118,7 +139,11 @@ func (u *User) Prove(p *Proof) {
 		{checkIsolation, u.proveIsolation},
 		{checkSupervisor, u.proveSupervisor},
 		{checkSyscall, u.proveSyscall},
+		{checkPTI, u.provePTI},
 	} {
+		if c.name == checkPTI && !p.Ref.Config.PTI {
+			continue
+		}
 		msg, err := c.prove(p)
 		if err != nil {
 			fail(p.R, c.name, "%v", err)
@@ -137,7 +162,8 @@ func (u *User) applyInjection(p *Proof, kernelRoot mm.PhysAddr) (func(), error) 
 	none := func() {}
 	p1, p2 := u.Procs[0], u.Procs[1]
 	switch u.inject {
-	case "", injectNoSMEP, injectNoSMAP, injectRet2dirExec, injectXPFOMapped: // applied where their checks probe
+	case "", injectNoSMEP, injectNoSMAP, injectRet2dirExec, injectXPFOMapped, // applied where their checks probe
+		injectPTIDirect: // applied as the user copies are made
 		return none, nil
 	case injectGreeting:
 		pg, ok := p1.pageAt(u.Syms[symGreeting])
@@ -379,6 +405,9 @@ func (u *User) proveSupervisor(p *Proof) (string, error) {
 			if stage == 0 && p.Ref.Config.XPFO {
 				code = amd64.PF_U // XPFO took the page out of the direct map: not present
 			}
+			if p.Ref.Config.PTI && pb.vector == amd64.VECTOR_PF {
+				code &^= amd64.PF_P // the user copy maps no kernel data: not present
+			}
 			switch {
 			case uint8(got.B) != pb.vector || got.C != code:
 				return "", fmt.Errorf("process %d: %s raised %s error code %#x, want %s %#x", pr.PID, pb.what, amd64.VectorName(uint8(got.B)), got.C, amd64.VectorName(pb.vector), code)
@@ -392,6 +421,10 @@ func (u *User) proveSupervisor(p *Proof) (string, error) {
 	}
 	if v, err := read64(p.CPU, "the kernel data word", p.KernelVA(targetPA())); err != nil || v != 0 {
 		return "", fmt.Errorf("the kernel data word processes wrote to holds %#x (%v)", v, err)
+	}
+	if p.Ref.Config.PTI {
+		return fmt.Sprintf("from ring 3, in each process, under PTI's user copy, reading its own stack page through page_offset_base and reading _text raised #PF %v, writing kernel data #PF %v: not even present; reading %#x #GP(0); each process was handed the same error codes",
+			amd64.PFError(amd64.PF_U), amd64.PFError(amd64.PF_W|amd64.PF_U), p.Live.Mode().UserEnd()), nil
 	}
 	own := fmt.Sprintf("reading its own stack page through page_offset_base and reading _text raised #PF %v", amd64.PFError(amd64.PF_P|amd64.PF_U))
 	if p.Ref.Config.XPFO {
@@ -410,6 +443,11 @@ func (u *User) proveSupervisor(p *Proof) (string, error) {
 func (u *User) proveSyscall(p *Proof) (string, error) {
 	lstar := p.CPU.ReadMSR(amd64.MSR_LSTAR)
 	stubPA, _, _ := p.Act.Ring3.Stubs()
+	pti := p.Ref.Config.PTI
+	if pti {
+		t, _ := p.Act.Ring3.PTIText()
+		stubPA = mm.PhysAddr(t.LSTAR)
+	}
 	if _, err := expectLeaf(p.Live, "the SYSCALL entry stub", mm.VirtAddr(lstar), stubPA, mm.PageKernelExec); err != nil {
 		return "", err
 	}
@@ -417,8 +455,12 @@ func (u *User) proveSyscall(p *Proof) (string, error) {
 	var bufVA mm.VirtAddr
 	for _, pr := range u.Procs {
 		for _, sc := range pr.Syscalls {
-			if mm.PhysAddr(sc.EntryCR3&amd64.CR3_ADDR_MASK) != pr.AS.Root() {
-				return "", fmt.Errorf("process %d's system call %d entered with CR3 %#x, not its own root %v", pr.PID, sc.Nr, sc.EntryCR3, pr.AS.Root())
+			want := pr.AS.Root()
+			if pti {
+				want = want.Add(page) // the user copy; checkPTI holds the rest
+			}
+			if mm.PhysAddr(sc.EntryCR3&amd64.CR3_ADDR_MASK) != want {
+				return "", fmt.Errorf("process %d's system call %d entered with CR3 %#x, not its own root %v", pr.PID, sc.Nr, sc.EntryCR3, want)
 			}
 			if sc.EntryRIP != lstar {
 				return "", fmt.Errorf("process %d's system call %d entered at %#x, LSTAR is %#x", pr.PID, sc.Nr, sc.EntryRIP, lstar)
@@ -455,6 +497,10 @@ func (u *User) proveSyscall(p *Proof) (string, error) {
 		if r, ok := pr.report(reportEFault); !ok || int64(r.A) != -errEFAULT {
 			return "", fmt.Errorf("process %d: write of a kernel buffer returned %d, want -EFAULT (%s)", pr.PID, int64(r.A), pr.State())
 		}
+	}
+	if pti {
+		return fmt.Sprintf("%d system calls entered at LSTAR %#x (the PTI entry stub through the kernel text mapping) under each process's user copy, and the kernel then ran in the process's kernel copy, whose user half is the process's: write copied %d bytes at the user address %v, what the frames hold, and refused a kernel buffer with -EFAULT",
+			calls, lstar, copied, bufVA), nil
 	}
 	return fmt.Sprintf("%d system calls entered at LSTAR %#x (the entry stub through the kernel text mapping) with CR3 unchanged, each process's own root: no PTI, the kernel runs in the process's address space; write copied %d bytes at the user address %v, what the frames hold, and refused a kernel buffer with -EFAULT",
 		calls, lstar, copied, bufVA), nil
@@ -675,7 +721,7 @@ func (u *User) proveXPFO(p *Proof, pr *Process, kernelRoot mm.PhysAddr) (string,
 	for _, pg := range q.Pages {
 		back = append(back, pg.PA)
 	}
-	if err := q.release(s); err != nil {
+	if err := q.release(s, u); err != nil {
 		return "", fmt.Errorf("freeing process %d: %v", q.PID, err)
 	}
 	for _, pa := range back {

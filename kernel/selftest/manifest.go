@@ -229,6 +229,10 @@ func smapOn(c Config) bool { return c.SMAP }
 func ret2dirOn(c Config) bool { return c.SMAP && !c.XPFO }
 func xpfoOn(c Config) bool    { return c.XPFO }
 
+// ptiOn: pti=on; ptiOff: without it.
+func ptiOn(c Config) bool  { return c.PTI }
+func ptiOff(c Config) bool { return !c.PTI }
+
 // vsyscallEmulate says map_vsyscall maps the page; a config line that does
 // not say is vsyscall=none's, Debian's default.
 func vsyscallEmulate(c Config) bool  { return c.Vsyscall == "emulate" }
@@ -250,6 +254,7 @@ var Variants = []Variant{
 	{Name: "KASLR", Append: "physmap.kaslr=3", Apply: func(c *Config) { c.KASLR = true }},
 	{Name: "vsyscall=emulate", Append: "vsyscall=emulate", Apply: func(c *Config) { c.Vsyscall = "emulate" }},
 	{Name: "physmap.xpfo=on", Append: "physmap.xpfo=on", Apply: func(c *Config) { c.XPFO = true }},
+	{Name: "pti=on", Append: "pti=on", Apply: func(c *Config) { c.PTI = true }},
 }
 
 // VariantFor returns the first variant of base in which when holds.
@@ -341,7 +346,8 @@ var Registry = []Region{
 				Expect: "the CPU's page-fault error code"},
 		},
 		Injections: []Injection{
-			{Name: "directmap-hole", What: "the last 2 MiB of RAM unmapped from the direct map", Fails: []string{"walk.directmap"}},
+			{Name: "directmap-hole", What: "the last 2 MiB of RAM unmapped from the direct map (where the processes' frames come from, so making them faults too)",
+				Fails: []string{"walk.directmap", "user.ring3", "user.kernel-half", "user.isolation", "user.supervisor", "user.syscall", "smep", "smap", "ret2dir"}},
 			{Name: "directmap-exec", What: "the direct map's RAM without NX",
 				Fails: []string{"walk.perms", "fault.nx", "mm.check", "wx", "module.load", "module.reach", "module.unload", "ret2dir"}},
 			{Name: "old-base", What: "the direct map moved one pgd slot down, to the pre-4.20 base 0xffff880000000000 (0xff10000000000000 in 5-level mode), over the LDT remap (page_offset_base, the variable modules read, keeps the base the kernel was built for, and so does the kernel's own __va, which fills the processes' frames)",
@@ -400,7 +406,7 @@ var Registry = []Region{
 		Name:   "ldt",
 		Source: "arch/x86/kernel/ldt.c: map_ldt_struct (maps only with PTI)",
 		Checks: []Check{
-			{Name: "region.ldt", Claim: "the LDT remap is empty: map_ldt_struct maps a process's LDT there only with PTI, which physmap does not implement yet (issue 14)",
+			{Name: "region.ldt", Claim: "the LDT remap is empty without PTI (map_ldt_struct maps a process's LDT there only with PTI); with pti=on it holds an LDT, read-only, NX, not global",
 				Expect: "map_ldt_struct's early return without X86_FEATURE_PTI, mm.rst's LDT_BASE_ADDR"},
 		},
 		Injections: []Injection{
@@ -579,9 +585,9 @@ var Registry = []Region{
 				Expect: "the top-level table in CR3 while the kernel runs; the live tables' translations"},
 			{Name: "user.isolation", Claim: "the same user address maps a different frame in each process; each reads back only its own data",
 				Expect: "the program's symbol table, probe.c's values, the frames read through page_offset_base"},
-			{Name: "user.supervisor", Claim: "from ring 3, the process's own page through the direct map, kernel text and kernel data are present but supervisor-only (#PF P=1 U=1, W on the write); a non-canonical address raises #GP",
+			{Name: "user.supervisor", Claim: "from ring 3, the process's own page through the direct map, kernel text and kernel data are present but supervisor-only (#PF P=1 U=1, W on the write; under PTI's user copy not present at all, P=0); a non-canonical address raises #GP",
 				Expect: "the SDM's error codes as the CPU pushed them and as each process was handed them; a kernel word no process may change"},
-			{Name: "user.syscall", Claim: "a system call enters the kernel's entry stub through the kernel text mapping with CR3 unchanged (no PTI), and write copies the buffer from its user address",
+			{Name: "user.syscall", Claim: "a system call enters the kernel's entry stub through the kernel text mapping with CR3 unchanged (under PTI: entered under the user copy, run in the kernel copy), and write copies the buffer from its user address",
 				Expect: "CR3 as the entry stub read it, MSR_LSTAR and the stub's frame from the linker, the buffer's frame through page_offset_base"},
 			{Name: "smep", Claim: "with CR4.SMEP (set where CPUID has it, as setup_smep does), the kernel calling code on a process's user page faults",
 				Expect: "the SDM's error code for a supervisor fetch from a user page (P I)", When: smepOn},
@@ -591,6 +597,8 @@ var Registry = []Region{
 				Expect: "probe.c's payload bytes, the frame in the process's tables, the SDM's error codes", When: ret2dirOn},
 			{Name: "xpfo", Claim: "with physmap.xpfo=on (eXclusive Page Frame Ownership, ret2dir's defence), every frame a process owns is out of the direct map (its large pages split, the TLB flushed), so ret2dir's read faults; a freed process's frames are back",
 				Expect: "the live tables, the CPU's not-present fault, the frames the processes were given", When: xpfoOn},
+			{Name: "pti", Claim: "with pti=on, each process's root is PTI's 8 KiB pair: system calls enter under the user copy (CR3 bit 12) and the kernel runs under the kernel copy; the user copy's kernel half maps only the cpu_entry_area, espfix and the entry text (no direct map, kernel image, kernel data or module), its user half the process's pages; the kernel copy's user entries are NX at the top (arch/x86/mm/pti.c)",
+				Expect: "CR3 as the entry stubs found it and as the kernel ran; mm.rst's cpu_entry_area and espfix ranges; the linker's entry-text symbols; page_offset_base, _text and a module from the live tables", When: ptiOn},
 		},
 		Injections: []Injection{
 			{Name: "user-greeting-patched", What: "process 1's greeting overwritten in its data frame through the direct map", Fails: []string{"user.ring3"}},
@@ -602,7 +610,8 @@ var Registry = []Region{
 			{Name: "ret2dir-directmap-exec", What: "the direct-map entry of the payload's frame without NX", Fails: []string{"ret2dir"}, When: ret2dirOn},
 			{Name: "xpfo-frame-mapped", What: "the payload's frame mapped back into the direct map while process 1 owns it", Fails: []string{"xpfo"}, When: xpfoOn},
 			{Name: "user-lstar-cr3", What: "MSR_LSTAR pointed at an entry stub that loads the kernel's CR3 first, as PTI's does, with no user copy to come from: copy_from_user then faults",
-				Fails: []string{"user.syscall", "user.ring3"}},
+				Fails: []string{"user.syscall", "user.ring3"}, When: ptiOff},
+			{Name: "pti-directmap-shared", What: "the direct map's 512 GiB entry shared into every process's user copy", Fails: []string{"pti", "user.supervisor"}, When: ptiOn},
 		},
 	},
 }

@@ -14,7 +14,7 @@ type Process struct {
 	State string // "exited 0", "killed: ..."
 	// Root is its top-level table; the kernel half of that table is the
 	// kernel's copy.
-	Root                mm.PhysAddr
+	Root                 mm.PhysAddr
 	Syscalls, Exceptions int
 	// Pages are its own user pages, what each holds ("text", "data",
 	// "stack", ...).

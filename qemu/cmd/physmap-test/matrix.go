@@ -77,6 +77,9 @@ var extra = []Case{
 	// (5-level) and on a CPU without them (4-level, 2 MiB pages).
 	{Name: "xpfo/5-level", Memory: "2G", CPU: "max", Append: "physmap.xpfo=on"},
 	{Name: "xpfo/4-level", Memory: "2G", CPU: "max,-la57,-pdpe1gb", Append: "physmap.xpfo=on"},
+	{Name: "pti/5-level", Memory: "2G", CPU: "max", Append: "pti=on"},
+	{Name: "pti/4-level", Memory: "2G", CPU: "max,-la57,-pdpe1gb", Append: "pti=on"},
+	{Name: "pti/xpfo", Memory: "2G", CPU: "max", Append: "pti=on physmap.xpfo=on"},
 }
 
 // variants are injections booted once more on another machine, where what

@@ -25,6 +25,7 @@ func TestMatrix(t *testing.T) {
 		"shell/4-level": true, "shell/5-level": true, "shell/failed-boot": true,
 		"early/no-rdrand": true, "early/no-long-mode": true,
 		"vsyscall/emulate": true, "vsyscall/xonly": true, "xpfo/5-level": true, "xpfo/4-level": true,
+		"pti/5-level": true, "pti/4-level": true, "pti/xpfo": true,
 		"config/mmrst/5-level": true, "config/mmrst/4-level": true,
 	}
 	// Every environment and every injection of the registry, the latter in

@@ -188,6 +188,9 @@ func (m machine) Processes() []shell.Process {
 			continue
 		}
 		sp.Tables = mm.Open(pr.AS.Mode(), pr.AS.Root(), k.space.Mem)
+		if pr.UserAS != nil {
+			sp.UserCopy = mm.Open(pr.AS.Mode(), pr.UserAS.Root(), k.space.Mem)
+		}
 		for _, pg := range pr.Pages {
 			sp.Pages = append(sp.Pages, shell.ProcessPage{VA: pg.VA, What: pg.What})
 		}

@@ -141,7 +141,10 @@ func (f *fakeMachine) Processes() []Process {
 		return nil
 	}
 	return []Process{{PID: 1, State: "exited 0", Root: f.as.Root(), Syscalls: 3, Exceptions: 1,
-		Pages: []ProcessPage{{VA: 0x400000, What: "text"}}, SharedTop: 4, KernelTop: 4, Tables: f.as}}
+		Pages: []ProcessPage{{VA: 0x400000, What: "text"}}, SharedTop: 4, KernelTop: 4, Tables: f.as},
+		// Process 2 ran under PTI: the fake's tables stand for its user
+		// copy too.
+		{PID: 2, State: "exited 0", Root: f.as.Root(), SharedTop: 4, KernelTop: 4, Tables: f.as, UserCopy: f.as}}
 }
 
 func (f *fakeMachine) Modules(w io.Writer) error {

@@ -24,7 +24,12 @@ type Process struct {
 	SharedTop, KernelTop int
 	// Tables is its address space, read-only; nil once it is freed.
 	Tables *mm.AddressSpace
+	// UserCopy is PTI's user copy, read-only; nil without PTI.
+	UserCopy *mm.AddressSpace
 }
+
+// maxRuns bounds the runs mm prints of a user copy's kernel half.
+const maxRuns = 8
 
 // ProcessPage is one user page of a process.
 type ProcessPage struct {
@@ -99,5 +104,49 @@ func (s *Shell) mmCmd(args []string) error {
 	flush()
 	fmt.Fprintf(s.out, "  kernel half [%v, 2^64): top-level entries 256-511, the kernel's own:\n", mode.KernelStart())
 	fmt.Fprintf(s.out, "    %d of its %d present entries copied as pgd_alloc copies them, every table below shared\n", pr.SharedTop, pr.KernelTop)
+	if pr.UserCopy != nil {
+		s.userCopy(pr)
+	}
 	return nil
+}
+
+// userCopy prints PTI's user copy: its user half in one line, its kernel
+// half as runs of leaves (a gap of more than 2 MiB starts a new run).
+func (s *Shell) userCopy(pr *Process) {
+	uc := pr.UserCopy
+	mode := uc.Mode()
+	n := 0
+	for range uc.Leaves(mm.VirtRange{Start: 0, End: mode.UserEnd()}) {
+		n++
+	}
+	fmt.Fprintf(s.out, "  PTI's user copy, top table %v (CR3 bit 12 set), what ring 3 runs under:\n", uc.Root())
+	fmt.Fprintf(s.out, "    user half: %d leaves, the process's pages (no runtime window)\n", n)
+	type run struct {
+		from, to mm.VirtAddr
+		n        int
+	}
+	var runs []run
+	for lf := range uc.AllLeaves() {
+		if lf.VA < mode.KernelStart() {
+			continue
+		}
+		end := lf.VA.Add(uint64(lf.Size))
+		if k := len(runs) - 1; k >= 0 && lf.VA-runs[k].to <= 2<<20 {
+			runs[k].to, runs[k].n = end, runs[k].n+1
+			continue
+		}
+		runs = append(runs, run{lf.VA, end, 1})
+	}
+	total := 0
+	for _, r := range runs {
+		total += r.n
+	}
+	fmt.Fprintf(s.out, "    kernel half: %d leaves in %d runs, all the kernel half it has:\n", total, len(runs))
+	for i, r := range runs {
+		if i == maxRuns {
+			fmt.Fprintf(s.out, "    ... %d more runs\n", len(runs)-maxRuns)
+			break
+		}
+		fmt.Fprintf(s.out, "    [%v, %v)  %d leaves\n", r.from, r.to, r.n)
+	}
 }

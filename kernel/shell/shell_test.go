@@ -187,6 +187,7 @@ func TestCommands(t *testing.T) {
 		{"lsmod", "lsmod", []string{`(?m)^fake 4096 0 - Live 0xffffffffa0000000$`}, nil, nil},
 		{"ps", "ps", []string{`(?m)^ +PID +top table +syscalls +exceptions +pages +state$`, `(?m)^ +1  0x[0-9a-f]{16} +3 +1 +1  exited 0$`}, nil, nil},
 		{"mm", "mm 1", []string{`(?m)^process 1 \(exited 0\): `, `(?m)^  user half \[0x0, `, `(?m)^    4 of its 4 present entries copied`}, nil, nil},
+		{"mm/pti", "mm 2", []string{`(?m)^  PTI's user copy, top table 0x[0-9a-f]+ \(CR3 bit 12 set\)`, `(?m)^    kernel half: \d+ leaves in \d+ runs`, `(?m)^    \[0xffffffff81000000, `}, nil, nil},
 		{"mm/no-such", "mm 7", []string{`^error: no process 7 \(ps lists them\)\n$`}, nil, ErrNoProcess},
 		{"mm/not-a-number", "mm x", []string{`^error: "x" is not a process ID\n$`}, nil, ErrBadNumber},
 		{"mm/no-arg", "mm", []string{`^error: usage: mm PID\n$`}, nil, ErrUsage},

@@ -420,7 +420,7 @@ func (u *User) newProcess(s *Space, kernel *mm.AddressSpace, pid int, probe func
 
 // release frees a process's frames and its own tables; with XPFO the
 // frames go back into the direct map first.
-func (pr *Process) release(s *Space, u *User) error {
+func (pr *Process) release(s *Space) error {
 	if pr.Freed {
 		return nil
 	}
@@ -437,7 +437,7 @@ func (pr *Process) release(s *Space, u *User) error {
 	}
 	pr.Pages = nil
 	if pr.UserAS != nil {
-		for _, va := range u.ptiShared(s) {
+		for _, va := range ptiShared(s) {
 			pr.UserAS.Unshare(va, level512G(s))
 		}
 		if err := pr.UserAS.Release(); err != nil {

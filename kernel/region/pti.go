@@ -50,7 +50,7 @@ func level512G(s *Space) mm.Level {
 
 // ptiShared are the addresses whose 512 GiB entries the user copy shares
 // with the kernel: the cpu_entry_area, and espfix where it is mapped.
-func (u *User) ptiShared(s *Space) []mm.VirtAddr {
+func ptiShared(s *Space) []mm.VirtAddr {
 	out := []mm.VirtAddr{s.region(mm.KindCPUEntryArea).Start}
 	if _, err := s.AS.Translate(s.region(mm.KindESPFix).Start); err == nil {
 		out = append(out, s.region(mm.KindESPFix).Start)
@@ -59,7 +59,7 @@ func (u *User) ptiShared(s *Space) []mm.VirtAddr {
 }
 
 // entryText is the entry text's range in the kernel text mapping.
-func (u *User) entryText(s *Space) (mm.VirtRange, error) {
+func entryText(s *Space) (mm.VirtRange, error) {
 	t, ok := s.Ring3.PTIText()
 	if !ok {
 		return mm.VirtRange{}, fmt.Errorf("the entry stubs are not all between ptiEntryText and ptiEntryTextEnd (%#x-%#x)", t.Start, t.End)
@@ -88,12 +88,12 @@ func (u *User) userCopy(s *Space, kernel *mm.AddressSpace, pr *Process) error {
 			return err
 		}
 	}
-	for _, va := range u.ptiShared(s) {
+	for _, va := range ptiShared(s) {
 		if err := uas.ShareEntry(kernel, va, level512G(s)); err != nil {
 			return err
 		}
 	}
-	text, err := u.entryText(s)
+	text, err := entryText(s)
 	if err != nil {
 		return err
 	}

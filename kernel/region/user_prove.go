@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
 )
 
@@ -19,8 +20,6 @@ const (
 	checkSupervisor = "user.supervisor"
 	checkSyscall    = "user.syscall"
 )
-
-var userChecks = []string{checkRing3, checkKernelHalf, checkIsolation, checkSupervisor, checkSyscall}
 
 // The user region's injections, applied to the processes' tables, memory
 // or the CPU when Prove makes them, before they run.
@@ -64,24 +63,12 @@ func (u *User) Inject(s *Space, name string) error {
 func (u *User) Prove(p *Proof) {
 	s := p.Act
 	failAll := func(format string, args ...any) {
-		checks := userChecks
-		if p.Ref.Config.SMEP {
-			checks = append(checks[:len(checks):len(checks)], checkSMEP)
-		}
-		if p.Ref.Config.SMAP {
-			checks = append(checks[:len(checks):len(checks)], checkSMAP)
-			if !p.Ref.Config.XPFO {
-				checks = append(checks, checkRet2dir)
+		// Every check of the user region's manifest entry this boot makes.
+		_, spec, _ := selftest.LookupCheck(checkRing3)
+		for _, c := range spec.Checks {
+			if c.When == nil || c.When(p.Ref.Config) {
+				fail(p.R, c.Name, format, args...)
 			}
-		}
-		if p.Ref.Config.XPFO {
-			checks = append(checks[:len(checks):len(checks)], checkXPFO)
-		}
-		if p.Ref.Config.PTI {
-			checks = append(checks[:len(checks):len(checks)], checkPTI)
-		}
-		for _, c := range checks {
-			fail(p.R, c, format, args...)
 		}
 	}
 	if u.Program == nil {
@@ -93,7 +80,7 @@ func (u *User) Prove(p *Proof) {
 		return
 	}
 	for _, pr := range u.Procs {
-		if err := pr.release(s, u); err != nil {
+		if err := pr.release(s); err != nil {
 			failAll("freeing the last run's process %d: %v", pr.PID, err)
 			return
 		}
@@ -721,7 +708,7 @@ func (u *User) proveXPFO(p *Proof, pr *Process, kernelRoot mm.PhysAddr) (string,
 	for _, pg := range q.Pages {
 		back = append(back, pg.PA)
 	}
-	if err := q.release(s, u); err != nil {
+	if err := q.release(s); err != nil {
 		return "", fmt.Errorf("freeing process %d: %v", q.PID, err)
 	}
 	for _, pa := range back {

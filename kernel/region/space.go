@@ -198,6 +198,29 @@ func (p *Proof) spec(k mm.RegionKind) mm.Region {
 	return r
 }
 
+// foundArea is the range a proof searches for the leaves of the region of
+// kind k, whose base it found at base in the live tables. Without KASLR
+// that is mm.rst's region. With KASLR, a region keeps mm.rst's size only
+// as far as the next region as found (vmalloc ends at vmemmap_base, and
+// vmemmap at CPU_ENTRY_AREA_BASE, the end of kernel_randomize_memory's
+// window in arch/x86/mm/kaslr.c): a base drawn near the window's end
+// would otherwise put the end past 2^64 and wrap the range to nothing.
+func (p *Proof) foundArea(k mm.RegionKind, base mm.VirtAddr) mm.VirtRange {
+	spec := p.spec(k)
+	if !p.Ref.KASLR {
+		return mm.VirtRange{Start: base, End: base.Add(spec.Size)}
+	}
+	limit := p.spec(mm.KindCPUEntryArea).Start
+	if k == mm.KindVmalloc && p.Bases.VmemmapErr == nil && p.Bases.Vmemmap > base {
+		limit = p.Bases.Vmemmap
+	}
+	end := base.Add(spec.Size)
+	if end < base || end > limit {
+		end = limit
+	}
+	return mm.VirtRange{Start: base, End: end}
+}
+
 // Entry pairs a registry entry with its type.
 type Entry struct {
 	Spec selftest.Region

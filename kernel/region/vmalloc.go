@@ -215,8 +215,7 @@ func (p *Proof) proveIoremap() {
 		fail(p.R, name, "%v", p.Bases.VmallocErr)
 		return
 	}
-	spec := p.spec(mm.KindVmalloc)
-	area := mm.VirtRange{Start: p.Bases.Vmalloc, End: p.Bases.Vmalloc.Add(spec.Size)}
+	area := p.foundArea(mm.KindVmalloc, p.Bases.Vmalloc)
 	var parts []string
 	err := func() error {
 		apicPA, err := lapicBase(p.CPU)

@@ -199,7 +199,7 @@ func (v *Vmemmap) Prove(p *Proof) {
 		// mapped whole, and the CPU reads, at each leaf's first
 		// descriptor, the pfn it stands for.
 		var mapped uint64
-		for lf := range p.Live.Leaves(mm.VirtRange{Start: base, End: base.Add(spec.Size)}) {
+		for lf := range p.Live.Leaves(p.foundArea(mm.KindVmemmap, base)) {
 			if lf.VA < base {
 				return fmt.Errorf("a %v leaf at %v straddles vmemmap_base %v", lf.Size, lf.VA, base)
 			}

@@ -18,6 +18,7 @@ func TestMatrix(t *testing.T) {
 		"clock/sleep=2s": true, "levels/4-on-la57": true,
 		"kaslr/5-level/rdrand": true, "kaslr/4-level/rdrand": true,
 		"kaslr/5-level/seed=1": true, "kaslr/4-level/seed=1": true, "kaslr/5-level/seed=2": true, "kaslr/4-level/seed=2": true,
+		"kaslr/5-level/seed=10": true, "kaslr/4-level/seed=10": true,
 		"kaslr/5-level/seed=0xfeedface": true, "kaslr/4-level/seed=0xfeedface": true,
 		"kaslr/5-level/seed=0xffffffffffffffff": true, "kaslr/4-level/seed=0xffffffffffffffff": true,
 		"inject/unknown": true, "inject/vmalloc-misaligned-without-kaslr": true,

@@ -120,7 +120,8 @@ RUNFLAGS ?=
 
 # Options for physmap-map (harness flags, -o): by default the 4-level layout,
 # the one Linux's mm.rst tables first, e.g. make map MAPFLAGS='-m 2G' for the
-# 5-level one on a CPU with LA57.
+# 5-level one on a CPU with LA57, or a process's view under PTI:
+# make map MAPFLAGS="-append 'physmap.levels=4 pti=on physmap.mm=1'"
 MAPFLAGS ?= -append physmap.levels=4
 
 # Options for physmap-bench, e.g. make bench BENCHFLAGS='-n 9 -largest none'

@@ -64,12 +64,24 @@ func ptiExit()
 func trapPF()
 func ptiEntryText()
 func ptiEntryTextEnd()
-func ptiPCs() (start, end, lstar, exit, pf uint64)
+func ptiPCs() (start, end, lstar, exit, pf, hold uint64)
+
+// HoldIn turns interrupts off, jumps to pc, holdLoop at one of its
+// addresses mapped in the tables at cr3 (PTIText.Hold, or its alias in the
+// kernel text mapping for PTI's user copy), loads cr3 there and halts for
+// good. It does not return.
+func HoldIn(cr3, pc uint64)
 
 func syscallEntryPC() uint64
 func syscallEntryCR3PC() uint64
 func ignoreSysretPC() uint64
-func trapPCs() [9]uint64
+func trapPCs(out *[9]uint64)
+
+// trapStubs returns trapPCs's addresses.
+func trapStubs() (pcs [9]uint64) {
+	trapPCs(&pcs)
+	return pcs
+}
 
 // userVectors are the vectors of trapPCs, in its order. #PF is pfEntry's
 // (fault.s), which passes ring 3's faults on the same way.
@@ -86,7 +98,7 @@ var ErrNoGate = errors.New("amd64: an exception a process can raise has no gate 
 // (cpu_entry_area); installing twice is harmless.
 func InstallUserTraps() error {
 	base, limit := sidt()
-	pcs := trapPCs()
+	pcs := trapStubs()
 	for i, v := range userVectors {
 		if uint64(limit)+1 < uint64(v+1)*GATE_SIZE {
 			return ErrIDTTooShort
@@ -171,10 +183,10 @@ func RunUser(r *UserRegs, cr3 uint64, sysret bool) Trap {
 // linker lays out an assembly file's functions in order; this checks it).
 func PTIEntryText() (PTIText, bool) {
 	var t PTIText
-	t.Start, t.End, t.LSTAR, t.Exit, t.PF = ptiPCs()
+	t.Start, t.End, t.LSTAR, t.Exit, t.PF, t.Hold = ptiPCs()
 	in := func(pc uint64) bool { return pc >= t.Start && pc < t.End }
-	ok := in(t.LSTAR) && in(t.Exit) && in(t.PF) && in(syscallEntryPC()) && in(ignoreSysretPC())
-	for _, pc := range trapPCs() {
+	ok := in(t.LSTAR) && in(t.Exit) && in(t.PF) && in(t.Hold) && in(syscallEntryPC()) && in(ignoreSysretPC())
+	for _, pc := range trapStubs() {
 		ok = ok && in(pc)
 	}
 	return t, ok
@@ -183,10 +195,10 @@ func PTIEntryText() (PTIText, bool) {
 // TrapGatePCs returns the gate stubs of InstallUserTraps's vectors, in
 // the order of UserVectors, then #PF's under PTI.
 func TrapGatePCs() (vectors []int, pcs []uint64) {
-	t := trapPCs()
+	t := trapStubs()
 	vectors = append(vectors, userVectors[:]...)
 	pcs = append(pcs, t[:]...)
-	_, _, _, _, pf := ptiPCs()
+	_, _, _, _, pf, _ := ptiPCs()
 	return append(vectors, VECTOR_PF), append(pcs, pf)
 }
 

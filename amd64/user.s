@@ -374,12 +374,22 @@ TEXT ·trapPF(SB),NOSPLIT|NOFRAME,$0
 kernel:
 	JMP	·pfEntry(SB)
 
+// holdLoop loads CR3 from AX and halts for good, with interrupts off: the
+// machine held for the host to read the tables of an address space, a
+// process's among them. It is in the entry text so that PTI's user copy,
+// where kernel text is absent, maps it too; HoldIn jumps to it.
+TEXT ·holdLoop(SB),NOSPLIT|NOFRAME,$0
+	MOVQ	AX, CR3
+halt:
+	HLT
+	JMP	halt
+
 // ptiEntryTextEnd marks the end of the entry text.
 TEXT ·ptiEntryTextEnd(SB),NOSPLIT|NOFRAME,$0
 	BYTE	$0xcc
 
-// func ptiPCs() (start, end, lstar, exit, pf uint64)
-TEXT ·ptiPCs(SB),NOSPLIT,$0-40
+// func ptiPCs() (start, end, lstar, exit, pf, hold uint64)
+TEXT ·ptiPCs(SB),NOSPLIT,$0-48
 	MOVQ	$·ptiEntryText(SB), AX
 	MOVQ	AX, start+0(FP)
 	MOVQ	$·ptiEntryTextEnd(SB), AX
@@ -390,7 +400,16 @@ TEXT ·ptiPCs(SB),NOSPLIT,$0-40
 	MOVQ	AX, exit+24(FP)
 	MOVQ	$·trapPF(SB), AX
 	MOVQ	AX, pf+32(FP)
+	MOVQ	$·holdLoop(SB), AX
+	MOVQ	AX, hold+40(FP)
 	RET
+
+// func HoldIn(cr3, pc uint64)
+TEXT ·HoldIn(SB),NOSPLIT,$0-16
+	CLI
+	MOVQ	cr3+0(FP), AX
+	MOVQ	pc+8(FP), BX
+	JMP	BX
 
 // func syscallEntryPC() uint64
 TEXT ·syscallEntryPC(SB),NOSPLIT,$0-8
@@ -410,24 +429,25 @@ TEXT ·ignoreSysretPC(SB),NOSPLIT,$0-8
 	MOVQ	AX, ret+0(FP)
 	RET
 
-// func trapPCs() [9]uint64
-TEXT ·trapPCs(SB),NOSPLIT,$0-72
+// func trapPCs(out *[9]uint64)
+TEXT ·trapPCs(SB),NOSPLIT,$0-8
+	MOVQ	out+0(FP), BX
 	MOVQ	$·trapDE(SB), AX
-	MOVQ	AX, ret+0(FP)
+	MOVQ	AX, 0(BX)
 	MOVQ	$·trapDB(SB), AX
-	MOVQ	AX, ret+8(FP)
+	MOVQ	AX, 8(BX)
 	MOVQ	$·trapUD(SB), AX
-	MOVQ	AX, ret+16(FP)
+	MOVQ	AX, 16(BX)
 	MOVQ	$·trapNM(SB), AX
-	MOVQ	AX, ret+24(FP)
+	MOVQ	AX, 24(BX)
 	MOVQ	$·trapSS(SB), AX
-	MOVQ	AX, ret+32(FP)
+	MOVQ	AX, 32(BX)
 	MOVQ	$·trapGP(SB), AX
-	MOVQ	AX, ret+40(FP)
+	MOVQ	AX, 40(BX)
 	MOVQ	$·trapMF(SB), AX
-	MOVQ	AX, ret+48(FP)
+	MOVQ	AX, 48(BX)
 	MOVQ	$·trapAC(SB), AX
-	MOVQ	AX, ret+56(FP)
+	MOVQ	AX, 56(BX)
 	MOVQ	$·trapXM(SB), AX
-	MOVQ	AX, ret+64(FP)
+	MOVQ	AX, 64(BX)
 	RET

@@ -177,4 +177,6 @@ const PTIScratch = 0xfffffe0000002000
 // rest are entry points in it: LSTAR under PTI, the exit stub, #PF's gate.
 type PTIText struct {
 	Start, End, LSTAR, Exit, PF uint64
+	// Hold is holdLoop, which HoldIn jumps to.
+	Hold uint64
 }

@@ -202,8 +202,19 @@ func finish(r *report, opts option.Options, manifest []string, k *kernel) {
 	if opts.Shell {
 		ok = runShell(k, sum)
 	}
+	var cr3, pc uint64
+	if pid := mmPID(opts.MM); pid != 0 && k != nil {
+		var err error
+		if cr3, pc, err = k.dumpMM(pid); err != nil {
+			fmt.Printf("physmap: physmap.mm=%d: %v; no dump, no hold\n", pid, err)
+			os.Exit(1)
+		}
+	}
 	if opts.Hold {
 		fmt.Println(selftest.HoldLine)
+		if cr3 != 0 {
+			amd64.HoldIn(cr3, pc)
+		}
 		boot.Halt()
 	}
 	if ok {

@@ -186,7 +186,7 @@ func aliasesOf(runs []dump.Run, pr mm.PhysRange) []mm.VirtRange {
 // showAliases prints, for the image and the module, each physical range
 // with every virtual range that maps it, found by inverting the live
 // tables, one per line with the region it lies in.
-func (k *kernel) showAliases(runs []dump.Run) []dump.Alias {
+func (k *kernel) showAliases(w io.Writer, runs []dump.Run) []dump.Alias {
 	im := k.ref.Image
 	targets := []struct {
 		what string
@@ -194,15 +194,15 @@ func (k *kernel) showAliases(runs []dump.Run) []dump.Alias {
 	}{
 		{"kernel text", im.Text}, {"kernel rodata", im.Rodata}, {"kernel data+bss", im.Data},
 	}
-	fmt.Println("physmap: every virtual address of the image's and the modules' frames, from the live tables:")
+	fmt.Fprintln(w, "physmap: every virtual address of the image's and the modules' frames, from the live tables:")
 	var out []dump.Alias
 	for _, t := range targets {
 		a := dump.Alias{What: t.what, PA: dump.Addr(t.r.Start), Len: dump.Addr(t.r.Len())}
-		fmt.Printf("  %-16s %v, %s, at:\n", t.what, t.r, humanSize(t.r.Len()))
+		fmt.Fprintf(w, "  %-16s %v, %s, at:\n", t.what, t.r, humanSize(t.r.Len()))
 		for _, v := range merge(aliasesOf(runs, t.r)) {
 			a.VAs = append(a.VAs, dump.Addr(v.Start))
 			label := regionLabel[k.space.Layout.Find(v.Start).Kind]
-			fmt.Printf("      0x%016x  %s, %s\n", uint64(v.Start), label, humanSize(v.Len()))
+			fmt.Fprintf(w, "      0x%016x  %s, %s\n", uint64(v.Start), label, humanSize(v.Len()))
 		}
 		out = append(out, a)
 	}
@@ -218,7 +218,7 @@ func (k *kernel) showAliases(runs []dump.Run) []dump.Alias {
 				a.VAs = append(a.VAs, dump.Addr(v.Start))
 				at = append(at, fmt.Sprintf("%#x", uint64(v.Start)))
 			}
-			fmt.Printf("  %-19s %#x at %s\n", what, uint64(pa), strings.Join(at, ", "))
+			fmt.Fprintf(w, "  %-19s %#x at %s\n", what, uint64(pa), strings.Join(at, ", "))
 			out = append(out, a)
 		})
 	}
@@ -308,14 +308,16 @@ func (k *kernel) show(r *report, log io.Writer, ptdump string) {
 			fmt.Println(l)
 		}
 	}
-	aliases := k.showAliases(runs)
-	d := &dump.Dump{Mode: live.Mode().Levels(), CR3: dump.Addr(amd64.ReadCR3() & amd64.CR3_ADDR_MASK),
-		Regions: dump.RegionsOf(layout), Runs: runs, Aliases: aliases}
-	d.IDTR, d.GDTR, d.TR = descriptorRegs()
-	if err := dump.Write(boot.Bulk, d); err != nil {
-		r.fail("dump", "%v", err)
+	aliases := k.showAliases(os.Stdout, runs)
+	if k.opts.MM == "0" {
+		d := &dump.Dump{Mode: live.Mode().Levels(), CR3: dump.Addr(amd64.ReadCR3() & amd64.CR3_ADDR_MASK),
+			Regions: dump.RegionsOf(layout), Runs: runs, Aliases: aliases}
+		d.IDTR, d.GDTR, d.TR = descriptorRegs()
+		if err := dump.Write(boot.Bulk, d); err != nil {
+			r.fail("dump", "%v", err)
+		}
+		fmt.Printf("physmap: JSON dump of the live tables sent to the bulk channel (isa-debugcon, port %#x)\n", boot.DEBUGCON_PORT)
 	}
-	fmt.Printf("physmap: JSON dump of the live tables sent to the bulk channel (isa-debugcon, port %#x)\n", boot.DEBUGCON_PORT)
 	k.showRegions(os.Stdout, runs)
 	k.showFirstInstruction(live)
 	k.showAnswer(r)

@@ -242,6 +242,12 @@ func CompareWithQEMU(ctx context.Context, d *dump.Dump, hmp HMP) (*CrossReport, 
 	rep := &CrossReport{Mode: mode, CR3: mm.PhysAddr(d.CR3),
 		Kernel: Section{Name: "kernel half", Start: mode.KernelStart(), Last: ^mm.VirtAddr(0)},
 		Low:    Section{Name: "low window", Start: 0, Last: mode.UserEnd() - 1}}
+	if p := d.Process; p != nil {
+		rep.Low.Name = fmt.Sprintf("user half of process %d", p.PID)
+		if p.UserCopy {
+			rep.Kernel.Name = fmt.Sprintf("kernel half of process %d's PTI user copy", p.PID)
+		}
+	}
 
 	regs, err := hmp(ctx, "info registers")
 	if err != nil {
@@ -313,8 +319,22 @@ const (
 
 // gvaPlan lists the gva2gpa checks: the first instruction through each of
 // its aliases (all at the start of kernel text), and every page of the
-// modules' frames through each of theirs.
+// modules' frames through each of theirs. A process's dump adds each of
+// its user pages; its PTI user copy has only those, since the image and
+// the modules are not mapped there.
 func gvaPlan(d *dump.Dump) ([]GVACheck, error) {
+	var out []GVACheck
+	if p := d.Process; p != nil {
+		for _, pg := range p.Pages {
+			out = append(out, GVACheck{What: fmt.Sprintf("process %d %s", p.PID, pg.What), VA: mm.VirtAddr(pg.VA), Want: mm.PhysAddr(pg.PA)})
+		}
+		if len(out) == 0 {
+			return nil, &Error{Op: "crosscheck", Err: ErrCrossCheck, Detail: fmt.Sprintf("the dump of process %d lists no user page", p.PID)}
+		}
+		if p.UserCopy {
+			return out, nil
+		}
+	}
 	find := func(what string) (dump.Alias, error) {
 		for _, a := range d.Aliases {
 			if a.What == what {
@@ -330,7 +350,6 @@ func gvaPlan(d *dump.Dump) ([]GVACheck, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out []GVACheck
 	for _, va := range text.VAs {
 		out = append(out, GVACheck{What: "first instruction", VA: mm.VirtAddr(va), Want: mm.PhysAddr(text.PA)})
 	}

@@ -750,3 +750,38 @@ func TestDescRegs(t *testing.T) {
 		t.Error("no GDT line: parsed")
 	}
 }
+
+// TestGVAPlanProcess: a process's dump adds a gva2gpa question per user
+// page; its PTI user copy, where neither the image nor a module is mapped,
+// asks only those; a process dump without pages is refused.
+func TestGVAPlanProcess(t *testing.T) {
+	rec := loadRecording(t, "m2g-max")
+	kernelPlan, err := gvaPlan(recordedDump(t, rec))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pages := []dump.Page{{VA: 0x400000, PA: 0x7fe00000, What: "text"}, {VA: 0x7fffffffe000, PA: 0x7fe05000, What: "stack"}}
+	for _, tc := range []struct {
+		name     string
+		userCopy bool
+		want     int
+	}{{"root", false, len(pages) + len(kernelPlan)}, {"PTI user copy", true, len(pages)}} {
+		d := recordedDump(t, rec)
+		d.Process = &dump.Process{PID: 2, UserCopy: tc.userCopy, Pages: pages}
+		plan, err := gvaPlan(d)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if len(plan) != tc.want {
+			t.Errorf("%s: %d questions, want %d", tc.name, len(plan), tc.want)
+		}
+		if plan[1].VA != 0x7fffffffe000 || plan[1].Want != 0x7fe05000 || plan[1].What != "process 2 stack" {
+			t.Errorf("%s: second question %+v, want process 2's stack page", tc.name, plan[1])
+		}
+	}
+	d := recordedDump(t, rec)
+	d.Process = &dump.Process{PID: 1}
+	if _, err := gvaPlan(d); !errors.Is(err, ErrCrossCheck) || !strings.Contains(err.Error(), "no user page") {
+		t.Errorf("process without pages: %v", err)
+	}
+}

@@ -61,6 +61,25 @@ type Dump struct {
 	IDTR *DescReg `json:"idtr,omitempty"`
 	GDTR *DescReg `json:"gdtr,omitempty"`
 	TR   *TaskReg `json:"tr,omitempty"`
+	// Process says the tables are a process's (physmap.mm), not the
+	// kernel's; absent for the kernel's.
+	Process *Process `json:"process,omitempty"`
+}
+
+// Process is the process whose address space a dump describes.
+type Process struct {
+	PID int `json:"pid"`
+	// UserCopy says CR3 is PTI's user copy of the process's root pair.
+	UserCopy bool `json:"user_copy,omitempty"`
+	// Pages are the process's own user pages, with their frames.
+	Pages []Page `json:"pages"`
+}
+
+// Page is one user page of a process.
+type Page struct {
+	VA   Addr   `json:"va"`
+	PA   Addr   `json:"pa"`
+	What string `json:"what"` // "text", "data", "stack", ...
 }
 
 // DescReg is a descriptor-table register: base and limit.

@@ -69,6 +69,10 @@ type Options struct {
 	// PTI is the page table isolation mode in force after Linux's pti=
 	// and nopti (see PTI).
 	PTI PTI
+	// MM is whose address space the JSON dump describes and, with Hold,
+	// whose tables CR3 holds: "0" the kernel's (Linux's init_mm), "1" or
+	// "2" that process's (under PTI its user copy, the tables it runs on).
+	MM string
 	// NoKASLR, No5Lvl and NoPTI record that Linux's words nokaslr, no5lvl
 	// and nopti were given; their effect is already in KASLR, Levels and
 	// PTI.
@@ -204,7 +208,7 @@ func Quote(word string) string {
 
 // Defaults returns the options of a command line without physmap words.
 func Defaults() Options {
-	return Options{Ptdump: DefaultPtdump, Config: ConfigDistro, Vsyscall: VsyscallNone, PTI: PTIAuto}
+	return Options{Ptdump: DefaultPtdump, Config: ConfigDistro, Vsyscall: VsyscallNone, PTI: PTIAuto, MM: "0"}
 }
 
 // String renders every option as it would be written on the command line,
@@ -414,6 +418,8 @@ var specs = []spec{
 	oneOfSpec(Prefix+"config", "the kernel configuration laid out: distro (default) is Debian's 6.1, KERNEL_IMAGE_SIZE 1 GiB, modules at 0xffffffffc0000000; mmrst is mm.rst's 512 MiB image layout",
 		func(o *Options) *Config { return &o.Config }, ConfigDistro, ConfigMMRST),
 	onOffSpec(Prefix+"xpfo", "eXclusive Page Frame Ownership: a process's frames leave the direct map while it owns them (off by default)", func(o *Options) *bool { return &o.XPFO }),
+	oneOfSpec(Prefix+"mm", "whose address space the JSON dump describes and physmap.hold holds in: 0 (default) the kernel's, 1 or 2 that process's (under PTI its user copy)",
+		func(o *Options) *string { return &o.MM }, "0", "1", "2"),
 	flagSpec("nokaslr", "Linux's: KASLR off, as physmap.kaslr=off; given with physmap.kaslr=on or a seed, both are refused as contradictory", func(o *Options) *bool { return &o.NoKASLR }),
 	flagSpec("no5lvl", "Linux's: 4-level paging, as physmap.levels=4; given with physmap.levels=5, both are refused as contradictory", func(o *Options) *bool { return &o.No5Lvl }),
 	oneOfSpec("vsyscall", "Linux's: none (default, Debian's CONFIG_LEGACY_VSYSCALL_NONE) no page; xonly no page, calls emulated; emulate a user-readable page",
@@ -555,6 +561,10 @@ func (l *Line) resolve(seen map[*spec]string) {
 	if o.Config == ConfigMMRST && o.KASLR.On {
 		w, _ := given(Prefix + "kaslr")
 		l.Errs = append(l.Errs, &Error{Prefix + "config", fmt.Errorf("%w %s: mm.rst's 512 MiB layout is a kernel without CONFIG_RANDOMIZE_BASE, which has no KASLR", ErrConflict, Quote(w))})
+	}
+	// XPFO's check frees the last process to see its frames come back.
+	if o.XPFO && o.MM == "2" {
+		l.Errs = append(l.Errs, &Error{Prefix + "mm", fmt.Errorf("%w %s: physmap.xpfo=on's check frees process 2; physmap.mm=1 names the one it keeps", ErrConflict, Quote(Prefix+"xpfo=on"))})
 	}
 	// no5lvl: arch/x86/boot/compressed/pgtable_64.c (paging_prepare)
 	// leaves LA57 off.

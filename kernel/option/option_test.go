@@ -17,11 +17,11 @@ func with(f func(o *Options)) Options {
 
 func TestDefaults(t *testing.T) {
 	o := Defaults()
-	want := Options{Ptdump: DefaultPtdump, Config: ConfigDistro, Vsyscall: VsyscallNone, PTI: PTIAuto}
+	want := Options{Ptdump: DefaultPtdump, Config: ConfigDistro, Vsyscall: VsyscallNone, PTI: PTIAuto, MM: "0"}
 	if o != want {
 		t.Errorf("Defaults() = %+v, want %+v", o, want)
 	}
-	if got := o.String(); got != "physmap.hold=0 physmap.sleep=0 physmap.ptdump=0 physmap.kaslr=off physmap.levels=auto physmap.shell=0 physmap.verbose=0 physmap.config=distro physmap.xpfo=off vsyscall=none pti=auto" {
+	if got := o.String(); got != "physmap.hold=0 physmap.sleep=0 physmap.ptdump=0 physmap.kaslr=off physmap.levels=auto physmap.shell=0 physmap.verbose=0 physmap.config=distro physmap.xpfo=off physmap.mm=0 vsyscall=none pti=auto" {
 		t.Errorf("Defaults().String() = %q", got)
 	}
 	if c := o.Changed(); len(c) != 0 {
@@ -53,6 +53,8 @@ func TestParse(t *testing.T) {
 		{"physmap.config=distro", Defaults(), nil},
 		{"physmap.xpfo=on", with(func(o *Options) { o.XPFO = true }), nil},
 		{"physmap.xpfo=off", Defaults(), nil},
+		{"physmap.mm=2", with(func(o *Options) { o.MM = "2" }), nil},
+		{"physmap.mm=1 physmap.xpfo=on", with(func(o *Options) { o.MM, o.XPFO = "1", true }), nil},
 		{"vsyscall=xonly", with(func(o *Options) { o.Vsyscall = VsyscallXonly }), nil},
 		{"vsyscall=emulate", with(func(o *Options) { o.Vsyscall = VsyscallEmulate }), nil},
 		{"vsyscall=none", Defaults(), nil},
@@ -95,7 +97,7 @@ func TestParseErrors(t *testing.T) {
 		err     error
 		msg     string // the whole message
 	}{
-		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, `"physmap.bogus=1": unknown option (known: config, hold, inject, kaslr, levels, ptdump, shell, sleep, verbose, xpfo)`},
+		{"physmap.bogus=1", "physmap.bogus=1", ErrUnknown, `"physmap.bogus=1": unknown option (known: config, hold, inject, kaslr, levels, mm, ptdump, shell, sleep, verbose, xpfo)`},
 		{"physmap.level=4", "physmap.level=4", ErrUnknown, `"physmap.level=4": unknown option: did you mean physmap.levels?`},
 		{"physmap.kasrl=on", "physmap.kasrl=on", ErrUnknown, `"physmap.kasrl=on": unknown option: did you mean physmap.kaslr?`},
 		{"physmap.Levels=4", "physmap.Levels=4", ErrUnknown, `"physmap.Levels=4": unknown option: did you mean physmap.levels?`},
@@ -135,6 +137,8 @@ func TestParseErrors(t *testing.T) {
 		{"pti=on pti=off", "pti=off", ErrRepeated, `"pti=off": option given twice`},
 		{"physmap.kaslr=on nokaslr", "nokaslr", ErrConflict, `"nokaslr": contradicts "physmap.kaslr=on": nokaslr turns KASLR off`},
 		{"nokaslr physmap.kaslr=0x2a", "nokaslr", ErrConflict, `"nokaslr": contradicts "physmap.kaslr=0x2a": nokaslr turns KASLR off`},
+		{"physmap.xpfo=on physmap.mm=2", "physmap.mm", ErrConflict, `"physmap.mm": contradicts "physmap.xpfo=on": physmap.xpfo=on's check frees process 2; physmap.mm=1 names the one it keeps`},
+		{"physmap.mm=3", "physmap.mm=3", ErrValue, `"physmap.mm=3": bad value: want 0, 1 or 2`},
 		{"physmap.levels=5 no5lvl", "no5lvl", ErrConflict, `"no5lvl": contradicts "physmap.levels=5": no5lvl asks for 4-level paging`},
 	} {
 		l := ParseLine(tc.cmdline)

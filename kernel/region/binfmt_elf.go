@@ -126,6 +126,42 @@ type Process struct {
 	Copies   []Copy // copy_from_user's reads
 }
 
+// HeldMM is a process's address space as physmap.mm names it: the tables
+// the JSON dump describes and CR3 holds.
+type HeldMM struct {
+	Proc *Process
+	// AS is the process's root, or under PTI its user copy, the tables
+	// it runs on.
+	AS       *mm.AddressSpace
+	UserCopy bool
+	// HoldPC is holdLoop's address in AS: in the runtime's window, or
+	// under PTI its alias in the entry text, all the user copy maps of
+	// the kernel's code.
+	HoldPC mm.VirtAddr
+}
+
+// Held returns process pid's address space to dump and hold in.
+func (u *User) Held(s *Space, pid int) (HeldMM, error) {
+	for _, pr := range u.Procs {
+		if pr.PID != pid {
+			continue
+		}
+		if pr.Freed {
+			return HeldMM{}, fmt.Errorf("process %d was freed", pid)
+		}
+		t, ok := s.Ring3.PTIText()
+		if !ok {
+			return HeldMM{}, fmt.Errorf("holdLoop is not in the entry text (%#x-%#x)", t.Start, t.End)
+		}
+		h := HeldMM{Proc: pr, AS: pr.AS, HoldPC: mm.VirtAddr(t.Hold)}
+		if pr.UserAS != nil {
+			h.AS, h.UserCopy, h.HoldPC = pr.UserAS, true, s.KernelVA(mm.PhysAddr(t.Hold))
+		}
+		return h, nil
+	}
+	return HeldMM{}, fmt.Errorf("no process %d: the user region made %d", pid, len(u.Procs))
+}
+
 // UserPage is one mapped user page.
 type UserPage struct {
 	VA    mm.VirtAddr

@@ -80,6 +80,14 @@ var extra = []Case{
 	{Name: "pti/5-level", Memory: "2G", CPU: "max", Append: "pti=on"},
 	{Name: "pti/4-level", Memory: "2G", CPU: "max,-la57,-pdpe1gb", Append: "pti=on"},
 	{Name: "pti/xpfo", Memory: "2G", CPU: "max", Append: "pti=on physmap.xpfo=on"},
+	// QEMU's info tlb under a process's CR3 (physmap.mm): its user half
+	// and the kernel half it shares; under PTI the user copy it runs on;
+	// with XPFO the direct map its frames were split out of.
+	{Name: "process/5-level", Memory: "2G", CPU: "max", Append: "physmap.mm=1", CrossCheck: true},
+	{Name: "process/4-level", Memory: "2G", CPU: "max,-la57", Append: "physmap.mm=2", CrossCheck: true},
+	{Name: "process/pti/5-level", Memory: "2G", CPU: "max", Append: "pti=on physmap.mm=2", CrossCheck: true},
+	{Name: "process/pti/4-level", Memory: "2G", CPU: "max,-la57,-pdpe1gb", Append: "pti=on physmap.mm=1", CrossCheck: true},
+	{Name: "process/xpfo", Memory: "2G", CPU: "max", Append: "physmap.xpfo=on physmap.mm=1", CrossCheck: true},
 }
 
 // variants are injections booted once more on another machine, where what

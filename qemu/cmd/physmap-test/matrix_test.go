@@ -27,6 +27,7 @@ func TestMatrix(t *testing.T) {
 		"early/no-rdrand": true, "early/no-long-mode": true,
 		"vsyscall/emulate": true, "vsyscall/xonly": true, "xpfo/5-level": true, "xpfo/4-level": true,
 		"pti/5-level": true, "pti/4-level": true, "pti/xpfo": true,
+		"process/5-level": true, "process/4-level": true, "process/pti/5-level": true, "process/pti/4-level": true, "process/xpfo": true,
 		"config/mmrst/5-level": true, "config/mmrst/4-level": true,
 	}
 	// Every environment and every injection of the registry, the latter in
@@ -52,8 +53,8 @@ func TestMatrix(t *testing.T) {
 		if c.CrossCheck && (len(c.Expect.Fails) > 0 || !strings.Contains(c.config("k.elf").Append, qemu.HoldOption)) {
 			t.Errorf("case %q cross-checks but does not pass and hold: %+v", c.Name, c.config("k.elf"))
 		}
-		if wantCC := strings.HasPrefix(c.Name, "m=") || strings.HasPrefix(c.Name, "kaslr/") && strings.Contains(c.Name, "/seed="); wantCC != c.CrossCheck {
-			t.Errorf("case %q: CrossCheck %v, want it on the memory x CPU and KASLR seed cases only", c.Name, c.CrossCheck)
+		if wantCC := strings.HasPrefix(c.Name, "m=") || strings.HasPrefix(c.Name, "process/") || strings.HasPrefix(c.Name, "kaslr/") && strings.Contains(c.Name, "/seed="); wantCC != c.CrossCheck {
+			t.Errorf("case %q: CrossCheck %v, want it on the memory x CPU, process and KASLR seed cases only", c.Name, c.CrossCheck)
 		}
 		for _, f := range c.Expect.Fails {
 			if _, _, ok := selftest.LookupCheck(f); !ok && f != "inject" {

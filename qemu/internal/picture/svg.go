@@ -461,7 +461,14 @@ func (p *picture) header(c *canvas) float64 {
 		}
 	}
 	x := margin
-	c.text(x, 30, stTitle, fmt.Sprintf("physmap: the live %s x86-64 address space", m.mode), "")
+	title := fmt.Sprintf("physmap: the live %s x86-64 address space", m.mode)
+	if pr := m.d.Process; pr != nil {
+		title = fmt.Sprintf("physmap: process %d's live %s x86-64 address space", pr.PID, m.mode)
+		if pr.UserCopy {
+			title += ", PTI's user copy"
+		}
+	}
+	c.text(x, 30, stTitle, title, "")
 	y := 50.0
 	if m.verdict.OK() {
 		c.text(x, y, stOK, m.verdict.headline(), "")

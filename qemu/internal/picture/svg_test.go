@@ -531,3 +531,27 @@ func TestHumanSize(t *testing.T) {
 		}
 	}
 }
+
+// TestProcessTitle: a process's dump (physmap.mm) is titled as one, with
+// PTI's user copy named.
+func TestProcessTitle(t *testing.T) {
+	for _, c := range []struct {
+		p    *dump.Process
+		want string
+	}{
+		{nil, "physmap: the live 4-level x86-64 address space"},
+		{&dump.Process{PID: 1}, "physmap: process 1's live 4-level x86-64 address space"},
+		{&dump.Process{PID: 2, UserCopy: true}, "physmap: process 2's live 4-level x86-64 address space, PTI's user copy"},
+	} {
+		d, _ := read(t, console4)
+		d.Process = c.p
+		p, err := New(d, Verdict{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		texts := parseSVG(t, p.SVG()).all(func(e *element) bool { return e.name == "text" })
+		if texts[0].text != c.want {
+			t.Errorf("process %+v: title %q, want %q", c.p, texts[0].text, c.want)
+		}
+	}
+}

@@ -93,6 +93,24 @@ func (m machine) Read(va mm.VirtAddr, p []byte) (int, error) {
 	return n, nil
 }
 
+// ReadIn reads as Read does with CR3 at a process's root. Its kernel half
+// is the kernel's top-level entries and the runtime's window is mapped in
+// it, so this code runs on under it; user pages are read between STAC and
+// CLAC where SMAP is on, as copy_from_user reads them.
+func (m machine) ReadIn(root mm.PhysAddr, va mm.VirtAddr, p []byte) (int, error) {
+	if m.k == nil {
+		return 0, fmt.Errorf("%w: physmap did not build its layout", shell.ErrNoTables)
+	}
+	kernel := amd64.ReadCR3()
+	amd64.WriteCR3(uint64(root))
+	defer amd64.WriteCR3(kernel)
+	if amd64.ReadCR4()&amd64.CR4_SMAP != 0 {
+		amd64.Stac()
+		defer amd64.Clac()
+	}
+	return m.Read(va, p)
+}
+
 // Regions prints the table the boot printed, from the live tables.
 func (m machine) Regions(w io.Writer) error {
 	as, err := m.Tables()

@@ -43,7 +43,11 @@ func (s *Shell) walk(args []string) error {
 		return err
 	}
 	t, err := as.Translate(va)
-	fmt.Fprintf(s.out, "0x%016x%s in %s (%v, top table %v)\n", uint64(va), s.symbolNote(va), regionName(l.Find(va)), as.Mode(), as.Root())
+	under := ""
+	if s.use.pid != 0 {
+		under = ", " + s.use.String()
+	}
+	fmt.Fprintf(s.out, "0x%016x%s in %s (%v%s, top table %v)\n", uint64(va), s.symbolNote(va), regionName(l.Find(va)), as.Mode(), under, as.Root())
 	fmt.Fprintf(s.out, "  %-5s %-18s %5s  %s\n", "level", "table", "index", "entry")
 	for _, st := range t.Path() {
 		fmt.Fprintf(s.out, "  %-5v 0x%016x %5d  %s\n", st.Level, uint64(st.Table), st.Index, st.Entry.Decode(st.Level, s.m.PhysBits()))
@@ -124,7 +128,18 @@ func (s *Shell) read(cmd string, va mm.VirtAddr, n int) ([]byte, error) {
 	mode := s.m.Layout().Mode
 	want := canonicalLen(mode, va, n)
 	buf := make([]byte, want)
-	got, err := s.m.Read(va, buf)
+	read := s.m.Read
+	if s.use.pid != 0 {
+		pr, err := s.usedProcess(cmd)
+		if err != nil {
+			return nil, err
+		}
+		if s.use.user {
+			return nil, errorf(cmd, "", ErrUserCopy, "%s reads through the CPU, which cannot run the kernel under %s: kernel text is not mapped there (use %d reads through its kernel copy; walk and ptdump read the user copy)", cmd, s.use, s.use.pid)
+		}
+		read = func(va mm.VirtAddr, p []byte) (int, error) { return s.m.ReadIn(pr.Root, va, p) }
+	}
+	got, err := read(va, buf)
 	buf = buf[:got]
 	switch {
 	case err != nil:

@@ -13,6 +13,8 @@
 //	lsmod                the loaded modules, as /proc/modules lists them
 //	ps                   the processes of the last run
 //	mm PID               a process's address space: its user half, the kernel half it shares
+//	use kernel|PID [user]  the tables walk, aliases, x, dis, ptdump and wx read: the
+//	                     kernel's, a process's (x and dis with CR3 at it), its PTI user copy
 //	sym [VA]             the symbols, or the symbol and region of VA
 //	wx                   the W+X audit of both canonical halves
 //	selftest             run the boot's checks again, with the boot's verdict

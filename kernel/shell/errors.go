@@ -22,6 +22,7 @@ var (
 	ErrLineTooLong    = errors.New("line too long")
 	ErrBadNumber      = errors.New("not a number")
 	ErrNoProcess      = errors.New("no such process")
+	ErrUserCopy       = errors.New("the CPU cannot read under PTI's user copy")
 )
 
 // Error is a command's failure: which command, the argument at fault as

@@ -21,6 +21,7 @@ const (
 	fakeTextLen  = 0x4000
 	fakeModule   = 0x180_0000 // the module's text frame
 	fakeTopFrame = 0x190_0000 // the frame behind the last page of the lower half
+	fakeUserPage = 0x1a0_0000 // process 1's text frame, at 0x400000 in its tables
 	fakePhysBits = 40
 )
 
@@ -41,7 +42,9 @@ type fakeMachine struct {
 	t        *testing.T
 	layout   *mm.Layout
 	as       *mm.AddressSpace
+	proc     *mm.AddressSpace // process 1's: the kernel half shared, a user page
 	ram      map[mm.PhysAddr]byte
+	readIn   []mm.PhysAddr // the roots ReadIn read under
 	noTables bool
 	selftest bool // what Selftest reports
 	reruns   int
@@ -53,7 +56,8 @@ func newFake(t *testing.T, mode mm.Mode, wx bool) *fakeMachine {
 	t.Helper()
 	f := &fakeMachine{t: t, layout: mm.DefaultLayout(mode), ram: map[mm.PhysAddr]byte{}, selftest: true}
 	mem := mm.NewSparseMem(fakeTableRAM)
-	as, err := mm.New(mode, mem, mm.NewMemblock([]mm.PhysRange{fakeTableRAM}, nil), mm.NopTLB)
+	alloc := mm.NewMemblock([]mm.PhysRange{fakeTableRAM}, nil)
+	as, err := mm.New(mode, mem, alloc, mm.NopTLB)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,6 +80,17 @@ func newFake(t *testing.T, mode mm.Mode, wx bool) *fakeMachine {
 	}
 	if err := errors.Join(steps...); err != nil {
 		t.Fatal(err)
+	}
+	proc, err := mm.New(mode, mem, alloc, mm.NopTLB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := errors.Join(proc.ShareKernelHalf(as), proc.Map(0x400000, fakeUserPage, uint64(mm.Size4K), mm.AttrUser, all)); err != nil {
+		t.Fatal(err)
+	}
+	f.proc = proc
+	for i, b := range []byte("process 1's text") {
+		f.ram[mm.PhysAddr(fakeUserPage+i)] = b
 	}
 	for i, b := range fakeCode {
 		f.ram[mm.PhysAddr(fakeText+i)] = b
@@ -102,13 +117,29 @@ func (f *fakeMachine) PhysBits() uint { return fakePhysBits }
 // Read translates byte by byte, as the CPU would, and "faults" like the
 // kernel's probe reports it.
 func (f *fakeMachine) Read(va mm.VirtAddr, p []byte) (int, error) {
+	return f.readThrough(f.as, va, p)
+}
+
+// ReadIn reads through the tables at root: the fake's or process 1's.
+func (f *fakeMachine) ReadIn(root mm.PhysAddr, va mm.VirtAddr, p []byte) (int, error) {
+	f.readIn = append(f.readIn, root)
+	for _, as := range []*mm.AddressSpace{f.as, f.proc} {
+		if as.Root() == root {
+			return f.readThrough(as, va, p)
+		}
+	}
+	f.t.Errorf("ReadIn(%v): no such tables", root)
+	return 0, nil
+}
+
+func (f *fakeMachine) readThrough(as *mm.AddressSpace, va mm.VirtAddr, p []byte) (int, error) {
 	mode := f.layout.Mode
 	if len(p) > 0 && (!mode.Canonical(va) || !mode.Canonical(va.Add(uint64(len(p)-1)))) {
 		f.t.Errorf("Read(%v, %d bytes): not canonical", va, len(p))
 	}
 	for i := range p {
 		a := va.Add(uint64(i))
-		t, err := f.as.Translate(a)
+		t, err := as.Translate(a)
 		if err != nil {
 			return i, fmt.Errorf("#PF cr2=%#x code=0x0 (not-present read) rip=0x100b1360", uint64(a))
 		}
@@ -134,14 +165,14 @@ var fakeSymbols = []Symbol{
 
 func (f *fakeMachine) Symbols() []Symbol { return fakeSymbols }
 
-// Processes gives one process whose tables are the fake kernel's own: a
-// user page at 0x400000 if the test mapped one.
+// Processes gives process 1, with its own tables (the fake kernel's half
+// shared, a user page at 0x400000), and process 2, which ran under PTI.
 func (f *fakeMachine) Processes() []Process {
 	if f.noTables {
 		return nil
 	}
-	return []Process{{PID: 1, State: "exited 0", Root: f.as.Root(), Syscalls: 3, Exceptions: 1,
-		Pages: []ProcessPage{{VA: 0x400000, What: "text"}}, SharedTop: 4, KernelTop: 4, Tables: f.as},
+	return []Process{{PID: 1, State: "exited 0", Root: f.proc.Root(), Syscalls: 3, Exceptions: 1,
+		Pages: []ProcessPage{{VA: 0x400000, What: "text"}}, SharedTop: 4, KernelTop: 4, Tables: f.proc},
 		// Process 2 ran under PTI: the fake's tables stand for its user
 		// copy too.
 		{PID: 2, State: "exited 0", Root: f.as.Root(), SharedTop: 4, KernelTop: 4, Tables: f.as, UserCopy: f.as}}

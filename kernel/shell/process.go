@@ -58,18 +58,9 @@ func (s *Shell) mmCmd(args []string) error {
 	if err != nil {
 		return errorf("mm", args[0], ErrBadNumber, "%q is not a process ID", args[0])
 	}
-	var pr *Process
-	procs := s.m.Processes()
-	for i := range procs {
-		if procs[i].PID == pid {
-			pr = &procs[i]
-		}
-	}
-	if pr == nil {
-		return errorf("mm", args[0], ErrNoProcess, "no process %d (ps lists them)", pid)
-	}
-	if pr.Tables == nil {
-		return errorf("mm", args[0], ErrNoProcess, "process %d is freed: its tables and frames are gone", pid)
+	pr, err := s.process("mm", args[0], pid)
+	if err != nil {
+		return err
 	}
 	mode := pr.Tables.Mode()
 	what := map[mm.VirtAddr]string{}
@@ -149,4 +140,85 @@ func (s *Shell) userCopy(pr *Process) {
 		}
 		fmt.Fprintf(s.out, "    [%v, %v)  %d leaves\n", r.from, r.to, r.n)
 	}
+}
+
+// space is an address space the shell reads: the kernel's (pid 0), or
+// process pid's, or with user its PTI user copy.
+type space struct {
+	pid  int
+	user bool
+}
+
+func (sp space) String() string {
+	switch {
+	case sp.pid == 0:
+		return "the kernel's tables"
+	case sp.user:
+		return fmt.Sprintf("process %d's PTI user copy", sp.pid)
+	}
+	return fmt.Sprintf("process %d's tables", sp.pid)
+}
+
+// process returns process pid, or a shell error for cmd and arg.
+func (s *Shell) process(cmd, arg string, pid int) (*Process, error) {
+	procs := s.m.Processes()
+	for i := range procs {
+		if procs[i].PID != pid {
+			continue
+		}
+		if procs[i].Tables == nil {
+			return nil, errorf(cmd, arg, ErrNoProcess, "process %d is freed: its tables and frames are gone", pid)
+		}
+		return &procs[i], nil
+	}
+	return nil, errorf(cmd, arg, ErrNoProcess, "no process %d (ps lists them)", pid)
+}
+
+// usedProcess is the process use names, which may have gone since (a
+// selftest makes the processes afresh, XPFO's check frees one).
+func (s *Shell) usedProcess(cmd string) (*Process, error) {
+	pr, err := s.process(cmd, "", s.use.pid)
+	if err != nil {
+		err.(*Error).Msg += "; use kernel goes back to the kernel's tables"
+	}
+	return pr, err
+}
+
+// useCmd chooses the tables the other commands read.
+func (s *Shell) useCmd(args []string) error {
+	if args[0] == "kernel" {
+		if len(args) > 1 {
+			return errorf("use", args[1], ErrUsage, "use kernel takes nothing after it")
+		}
+		s.use = space{}
+		fmt.Fprintf(s.out, "using %s (CR3)\n", s.use)
+		return nil
+	}
+	pid, err := strconv.Atoi(args[0])
+	if err != nil || pid <= 0 {
+		return errorf("use", args[0], ErrBadNumber, "%q is neither kernel nor a process ID", args[0])
+	}
+	pr, err := s.process("use", args[0], pid)
+	if err != nil {
+		return err
+	}
+	sp := space{pid: pid}
+	if len(args) > 1 {
+		if args[1] != "user" {
+			return errorf("use", args[1], ErrUsage, "%q: after the PID only user (PTI's user copy) may follow", args[1])
+		}
+		if pr.UserCopy == nil {
+			return errorf("use", args[1], ErrNoProcess, "process %d has no user copy: it ran without PTI (boot with pti=on)", pid)
+		}
+		sp.user = true
+	}
+	s.use = sp
+	as, _ := s.tables("use")
+	fmt.Fprintf(s.out, "using %s (top table %v): walk, aliases, ptdump and wx read them", s.use, as.Root())
+	if sp.user {
+		fmt.Fprintf(s.out, "; x and dis cannot, since the kernel's own code is not mapped there\n")
+	} else {
+		fmt.Fprintf(s.out, ", x and dis read through the CPU with CR3 at them\n")
+	}
+	return nil
 }

@@ -44,11 +44,20 @@ type Machine interface {
 	Selftest(w io.Writer) selftest.Summary
 	// Processes returns the processes of the last run, in PID order.
 	Processes() []Process
+	// ReadIn is Read with CR3 at root, a process's top table whose kernel
+	// half is the kernel's (so the kernel runs on under it), with user
+	// pages readable where SMAP would refuse them (STAC, as
+	// copy_from_user): the CPU's own translation under the process's
+	// tables. CR3 is the kernel's again when it returns.
+	ReadIn(root mm.PhysAddr, va mm.VirtAddr, p []byte) (n int, err error)
 }
 
 // Shell runs commands against a Machine.
 type Shell struct {
-	m      Machine
+	m Machine
+	// use is the address space walk, aliases, x, dis, ptdump and wx
+	// read: the kernel's (PID 0) or a process's, or its PTI user copy.
+	use    space
 	out    io.Writer
 	boot   selftest.Summary // the boot's self-test
 	reruns int              // selftest commands run
@@ -99,6 +108,7 @@ func init() {
 		{"lsmod", "", "the loaded modules, as /proc/modules lists them", nil, 0, 0, (*Shell).lsmod, false},
 		{"ps", "", "the processes of the last run: top table, system calls, exceptions, state", nil, 0, 0, (*Shell).ps, false},
 		{"mm", "PID", "a process's address space: its user half, then the kernel half it shares", nil, 1, 1, (*Shell).mmCmd, false},
+		{"use", "kernel|PID [user]", "the tables walk, x, ptdump... read: kernel, a process's, its user copy", nil, 1, 2, (*Shell).useCmd, false},
 		{"sym", "[VA]", "the symbols, or the symbol and region of VA", nil, 0, 1, (*Shell).sym, false},
 		{"wx", "", "Linux's W+X audit of both canonical halves, with any W+X mappings", nil, 0, 0, (*Shell).wx, false},
 		{"selftest", "", "run the boot's checks again (after a failed boot, the shell still fails)", nil, 0, 0, (*Shell).selftest, false},
@@ -271,8 +281,19 @@ func status(ok bool) string {
 	return "fail"
 }
 
-// tables returns the live tables or the machine's error as a shell error.
+// tables returns the tables use names (the live tables by default) or the
+// machine's error as a shell error.
 func (s *Shell) tables(cmd string) (*mm.AddressSpace, error) {
+	if s.use.pid != 0 {
+		pr, err := s.usedProcess(cmd)
+		if err != nil {
+			return nil, err
+		}
+		if s.use.user {
+			return pr.UserCopy, nil
+		}
+		return pr.Tables, nil
+	}
 	as, err := s.m.Tables()
 	if err != nil {
 		return nil, errorf(cmd, "", ErrNoTables, "%v", err)

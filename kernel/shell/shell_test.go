@@ -414,3 +414,54 @@ func FuzzShell(f *testing.F) {
 		}
 	})
 }
+
+// TestUse: use chooses the tables the other commands read. Under process
+// 1's, walk and ptdump see its user page and x reads it through ReadIn
+// with CR3 at its root; under a user copy x is refused; a process that
+// has gone sends the commands back to use kernel.
+func TestUse(t *testing.T) {
+	f := newFake(t, mm.Mode4Level, false)
+	var out strings.Builder
+	s := New(f, &out, selftest.Summary{Passed: 1})
+	for _, tc := range []struct {
+		line string
+		want []string
+		err  error
+	}{
+		{"walk 0x400000", []string{`error: 0x0000000000400000 is not mapped`}, ErrNotMapped},
+		{"use 1", []string{`^using process 1's tables \(top table 0x[0-9a-f]+\): walk, aliases, ptdump and wx read them, x and dis read through the CPU with CR3 at them\n$`}, nil},
+		{"walk 0x400000", []string{`(?m)^0x0000000000400000 in user-space virtual memory, different per mm \(4-level, process 1's tables, top table `, `(?m)^PA 0x1a00000 `}, nil},
+		{"x 0x400000 16", []string{`(?m)^0x0000000000400000  70 72 6f 63 65 73 73 20  31 27 73 20 74 65 78 74  \|process 1's text\|$`}, nil},
+		{"walk _text", []string{`(?m)^PA 0x1000000 `}, nil},
+		{"ptdump user", []string{`(?m)^0x0000000000400000-0x0000000000401000 +4K +USR`}, nil},
+		{"use 1 user", []string{`^error: process 1 has no user copy: it ran without PTI \(boot with pti=on\)\n$`}, ErrNoProcess},
+		{"use 2 user", []string{`^using process 2's PTI user copy \(top table 0x[0-9a-f]+\): walk, aliases, ptdump and wx read them; x and dis cannot`}, nil},
+		{"x 0x400000", []string{`^error: x reads through the CPU, which cannot run the kernel under process 2's PTI user copy`}, ErrUserCopy},
+		{"use 2 kernel", []string{`^error: "kernel": after the PID only user`}, ErrUsage},
+		{"use 3", []string{`^error: no process 3 \(ps lists them\)\n$`}, ErrNoProcess},
+		{"use -1", []string{`^error: "-1" is neither kernel nor a process ID\n$`}, ErrBadNumber},
+		{"use kernel", []string{`^using the kernel's tables \(CR3\)\n$`}, nil},
+		{"walk 0x400000", []string{`error: 0x0000000000400000 is not mapped`}, ErrNotMapped},
+	} {
+		out.Reset()
+		_, err := s.Exec(tc.line)
+		check(t, out.String(), tc.want, nil)
+		if (tc.err == nil) != (err == nil) || tc.err != nil && !errors.Is(err, tc.err) {
+			t.Errorf("%s: error %v, want %v", tc.line, err, tc.err)
+		}
+	}
+	if len(f.readIn) != 1 || f.readIn[0] != f.proc.Root() {
+		t.Errorf("ReadIn ran under %v, want once under process 1's root %v", f.readIn, f.proc.Root())
+	}
+	// Process 1 gone (a selftest made the processes afresh without it).
+	if _, err := s.Exec("use 1"); err != nil {
+		t.Fatal(err)
+	}
+	f.noTables = true
+	out.Reset()
+	_, err := s.Exec("walk 0x400000")
+	check(t, out.String(), []string{`^error: no process 1 \(ps lists them\); use kernel goes back to the kernel's tables\n$`}, nil)
+	if !errors.Is(err, ErrNoProcess) {
+		t.Errorf("walk under a gone process: %v", err)
+	}
+}

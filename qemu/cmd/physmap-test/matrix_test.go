@@ -23,7 +23,7 @@ func TestMatrix(t *testing.T) {
 		"kaslr/5-level/seed=0xffffffffffffffff": true, "kaslr/4-level/seed=0xffffffffffffffff": true,
 		"inject/unknown": true, "inject/vmalloc-misaligned-without-kaslr": true,
 		"inject/directmap-hole-no-1g": true, "inject/vmemmap-off-by-one-6g": true,
-		"shell/4-level": true, "shell/5-level": true, "shell/failed-boot": true,
+		"shell/4-level": true, "shell/5-level": true, "shell/pti": true, "shell/failed-boot": true,
 		"early/no-rdrand": true, "early/no-long-mode": true,
 		"vsyscall/emulate": true, "vsyscall/xonly": true, "xpfo/5-level": true, "xpfo/4-level": true,
 		"pti/5-level": true, "pti/4-level": true, "pti/xpfo": true,

@@ -83,8 +83,26 @@ var shellCases = []Case{
 		ex("aliases "+textPA, `is mapped at 3 virtual addresses:\n  0x0000000010200000 .*\n  `+direct5+` .*\n  `+textVA+` .*\n$`),
 		ex("ptdump direct", `^ptdump of direct mapping of all physical memory \(page_offset_base\) \[0xff11000000000000-`),
 		ex("walk 0x0100000000000000", `^error: 0x0100000000000000 is not canonical in 5-level mode\n$`),
+		// Under process 1's tables: its program at 0x400000 (the ELF
+		// header opens its first segment), read with CR3 at its root.
+		ex("use 1", `^using process 1's tables \(top table 0x[0-9a-f]+\): `),
+		ex("walk 0x400000", `^0x0000000000400000 in user-space virtual memory, different per mm \(5-level, process 1's tables, top table 0x[0-9a-f]+\)\n(.*\n)+PA 0x[0-9a-f]+ \(4K page at 0x[0-9a-f]+, effective USR `),
+		ex("x 0x400000 4", `^0x0000000000400000  7f 45 4c 46 +\|\.ELF\|\n$`),
+		ex("x "+textVA+" 1", `^`+textVA+`  [0-9a-f]{2} `),
+		ex("use kernel", `^using the kernel's tables \(CR3\)\n$`),
+		ex("x 0x400000 4", `^error: reading 0x0000000000400000: #PF cr2=0x400000 code=0x0 \(not-present read\)`),
 		// ^D on an empty line ends the shell like exit.
 		ex("\x04", `physmap: end of input\nphysmap: exit with the self-test's status: pass\n`),
+	}},
+	// PTI's user copy: its kernel half holds kernel text only for the
+	// entry text, and the CPU cannot read through it from the kernel.
+	{Name: "shell/pti", Memory: "2G", CPU: "max", Append: "physmap.shell=1 pti=on", Shell: []qemu.Exchange{
+		ex("use 2 user", `^using process 2's PTI user copy \(top table 0x[0-9a-f]+\): .*; x and dis cannot, since the kernel's own code is not mapped there\n$`),
+		ex("ptdump text", `^ptdump of kernel text mapping.*\n---\[ High Kernel Mapping \]---\n(0x[0-9a-f]+-0x[0-9a-f]+ +\d+[KMG] +(pmd|pte)\n)*0xffffffff9[0-9a-f]{7}-0xffffffff9[0-9a-f]{7} +8K +ro +GLB x  pte\n(0x[0-9a-f]+-0x[0-9a-f]+ +\d+[KMG] +(pmd|pte)\n)*$`),
+		ex("walk "+direct5, `\nerror: `+direct5+` is not mapped \(pgd entry 273 of the table at 0x[0-9a-f]+ is not present\)\n$`),
+		ex("x 0x400000", `^error: x reads through the CPU, which cannot run the kernel under process 2's PTI user copy`),
+		ex("use 1 user", `^using process 1's PTI user copy`),
+		ex("exit", `^physmap: exit with the self-test's status: pass\n`),
 	}},
 	// A boot that failed a check: the shell's selftest, which runs the
 	// whole manifest again, fails it again; the shell says the boot failed

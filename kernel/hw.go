@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"unsafe"
 
 	"github.com/physmap/physmap/amd64"
@@ -41,6 +42,25 @@ func (hwCPU) Read(va mm.VirtAddr, p []byte) (n int, f amd64.Fault) {
 		return true
 	})
 	return n, f
+}
+
+// Equal compares in place, with no copy, in pieces that cross no page
+// boundary of a or of b: each piece's two pages probed once, then compared.
+func (hwCPU) Equal(a, b mm.VirtAddr, n int) (bool, amd64.Fault) {
+	for off := 0; off < n; {
+		at, bt := a.Add(uint64(off)), b.Add(uint64(off))
+		size := min(n-off, int(page-uint64(at)%page), int(page-uint64(bt)%page))
+		for _, va := range []mm.VirtAddr{at, bt} {
+			if _, f := amd64.ProbeRead64(uint64(va.AlignDown(8))); f.Faulted {
+				return false, f
+			}
+		}
+		if !bytes.Equal(bytesAt(at, size), bytesAt(bt, size)) {
+			return false, amd64.Fault{}
+		}
+		off += size
+	}
+	return true, amd64.Fault{}
 }
 
 func (hwCPU) Write(va mm.VirtAddr, p []byte) (n int, f amd64.Fault) {

@@ -9,16 +9,29 @@ import (
 
 	"github.com/physmap/physmap/amd64"
 	"github.com/physmap/physmap/boot"
+	"github.com/physmap/physmap/kernel/dump"
 	"github.com/physmap/physmap/kernel/selftest"
 )
 
 // report prints check results as they happen and keeps the tally.
 type report struct {
 	tally selftest.Tally
+	// times is each result's share of the boot: the time since the
+	// previous result (or the phase line before it), for the bench.
+	times []dump.CheckTime
+	last  time.Time
 }
 
 // Check records one result and prints its line; it is region.Reporter.
 func (r *report) Check(name string, ok bool, format string, args ...any) {
+	since := r.last
+	if phaseMark.After(since) {
+		since = phaseMark
+	}
+	if !since.IsZero() {
+		r.times = append(r.times, dump.CheckTime{Name: name, Ns: time.Since(since).Nanoseconds()})
+	}
+	defer func() { r.last = time.Now() }()
 	res := selftest.Result{Verdict: selftest.Verdict(ok), Check: name, Detail: fmt.Sprintf(format, args...)}
 	r.tally.Add(res)
 	for _, l := range selftest.Wrap(res.String(), selftest.Width) {
@@ -45,9 +58,14 @@ func (r *report) close(manifest []string) selftest.Summary {
 	return s
 }
 
+// phaseMark is when the last phase line was printed: a check's time
+// starts there if it is later than the previous result.
+var phaseMark time.Time
+
 // phase prints a phase line: the guest time, by the calibrated TSC, at
 // which a phase of the boot ended.
 func phase(name string) {
+	defer func() { phaseMark = time.Now() }()
 	hz := boot.Clock.TSCHz
 	if hz == 0 {
 		return

@@ -311,7 +311,7 @@ func (k *kernel) show(r *report, log io.Writer, ptdump string) {
 	aliases := k.showAliases(os.Stdout, runs)
 	if k.opts.MM == "0" {
 		d := &dump.Dump{Mode: live.Mode().Levels(), CR3: dump.Addr(amd64.ReadCR3() & amd64.CR3_ADDR_MASK),
-			Regions: dump.RegionsOf(layout), Runs: runs, Aliases: aliases}
+			Regions: dump.RegionsOf(layout), Runs: runs, Aliases: aliases, Checks: r.times}
 		d.IDTR, d.GDTR, d.TR = descriptorRegs()
 		if err := dump.Write(boot.Bulk, d); err != nil {
 			r.fail("dump", "%v", err)

@@ -64,6 +64,16 @@ type Dump struct {
 	// Process says the tables are a process's (physmap.mm), not the
 	// kernel's; absent for the kernel's.
 	Process *Process `json:"process,omitempty"`
+	// Checks is how long each check took, in the order reported: the
+	// guest's time from the previous result to its own; absent from
+	// older dumps.
+	Checks []CheckTime `json:"check_ns,omitempty"`
+}
+
+// CheckTime is one check's share of the boot, in guest nanoseconds.
+type CheckTime struct {
+	Name string `json:"name"`
+	Ns   int64  `json:"ns"`
 }
 
 // Process is the process whose address space a dump describes.

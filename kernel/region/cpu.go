@@ -18,6 +18,9 @@ type CPU interface {
 	Read(va mm.VirtAddr, p []byte) (n int, f amd64.Fault)
 	// Write copies p to va, stopping at the first fault.
 	Write(va mm.VirtAddr, p []byte) (n int, f amd64.Fault)
+	// Equal compares n bytes at a with n bytes at b in place, each
+	// through the live tables, and reports the first fault.
+	Equal(a, b mm.VirtAddr, n int) (bool, amd64.Fault)
 	// Call calls the code at va in amd64.ProbeCall's convention and
 	// returns what it left in RAX; a fault fetching its first
 	// instruction is returned.

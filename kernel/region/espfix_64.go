@@ -134,31 +134,42 @@ func (e *ESPFix) Inject(s *Space, name string) error {
 
 // Prove checks region.espfix from the live tables alone: the first leaf of
 // the ESPfix region is CPU 0's ministack page (at ESPFIX_BASE_ADDR without
-// KASLR, physmap's fixed draw); for every value of address bits 16-31 the
-// address with that page's low 16 bits translates to that one frame,
-// __PAGE_KERNEL_RO under PGTABLE_PROT pud and pmd entries; the region maps
-// those 65536 pages and nothing else; the IRET frame written through
+// KASLR, physmap's fixed draw); the region's leaves, in one walk, are
+// exactly the addresses with that page's low 16 bits and every value of
+// bits 16-31, each mapping that one frame with the same attributes,
+// __PAGE_KERNEL_RO under PGTABLE_PROT pud and pmd entries; the IRET frame written through
 // page_offset_base reads back through clones across the window, and a
 // write through one faults.
 func (e *ESPFix) Prove(p *Proof) {
 	const name = "region.espfix"
 	r := p.spec(mm.KindESPFix)
-	// One walk of the region: its first leaf and how many there are.
+	// One walk of the region: every leaf must be the next clone of the
+	// first, at the next value of address bits 16-31 with the first's low
+	// 16 bits, mapping its frame with its attributes, as a 4K page.
 	var first mm.Leaf
+	var window mm.VirtAddr
 	n := 0
+	var cloneErr error
 	for lf := range p.Live.Leaves(mm.VirtRange{Start: r.Start, End: r.Start.Add(r.Size)}) {
 		if n == 0 {
-			first = lf
+			first, window = lf, lf.VA&^mm.VirtAddr(espfixWindow-1)
+		}
+		want := window.Add(uint64(n)<<16 | uint64(first.VA)&0xffff)
+		if lf.VA != want || lf.PA != first.PA || lf.Attrs != first.Attrs || lf.Size != mm.Size4K {
+			cloneErr = fmt.Errorf("espfix leaf %d is a %v page at %v mapping %v %v, want clone %d: a 4K page at %v mapping %v %v",
+				n, lf.Size, lf.VA, lf.PA, lf.Attrs, n, want, first.PA, first.Attrs)
+			break
 		}
 		n++
 	}
 	found := n > 0
-	var window mm.VirtAddr
 	err := func() error {
 		if !found {
+			if cloneErr != nil {
+				return cloneErr
+			}
 			return fmt.Errorf("the ESPfix region %v-%v maps nothing", r.Start, r.Last())
 		}
-		window = first.VA &^ mm.VirtAddr(espfixWindow-1)
 		if !p.Ref.KASLR && first.VA != r.Start {
 			return fmt.Errorf("the first espfix page is at %v, want ESPFIX_BASE_ADDR %v (page_random 0 without KASLR)", first.VA, r.Start)
 		}
@@ -178,21 +189,13 @@ func (e *ESPFix) Prove(p *Proof) {
 		if err := p.expectDirect("espfix", frame); err != nil {
 			return err
 		}
-		// Every value of bits 16-31 reaches the page.
-		low := uint64(first.VA) & 0xffff
-		for k := range uint64(espfixClones) {
-			va := window.Add(k<<16 | low)
-			ct, err := p.Live.Translate(va)
-			if err != nil {
-				return fmt.Errorf("espfix clone %d at %v: %w", k, va, err)
-			}
-			if ct.PA != frame || ct.Attrs != t.Attrs {
-				return fmt.Errorf("espfix clone %d at %v maps %v %v, want %v %v", k, va, ct.PA, ct.Attrs, frame, t.Attrs)
-			}
+		if cloneErr != nil {
+			return cloneErr
 		}
 		if n != espfixClones {
 			return fmt.Errorf("the ESPfix region maps %d pages, want the %d clones", n, espfixClones)
 		}
+		low := uint64(first.VA) & 0xffff
 		// The IRET frame, found in the page through page_offset_base,
 		// reads the same through clones at both ends and the middle.
 		pg, err := readBytes(p.CPU, "the espfix page", p.DirectVA(frame), int(page))

@@ -382,7 +382,7 @@ var Registry = []Region{
 				Fails: []string{"walk.directmap", "walk.image", "walk.perms", "content", "alias.first-insn"}},
 			{Name: "text-writable", What: "kernel text writable through __START_KERNEL_map",
 				Fails: []string{"walk.perms", "fault.ro", "mm.check", "wx", "user.syscall"}},
-			{Name: "text-nx", What: "the last page of kernel text NX through __START_KERNEL_map",
+			{Name: "text-nx", What: "the last page of kernel text holding a RET byte NX through __START_KERNEL_map",
 				Fails: []string{"walk.perms", "exec.kernel"}},
 		},
 	},

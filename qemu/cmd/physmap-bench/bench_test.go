@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -85,7 +86,8 @@ selftest: 22 passed, 0 failed
 // bulk is that boot's bulk channel.
 const bulk = `physmap: json begin
 {"mode":4,"cr3":"0x12480000","regions":[],"runs":[{"va":"0xffff888000000000","pa":"0x0","size":"0x40000000","count":6,"level":"pud","flags":{"rw":true,"user":false,"nx":true,"global":true},"region":"direct"},
-{"va":"0xffffffff90010000","pa":"0x10010000","size":"0x1000","count":100,"level":"pte","flags":{"rw":false,"user":false,"nx":false,"global":true},"region":"text"}],"aliases":[]}
+{"va":"0xffffffff90010000","pa":"0x10010000","size":"0x1000","count":100,"level":"pte","flags":{"rw":false,"user":false,"nx":false,"global":true},"region":"text"}],"aliases":[],
+"check_ns":[{"name":"e820","ns":1500000},{"name":"walk.image","ns":250000}]}
 physmap: json end
 `
 
@@ -112,6 +114,9 @@ func TestParseConsole(t *testing.T) {
 	if g.DumpMissing || g.Leaves != 106 || !reflect.DeepEqual(g.LeavesBySz, []uint64{100, 0, 6}) {
 		t.Errorf("leaves = %d %v (dump missing %v), want 106 [100 0 6]", g.Leaves, g.LeavesBySz, g.DumpMissing)
 	}
+	if want := []CheckMs{{"e820", 1.5}, {"walk.image", 0.25}}; !reflect.DeepEqual(g.Checks, want) {
+		t.Errorf("checks = %+v, want %+v", g.Checks, want)
+	}
 	if ms, ok := g.ProofsMs(); !ok || ms != 250 {
 		t.Errorf("ProofsMs = %v, %v", ms, ok)
 	}
@@ -136,7 +141,7 @@ func TestParseMaxRSS(t *testing.T) {
 func TestAnalyse(t *testing.T) {
 	g := func(proofsAt float64) Guest {
 		return Guest{Phases: []Phase{{"regions", 100, 100}, {"proofs", proofsAt, proofsAt - 100}, {"report", proofsAt + 10, 10}},
-			Leaves: 1000, RAMMiB: 2048}
+			Leaves: 1000, RAMMiB: 2048, Checks: []CheckMs{{"walk.image", 20}, {"content", proofsAt / 2}}}
 	}
 	rep := Report{Boots: []Boot{
 		{Kind: "physmap", Set: "headline", OK: true, VerdictS: 1.0, ExitS: 1.1, Guest: g(400)},
@@ -161,10 +166,17 @@ func TestAnalyse(t *testing.T) {
 	if len(rep.Scaling) != 1 || rep.Scaling[0].ProofsMs != 200 || rep.Scaling[0].NsPerLeaf != 200e6/1000 {
 		t.Errorf("scaling = %+v", rep.Scaling)
 	}
+	if c := h.Physmap.CheckMs["content"]; c.Median != 225 || c.Min != 200 || !reflect.DeepEqual(h.Physmap.Checks, []string{"walk.image", "content"}) {
+		t.Errorf("checks %v, content %+v", h.Physmap.Checks, c)
+	}
 	var out bytes.Buffer
 	rep.Print(&out)
 	if !strings.Contains(out.String(), "ratio physmap/baseline (medians): verdict 4.80") {
 		t.Errorf("printed:\n%s", out.String())
+	}
+	// The costliest check first, with its share of the sum of medians.
+	if !regexp.MustCompile(`(?m)^content +200\.0 +225\.0 +250\.0 +91\.8%\nwalk\.image +20\.0 +20\.0 +20\.0 +8\.2%\nsum of medians +245\.0$`).MatchString(out.String()) {
+		t.Errorf("check table:\n%s", out.String())
 	}
 }
 

@@ -39,6 +39,16 @@ type Guest struct {
 	Leaves      uint64   `json:"leaves,omitempty"`      // present leaves in the JSON dump
 	LeavesBySz  []uint64 `json:"leaves_4k_2m_1g,omitempty"`
 	DumpMissing bool     `json:"dump_missing,omitempty"` // no JSON dump on the bulk channel or the console
+	// Checks is each check's guest time in ms, from the dump, in the
+	// order reported.
+	Checks []CheckMs `json:"checks,omitempty"`
+}
+
+// CheckMs is one check's guest time: from the previous result (or phase
+// line) to its own.
+type CheckMs struct {
+	Name string  `json:"name"`
+	Ms   float64 `json:"ms"`
 }
 
 var (
@@ -83,6 +93,9 @@ func ParseConsole(lines []string, bulk []byte) Guest {
 	if err != nil {
 		g.DumpMissing = true
 		return g
+	}
+	for _, c := range d.Checks {
+		g.Checks = append(g.Checks, CheckMs{Name: c.Name, Ms: float64(c.Ns) / 1e6})
 	}
 	g.LeavesBySz = make([]uint64, 3)
 	for _, r := range d.Runs {

@@ -40,6 +40,8 @@ type KernelStats struct {
 	PhaseMs  map[string]Stats `json:"phase_ms,omitempty"`    // each phase's own duration
 	PhaseAt  map[string]Stats `json:"phase_at_ms,omitempty"` // when each phase ended
 	Phases   []string         `json:"phases,omitempty"`      // names in console order
+	CheckMs  map[string]Stats `json:"check_ms,omitempty"`    // each check's own guest time
+	Checks   []string         `json:"checks,omitempty"`      // names in report order
 }
 
 // Headline compares physmap with the baseline.
@@ -88,9 +90,9 @@ type Report struct {
 
 // kernelStats summarizes the passing headline boots of one kernel.
 func kernelStats(boots []Boot, kind string) KernelStats {
-	ks := KernelStats{PhaseMs: map[string]Stats{}, PhaseAt: map[string]Stats{}}
+	ks := KernelStats{PhaseMs: map[string]Stats{}, PhaseAt: map[string]Stats{}, CheckMs: map[string]Stats{}}
 	var verdict, exit []float64
-	took, at := map[string][]float64{}, map[string][]float64{}
+	took, at, checks := map[string][]float64{}, map[string][]float64{}, map[string][]float64{}
 	for _, b := range boots {
 		if b.Set != "headline" || b.Kind != kind || !b.OK {
 			continue
@@ -104,6 +106,15 @@ func kernelStats(boots []Boot, kind string) KernelStats {
 			took[p.Name] = append(took[p.Name], p.Ms)
 			at[p.Name] = append(at[p.Name], p.AtMs)
 		}
+		for _, c := range b.Guest.Checks {
+			if _, seen := checks[c.Name]; !seen {
+				ks.Checks = append(ks.Checks, c.Name)
+			}
+			checks[c.Name] = append(checks[c.Name], c.Ms)
+		}
+	}
+	for name, ms := range checks {
+		ks.CheckMs[name] = Summarize(ms)
 	}
 	ks.VerdictS, ks.ExitS = Summarize(verdict), Summarize(exit)
 	for name := range took {
@@ -229,6 +240,7 @@ func (r *Report) Print(w io.Writer) {
 		fmt.Fprintf(w, "%-14s %10s %10s %10s %12.1f\n", "baseline", "", "", "", a.Median)
 	}
 	fmt.Fprintf(w, "costliest phase: %s\n\n", h.CostliestPhase)
+	printChecks(w, h.Physmap)
 
 	if len(r.Probes) > 0 {
 		fmt.Fprintf(w, "largest guest RAM (probed ascending, -cpu %s):\n", pagings[0].CPU)
@@ -349,4 +361,37 @@ func finite(v float64) *float64 {
 		return nil
 	}
 	return &v
+}
+
+// maxCheckRows bounds the per-check table: the costliest checks, then one
+// line for the rest.
+const maxCheckRows = 15
+
+// printChecks writes the checks' guest times, costliest median first, each
+// with its share of the sum of the medians.
+func printChecks(w io.Writer, ks KernelStats) {
+	if len(ks.Checks) == 0 {
+		return
+	}
+	names := append([]string(nil), ks.Checks...)
+	sort.SliceStable(names, func(i, j int) bool { return ks.CheckMs[names[i]].Median > ks.CheckMs[names[j]].Median })
+	var total float64
+	for _, n := range names {
+		total += ks.CheckMs[n].Median
+	}
+	fmt.Fprintf(w, "checks by guest time (ms; each from the previous result or phase line to its own)\n")
+	fmt.Fprintf(w, "%-22s %10s %10s %10s %7s\n", "check", "min", "median", "max", "share")
+	var rest float64
+	for i, n := range names {
+		st := ks.CheckMs[n]
+		if i >= maxCheckRows {
+			rest += st.Median
+			continue
+		}
+		fmt.Fprintf(w, "%-22s %10.1f %10.1f %10.1f %6.1f%%\n", n, st.Min, st.Median, st.Max, 100*Ratio(st.Median, total))
+	}
+	if len(names) > maxCheckRows {
+		fmt.Fprintf(w, "%-22s %10s %10.1f %10s %6.1f%%\n", fmt.Sprintf("%d others", len(names)-maxCheckRows), "", rest, "", 100*Ratio(rest, total))
+	}
+	fmt.Fprintf(w, "%-22s %10s %10.1f\n\n", "sum of medians", "", total)
 }

@@ -171,7 +171,10 @@ func proveLayout(r *report, fw *firmware, opts option.Options, f amd64.Features,
 	}
 	k.prove(r)
 	phase("proofs")
-	k.printFootprint(log)
+	if opts.Verbose {
+		// Walks every region: only for the verbose log that prints it.
+		k.printFootprint(log)
+	}
 	k.show(r, log, opts.Ptdump)
 	return k
 }

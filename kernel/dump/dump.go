@@ -203,9 +203,15 @@ type Alias struct {
 // from layout.
 func Runs(as *mm.AddressSpace, layout *mm.Layout) []Run {
 	var out []Run
+	// Leaves come in address order: the region of the last one is looked
+	// up again only when a leaf leaves it.
+	var region mm.Region
 	for leaf := range as.AllLeaves() {
+		if region.Size == 0 || !region.Contains(leaf.VA) {
+			region = layout.Find(leaf.VA)
+		}
 		r := Run{VA: Addr(leaf.VA), PA: Addr(leaf.PA), Size: Addr(leaf.Size), Count: 1, Level: leaf.Level.String(),
-			Flags: FlagsOf(leaf.Attrs), Region: layout.Find(leaf.VA).Name}
+			Flags: FlagsOf(leaf.Attrs), Region: region.Name}
 		if n := len(out); n > 0 {
 			last := &out[n-1]
 			same := last.Size == r.Size && last.Level == r.Level && last.Flags == r.Flags && last.Region == r.Region

@@ -67,12 +67,14 @@ func TestLinearFit(t *testing.T) {
 
 // console is a shortened physmap boot.
 const console = `physmap: booting on QEMU microvm (TamaGo tamago/amd64, go1.26.0)
-PASS e820: 2 ranges, sorted and disjoint, 6144 MiB of RAM
+BIOS-e820: [mem 0x0000000000000000-0x00000000bfffffff] usable
+BIOS-e820: [mem 0x0000000100000000-0x00000001bfffffff] usable
+PASS e820: fw_cfg's etc/e820 and the PVH memory map agree on the RAM the direct map covers
 phase: firmware-map ended at 100.000000 ms
 PASS paging.mode: 4-level paging (CR4.LA57=0), want 4-level: physmap.levels=4; CPUID Page1GB=yes, 40 physical address bits
 phase: directmap ended at 105.000000 ms
 phase: regions ended at 110.500000 ms
-PASS layout.build: 4-level tables at 0x12480000 live in CR3: 13 table pages (the direct map alone needs at least 2)
+physmap: 4-level tables at 0x12480000 live in CR3: 13 table pages (the direct map alone needs at least 2)
 phase: proofs ended at 360.500000 ms
 tables: low-window 5 (min 5)
 tables: page_offset_base 5 (min 2)

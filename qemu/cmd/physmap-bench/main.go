@@ -147,7 +147,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		Headline: fmt.Sprintf("-m %s -cpu %s%s", *mem, firstNonEmpty(*cpu, qemu.DefaultCPU), optional(" -append ", *appendLine)),
 		N:        *n, SweepN: *sweepN, Parallel: *par,
 		Console: "kernel defaults (physmap.ptdump=" + option.DefaultPtdump + "), JSON dump on the bulk channel",
-		Sweep:   "same QEMU command line through physmap-bench's wrapper (memory-backend-ram reserve=off, peak RSS recorded)",
+		Sweep:   "same QEMU command line through physmap-bench's wrapper (memory-backend-ram reserve=off, peak RSS recorded), -append " + sweepAppend + " for the table and RAM lines",
 	}}
 	start := time.Now()
 
@@ -187,7 +187,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 			for _, p := range pagings {
 				for i := 0; i < *sweepN; i++ {
 					jobs = append(jobs, job{kind: "physmap", set: "sweep", paging: p, wrap: true,
-						cfg: qemu.Config{Kernel: *kernel, Memory: size, CPU: p.CPU, Timeout: b.timeout, NoReserve: true}})
+						cfg: qemu.Config{Kernel: *kernel, Memory: size, CPU: p.CPU, Append: sweepAppend, Timeout: b.timeout, NoReserve: true}})
 				}
 			}
 		}
@@ -296,6 +296,12 @@ func lastInteresting(lines []string, n int) []string {
 	return lines[max(len(lines)-n, 0):]
 }
 
+// sweepAppend is the sweep's and the probes' command line: the verbose
+// boot log has the lines the scaling table reads (BIOS-e820, the tables'
+// total, the per-region "tables:" lines), which a default boot neither
+// prints nor computes.
+const sweepAppend = "physmap.verbose=1"
+
 // probeLargest boots physmap at each candidate size in turn, stopping at
 // the first that fails, and returns every probe and the largest that passed.
 // A size whose page descriptors alone (RAM/64, which the guest writes) would
@@ -314,7 +320,7 @@ func (b *bench) probeLargest(kernel string, candidates []string, minAvailMiB, pa
 			break
 		}
 		bt := b.boot(job{kind: "physmap", set: "probe", paging: pagings[0], wrap: true,
-			cfg: qemu.Config{Kernel: kernel, Memory: size, CPU: pagings[0].CPU, Timeout: b.timeout, NoReserve: true}})
+			cfg: qemu.Config{Kernel: kernel, Memory: size, CPU: pagings[0].CPU, Append: sweepAppend, Timeout: b.timeout, NoReserve: true}})
 		probes = append(probes, bt)
 		if !bt.OK {
 			break

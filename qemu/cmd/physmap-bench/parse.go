@@ -53,8 +53,8 @@ type CheckMs struct {
 
 var (
 	pagingRe = regexp.MustCompile(`(\d)-level paging \(CR4\.LA57=\d\).*; CPUID Page1GB=(yes|no)`)
-	e820Re   = regexp.MustCompile(`^PASS e820: .*, (\d+) MiB of RAM`)
-	buildRe  = regexp.MustCompile(`^PASS layout\.build: .*: (\d+) table pages \(the direct map alone needs at least (\d+)\)`)
+	e820Re   = regexp.MustCompile(`^BIOS-e820: \[mem 0x([0-9a-f]+)-0x([0-9a-f]+)\] usable$`)
+	buildRe  = regexp.MustCompile(`^physmap: .* tables at 0x[0-9a-f]+ live in CR3: (\d+) table pages \(the direct map alone needs at least (\d+)\)`)
 	tablesRe = regexp.MustCompile(`^tables: (.+) (\d+) \(min (\d+)\)$`)
 )
 
@@ -75,7 +75,11 @@ func ParseConsole(lines []string, bulk []byte) Guest {
 			g.Levels, _ = strconv.Atoi(m[1])
 			g.Page1GB = m[2] == "yes"
 		} else if m := e820Re.FindStringSubmatch(line); m != nil {
-			g.RAMMiB, _ = strconv.ParseUint(m[1], 10, 64)
+			// The verbose log's e820 table, as Linux prints it: inclusive
+			// ends, usable ranges summed.
+			lo, _ := strconv.ParseUint(m[1], 16, 64)
+			hi, _ := strconv.ParseUint(m[2], 16, 64)
+			g.RAMMiB += (hi - lo + 1) >> 20
 		} else if m := buildRe.FindStringSubmatch(line); m != nil {
 			g.TablePages, _ = strconv.Atoi(m[1])
 			g.DirectMin, _ = strconv.Atoi(m[2])

@@ -159,6 +159,13 @@ type CrossReport struct {
 	Took         time.Duration // from the hold line's hook to the verdict
 }
 
+// cr3Tries and cr3Wait bound the wait for the held machine's CR3 to be the
+// dump's: about a second.
+const (
+	cr3Tries = 20
+	cr3Wait  = 50 * time.Millisecond
+)
+
 // MaxListed is how many differences a report lists before counting the rest.
 const MaxListed = 10
 
@@ -249,17 +256,30 @@ func CompareWithQEMU(ctx context.Context, d *dump.Dump, hmp HMP) (*CrossReport, 
 		}
 	}
 
-	regs, err := hmp(ctx, "info registers")
-	if err != nil {
-		return nil, err
-	}
-	m := cr3Field.FindStringSubmatch(regs)
-	if m == nil {
-		return nil, setup("no CR3 in info registers: %q", firstLine(regs))
-	}
-	cr3, _ := strconv.ParseUint(m[1], 16, 64)
-	if cr3&cr3AddrMask != uint64(d.CR3)&cr3AddrMask {
-		return nil, setup("QEMU's CR3 is %#x, the dump describes the tables at %#x: not the live tables", cr3, uint64(d.CR3))
+	// The kernel prints the hold line before its last act, loading the
+	// CR3 it holds in (a process's, from the entry text): give it a moment.
+	var regs string
+	for try := 0; ; try++ {
+		var err error
+		if regs, err = hmp(ctx, "info registers"); err != nil {
+			return nil, err
+		}
+		m := cr3Field.FindStringSubmatch(regs)
+		if m == nil {
+			return nil, setup("no CR3 in info registers: %q", firstLine(regs))
+		}
+		cr3, _ := strconv.ParseUint(m[1], 16, 64)
+		if cr3&cr3AddrMask == uint64(d.CR3)&cr3AddrMask {
+			break
+		}
+		if try == cr3Tries-1 {
+			return nil, setup("QEMU's CR3 is %#x, the dump describes the tables at %#x: not the live tables", cr3, uint64(d.CR3))
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(cr3Wait):
+		}
 	}
 
 	if d.IDTR != nil && d.GDTR != nil && d.TR != nil {

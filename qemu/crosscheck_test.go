@@ -785,3 +785,25 @@ func TestGVAPlanProcess(t *testing.T) {
 		t.Errorf("process without pages: %v", err)
 	}
 }
+
+// TestCompareWithQEMUWaitsForCR3: the kernel prints the hold line before
+// it loads the CR3 it holds in, so a CR3 that is the dump's after a few
+// reads is the live tables.
+func TestCompareWithQEMUWaitsForCR3(t *testing.T) {
+	rec := loadRecording(t, "m2g-max")
+	d := recordedDump(t, rec)
+	early := 2
+	rep, err := CompareWithQEMU(context.Background(), d, func(ctx context.Context, line string) (string, error) {
+		if line == "info registers" && early > 0 {
+			early--
+			return strings.Replace(rec.HMP[line], fmt.Sprintf("CR3=%016x", uint64(d.CR3)), "CR3=0000000000001000", 1), nil
+		}
+		return rec.replay(ctx, line)
+	})
+	if err != nil || early != 0 {
+		t.Fatalf("CompareWithQEMU: %v (%d early reads left)", err, early)
+	}
+	if err := rep.Err(); err != nil {
+		t.Error(err)
+	}
+}

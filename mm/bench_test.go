@@ -254,3 +254,133 @@ func BenchmarkPtdumpDirectMap64G(b *testing.B) {
 		})
 	}
 }
+
+// The espfix benchmarks add to the direct map the espfix area as the
+// kernel builds it (kernel/region/espfix_64.go, after init_espfix_ap): one
+// 4 KiB page mapped at 65536 places through one pte page holding it every
+// 16th entry, a pmd page all of whose 512 entries point to that pte page,
+// and 4 pud entries pointing to that pmd page, the pud and pmd entries
+// read-only and NX. Most of a full walk of the kernel's tables is there.
+const (
+	espfixPTEClones = 32
+	espfixPUDClones = 4
+	espfixLeaves    = espfixPTEClones * entriesPerPT * espfixPUDClones
+)
+
+// mapESPFix writes the espfix clones into as and returns their range.
+func mapESPFix(b testing.TB, as *AddressSpace, mem PhysMem) VirtRange {
+	b.Helper()
+	r, _ := DefaultLayout(as.Mode()).Region(KindESPFix)
+	if err := as.Map(r.Start, 0x1000, 0x1000, PageKernelRO, Only(Size4K)); err != nil {
+		b.Fatal(err)
+	}
+	t, err := as.Translate(r.Start)
+	if err != nil {
+		b.Fatal(err)
+	}
+	// As init_espfix_ap does, straight into the tables: no mm operation
+	// points many entries to one table.
+	for _, st := range t.Path() {
+		switch st.Level {
+		case PTE:
+			for n := range espfixPTEClones {
+				mem.Write64(st.Table.Add(uint64(st.Index+n*entriesPerPT/espfixPTEClones)*entrySize), uint64(st.Entry))
+			}
+		case PMD, PUD:
+			n := entriesPerPT
+			if st.Level == PUD {
+				n = espfixPUDClones
+			}
+			for i := range n {
+				mem.Write64(st.Table.Add(uint64(st.Index+i)*entrySize), uint64(st.Entry&^RW|NX))
+			}
+		}
+	}
+	return VirtRange{r.Start, r.Start.Add(espfixPUDClones * uint64(Size1G))}
+}
+
+// newESPFixBench returns the benchmarks' direct map with the espfix area
+// added, and the area's range.
+func newESPFixBench(b *testing.B, mode Mode) (*benchEnv, VirtRange) {
+	b.Helper()
+	e := newBenchEnv(b, mode)
+	e.mapDirect(b)
+	return e, mapESPFix(b, e.as, e.mem)
+}
+
+func BenchmarkLeavesESPFix(b *testing.B) {
+	const leaves = benchLeaves + espfixLeaves
+	for _, mode := range modes {
+		b.Run(mode.String(), func(b *testing.B) {
+			e, _ := newESPFixBench(b, mode)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				n := uint64(0)
+				for range e.as.AllLeaves() {
+					n++
+				}
+				if n != leaves {
+					b.Fatalf("%d leaves, want %d", n, leaves)
+				}
+			}
+			perLeaf(b, leaves)
+		})
+	}
+}
+
+// BenchmarkLeavesESPFixRange walks the espfix area alone, as the kernel's
+// region.espfix proof does.
+func BenchmarkLeavesESPFixRange(b *testing.B) {
+	for _, mode := range modes {
+		b.Run(mode.String(), func(b *testing.B) {
+			e, r := newESPFixBench(b, mode)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				n := uint64(0)
+				for range e.as.Leaves(r) {
+					n++
+				}
+				if n != espfixLeaves {
+					b.Fatalf("%d leaves, want %d", n, espfixLeaves)
+				}
+			}
+			perLeaf(b, espfixLeaves)
+		})
+	}
+}
+
+func BenchmarkCheckESPFix(b *testing.B) {
+	for _, mode := range modes {
+		b.Run(mode.String(), func(b *testing.B) {
+			e, r := newESPFixBench(b, mode)
+			base := kbase(mode)
+			opt := CheckOptions{Owns: e.alloc.Owns, Aliases: []VirtRange{{base, base.Add(benchRAM)}}, Shared: []VirtRange{r}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := Check(e.as, opt); err != nil {
+					b.Fatal(err)
+				}
+			}
+			perLeaf(b, benchLeaves+espfixLeaves)
+		})
+	}
+}
+
+func BenchmarkWXESPFix(b *testing.B) {
+	for _, mode := range modes {
+		b.Run(mode.String(), func(b *testing.B) {
+			e, _ := newESPFixBench(b, mode)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if n := AllWXPages(e.as); n != 0 {
+					b.Fatalf("%d W+X pages", n)
+				}
+			}
+			perLeaf(b, benchLeaves+espfixLeaves)
+		})
+	}
+}

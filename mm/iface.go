@@ -12,6 +12,20 @@ type PhysMem interface {
 	ZeroFrame(pa PhysAddr)
 }
 
+// FrameViewer is what a PhysMem can add to show the walker a table page
+// in place. Walks read a table's entries through it with a plain load each
+// instead of a call through PhysMem each: most of what a walk of espfix's
+// clones does is read entries, 16 of them per leaf, nearly all empty.
+// [SparseMem] implements it; a PhysMem without it is read entry by entry.
+type FrameViewer interface {
+	// ViewFrame returns the 4 KiB frame at pa (4 KiB aligned) as the
+	// memory itself, not a copy: what Read64 and Write64 read and write,
+	// now and later. The caller only reads through it. It returns nil
+	// when it cannot show the frame so (the caller then uses Read64,
+	// which does what it does for such a frame, e.g. panic).
+	ViewFrame(pa PhysAddr) *[entriesPerPT]uint64
+}
+
 // FrameAllocator hands out 4 KiB frames for page tables.
 type FrameAllocator interface {
 	// AllocFrame returns a free 4 KiB frame, or an error wrapping ErrNoMemory.

@@ -88,6 +88,9 @@ func TestLeavesMatchReference(t *testing.T) {
 				t.Fatalf("the reference walk found %d leaves, want the %d mapped", len(ref), espfixLeaves+46)
 			}
 			same(t, "AllLeaves", all, ref)
+			// The same through a PhysMem that has only Read64 to read
+			// with, as the kernel's and the guest's are.
+			same(t, "AllLeaves by Read64", slices.Collect(Open(mode, e.as.Root(), plainMem{e.mem}).AllLeaves()), ref)
 			for i := 0; i < len(ref); i += 97 {
 				lf := ref[i]
 				va := lf.VA.Add(uint64(lf.Size) - 8)
@@ -135,5 +138,32 @@ func same(t *testing.T, what string, got, want []Leaf) {
 			t.Errorf("%s: leaf %d %+v, want %+v", what, i, got[i], want[i])
 			return
 		}
+	}
+}
+
+// plainMem hides SparseMem's FrameViewer.
+type plainMem struct{ PhysMem }
+
+// TestSparseMemViewFrame: the view is the frame itself, so it shows later
+// writes; a frame with no memory yet, or outside the backing, has none.
+func TestSparseMemViewFrame(t *testing.T) {
+	mem := NewSparseMem(tableRAM)
+	pa := tableRAM.Start.Add(0x3000)
+	if mem.ViewFrame(pa) != nil || mem.ViewFrame(0x1000) != nil {
+		t.Fatal("a view of a frame never written, or unbacked")
+	}
+	mem.Write64(pa.Add(8), 0x1234)
+	f := mem.ViewFrame(pa)
+	if f == nil || f[1] != 0x1234 {
+		t.Fatalf("view after a write: %v", f)
+	}
+	mem.Write64(pa.Add(0xff8), 0x5678)
+	mem.Write64(tableRAM.Start, 1) // another frame in the cache
+	if f[511] != 0x5678 || mem.ViewFrame(pa) != f {
+		t.Error("the view does not show a later write")
+	}
+	mem.ZeroFrame(pa)
+	if *f != [entriesPerPT]uint64{} {
+		t.Error("the view does not show ZeroFrame")
 	}
 }

@@ -29,7 +29,7 @@ func NewAt(mode Mode, root PhysAddr, mem PhysMem, alloc FrameAllocator, tlb TLB)
 		panic(fmt.Sprintf("mm: NewAt(%v, %v): nil dependency or misaligned root", mode, root))
 	}
 	mem.ZeroFrame(root)
-	return &AddressSpace{mode: mode, root: root, mem: mem, alloc: alloc, tlb: tlb}
+	return newSpace(mode, root, mem, alloc, tlb)
 }
 
 // ShareEntry copies from's entry at level l for va into as, making the

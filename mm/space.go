@@ -20,8 +20,16 @@ type AddressSpace struct {
 	mode  Mode
 	root  PhysAddr
 	mem   PhysMem
+	view  FrameViewer    // mem, if it can show a table in place; else nil
 	alloc FrameAllocator // nil when read-only
 	tlb   TLB
+}
+
+// newSpace returns an address space over root, looking once for what
+// mem can do beyond PhysMem.
+func newSpace(mode Mode, root PhysAddr, mem PhysMem, alloc FrameAllocator, tlb TLB) *AddressSpace {
+	view, _ := mem.(FrameViewer)
+	return &AddressSpace{mode: mode, root: root, mem: mem, view: view, alloc: alloc, tlb: tlb}
 }
 
 // New allocates an empty root table and returns an address space for
@@ -38,7 +46,7 @@ func New(mode Mode, mem PhysMem, alloc FrameAllocator, tlb TLB) (*AddressSpace, 
 		return nil, opErr("new", 0, PGD, err)
 	}
 	mem.ZeroFrame(root)
-	return &AddressSpace{mode: mode, root: root, mem: mem, alloc: alloc, tlb: tlb}, nil
+	return newSpace(mode, root, mem, alloc, tlb), nil
 }
 
 // Open returns a read-only view of the tables rooted at root, e.g. the
@@ -50,7 +58,7 @@ func Open(mode Mode, root PhysAddr, mem PhysMem) *AddressSpace {
 	if mem == nil || !root.IsAligned(frameSize) {
 		panic(fmt.Sprintf("mm: Open(%v, %v): nil PhysMem or misaligned root", mode, root))
 	}
-	return &AddressSpace{mode: mode, root: root, mem: mem, tlb: NopTLB}
+	return newSpace(mode, root, mem, nil, NopTLB)
 }
 
 // Mode returns the paging mode.
@@ -64,6 +72,15 @@ func (as *AddressSpace) ReadOnly() bool { return as.alloc == nil }
 
 func (as *AddressSpace) read(table PhysAddr, i int) Entry {
 	return Entry(as.mem.Read64(table.Add(uint64(i) * entrySize)))
+}
+
+// viewTable returns the entries of table in place, or nil if they must
+// be read one by one (see FrameViewer).
+func (as *AddressSpace) viewTable(table PhysAddr) *[entriesPerPT]uint64 {
+	if as.view == nil {
+		return nil
+	}
+	return as.view.ViewFrame(table)
 }
 
 func (as *AddressSpace) write(table PhysAddr, i int, e Entry) {

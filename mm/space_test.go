@@ -556,5 +556,6 @@ func TestPreconditions(t *testing.T) {
 	mustPanic("SparseMem unbacked", func() { mem.Read64(0x1000) })
 	mustPanic("SparseMem misaligned", func() { mem.Read64(tableRAM.Start + 1) })
 	mustPanic("SparseMem zero misaligned", func() { mem.ZeroFrame(tableRAM.Start + 8) })
+	mustPanic("SparseMem view misaligned", func() { mem.ViewFrame(tableRAM.Start + 8) })
 	mustPanic("Only", func() { Only(PageSize(5)) })
 }

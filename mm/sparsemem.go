@@ -74,6 +74,24 @@ func (m *SparseMem) Write64(pa PhysAddr, v uint64) {
 	m.frame(pa, true)[(pa&0xfff)/entrySize] = v
 }
 
+// ViewFrame implements FrameViewer. A frame never written has no memory
+// yet, which a later write creates: for it, and outside the backing
+// ranges, ViewFrame returns nil, so that reads go through Read64, which
+// sees the write or panics.
+func (m *SparseMem) ViewFrame(pa PhysAddr) *[entriesPerPT]uint64 {
+	if !pa.IsAligned(uint64(Size4K)) {
+		panic(fmt.Sprintf("mm: SparseMem: ViewFrame of misaligned %v", pa))
+	}
+	if pa == m.lastPA {
+		return m.last
+	}
+	f := m.frames[pa]
+	if f != nil {
+		m.lastPA, m.last = pa, f
+	}
+	return f
+}
+
 // ZeroFrame implements PhysMem.
 func (m *SparseMem) ZeroFrame(pa PhysAddr) {
 	if !pa.IsAligned(uint64(Size4K)) {

@@ -139,17 +139,40 @@ down:
 	span := uint64(1) << shift
 	v.level, v.table, v.up = as.mode.levelAt(h), table, up
 	v.index, v.va, v.lo = int(uint64(lo)>>shift)&(entriesPerPT-1), lo.AlignDown(span), lo
+	// The table's entries in place, if the memory can show them: then
+	// an entry costs a load, not a call through PhysMem. The view is the
+	// memory itself, so it sees what the walk or a visitor writes.
+	tbl := as.viewTable(table)
+	end := int(uint64(hi)>>shift) & (entriesPerPT - 1) // the index of hi's entry, the walk's last here
 	for {
 		v.last = v.va.Add(span - 1)
 		v.hi = min(hi, v.last)
-		old := as.read(table, v.index)
+		var old Entry
+		if tbl != nil {
+			old = Entry(tbl[v.index])
+		} else {
+			old = as.read(table, v.index)
+		}
 		if old == 0 && skipEmpty {
 			if v.hi == hi {
 				return live, true
 			}
-			v.index++
-			v.va = v.last + 1
-			v.lo = v.va
+			// On to the next entry that is not empty, or to the last:
+			// espfix's pte page has 31 empty entries between clones.
+			i := v.index + 1
+			if tbl != nil && i < end {
+				// Four entries per test while they are all empty.
+				rest := tbl[i:end]
+				for len(rest) >= 4 && rest[0]|rest[1]|rest[2]|rest[3] == 0 {
+					rest = rest[4:]
+				}
+				for len(rest) > 0 && rest[0] == 0 {
+					rest = rest[1:]
+				}
+				i = end - len(rest)
+			}
+			v.va = v.va.Add(uint64(i-v.index) << shift)
+			v.index, v.lo = i, v.va
 			continue
 		}
 		v.entry = old
@@ -321,6 +344,9 @@ func (w *walker) free(v *slot, e Entry, child PhysAddr) bool {
 }
 
 func (as *AddressSpace) tableEmpty(table PhysAddr) bool {
+	if tbl := as.viewTable(table); tbl != nil {
+		return *tbl == [entriesPerPT]uint64{}
+	}
 	for i := range entriesPerPT {
 		if as.read(table, i) != 0 {
 			return false

@@ -194,3 +194,46 @@ func TestError(t *testing.T) {
 		t.Fatal(s)
 	}
 }
+
+// TestEntryAttrs: Attrs, which moves bits by shifts, agrees with a test
+// of each bit, for every single bit and for random entries at every level.
+func TestEntryAttrs(t *testing.T) {
+	ref := func(e Entry, l Level) Attr {
+		var a Attr
+		for _, b := range []struct {
+			bit  Entry
+			attr Attr
+		}{{RW, AttrWrite}, {User, AttrUser}, {NX, AttrNX}, {PWT, AttrPWT}, {PCD, AttrPCD}} {
+			if e&b.bit != 0 {
+				a |= b.attr
+			}
+		}
+		if e.IsLeaf(l) {
+			if e&Global != 0 {
+				a |= AttrGlobal
+			}
+			if l == PTE && e&PAT != 0 || l != PTE && e&PATHuge != 0 {
+				a |= AttrPAT
+			}
+		}
+		return a
+	}
+	var es []Entry
+	for b := range 64 {
+		es = append(es, Entry(1)<<b, Entry(1)<<b|PS, ^Entry(0)&^(Entry(1)<<b))
+	}
+	x := uint64(0x9e3779b97f4a7c15)
+	for range 4096 {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		es = append(es, Entry(x))
+	}
+	for _, l := range []Level{PTE, PMD, PUD, P4D, PGD} {
+		for _, e := range es {
+			if got, want := e.Attrs(l), ref(e, l); got != want {
+				t.Fatalf("Entry(%#x).Attrs(%v) = %v, want %v", uint64(e), l, got, want)
+			}
+		}
+	}
+}

@@ -142,6 +142,12 @@ func (m *physMem) ptr(pa mm.PhysAddr) *uint64 {
 func (m *physMem) Read64(pa mm.PhysAddr) uint64     { return *m.ptr(pa) }
 func (m *physMem) Write64(pa mm.PhysAddr, v uint64) { *m.ptr(pa) = v }
 
+// ViewFrame shows the walker a table page where it is (mm.FrameViewer):
+// every frame is reachable through the linear mapping.
+func (m *physMem) ViewFrame(pa mm.PhysAddr) *[512]uint64 {
+	return (*[512]uint64)(unsafe.Pointer(m.ptr(pa)))
+}
+
 func (m *physMem) ZeroFrame(pa mm.PhysAddr) {
 	p := (*[512]uint64)(unsafe.Pointer(m.ptr(pa)))
 	clear(p[:])

@@ -201,9 +201,10 @@ func sleep(d time.Duration) {
 func finish(r *report, opts option.Options, manifest []string, k *kernel) {
 	phase("report")
 	sum := r.close(manifest)
-	ok := sum.OK()
+	written := k == nil || k.deferredInit()
+	ok := sum.OK() && written
 	if opts.Shell {
-		ok = runShell(k, sum)
+		ok = runShell(k, sum) && written
 	}
 	var cr3, pc uint64
 	if pid := mmPID(opts.MM); pid != 0 && k != nil {

@@ -3,6 +3,7 @@ package region
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 
 	"github.com/physmap/physmap/mm"
 )
@@ -19,6 +20,12 @@ type Vmemmap struct {
 	// Sections and Huge count the sections populated and those backed by
 	// a 2 MiB page, for the report.
 	Sections, Huge int
+	// Deferred is the descriptors left for DeferredInit: those of RAM
+	// frames from first_deferred_pfn on; DeferredDone says it ran.
+	Deferred     mm.PhysRange
+	DeferredDone bool
+	// backing is each section's descriptor frames, for DeferredInit.
+	backing map[uint64][]mm.PhysAddr
 }
 
 const (
@@ -35,6 +42,52 @@ const (
 	// those PG_reserved).
 	descHole = 1
 )
+
+// The zones' ends (arch/x86/include/asm/dma.h: MAX_DMA_PFN, MAX_DMA32_PFN):
+// ZONE_DMA below 16 MiB, ZONE_DMA32 below 4 GiB, ZONE_NORMAL above.
+const (
+	zoneDMAEnd   = 16 << 20
+	zoneDMA32End = 4 << 30
+)
+
+// firstDeferredPFN is first_deferred_pfn as Linux 6.1 with
+// CONFIG_DEFERRED_STRUCT_PAGE_INIT (Debian's config has it) sets it for
+// ram (sorted, joined), one node: memmap_init initialises the descriptors
+// of every zone but the node's last whole, and of the last only its first
+// section's worth of RAM frames, up to the next section boundary; the rest
+// wait for deferred_init_memmap (mm/page_alloc.c: defer_init). ok is false
+// when nothing is deferred.
+func firstDeferredPFN(ram []mm.PhysRange) (pfn uint64, ok bool) {
+	if len(ram) == 0 {
+		return 0, false
+	}
+	top := uint64(ram[len(ram)-1].End) - 1
+	var zone uint64 // the last zone's first byte
+	switch {
+	case top >= zoneDMA32End:
+		zone = zoneDMA32End
+	case top >= zoneDMAEnd:
+		zone = zoneDMAEnd
+	}
+	seen := uint64(0) // RAM frames of the zone before this range
+	for _, r := range ram {
+		lo, hi := max(uint64(r.Start), zone)>>12, uint64(r.End)>>12
+		if lo >= hi {
+			continue
+		}
+		// defer_init counts the frame it is given before it tests: the
+		// first frame past pfnsPerSection, on a section boundary.
+		at := lo
+		if seen < pfnsPerSection {
+			at = lo + pfnsPerSection - seen
+		}
+		if at = (at + pfnsPerSection - 1) &^ (pfnsPerSection - 1); at < hi {
+			return at, true
+		}
+		seen += hi - lo
+	}
+	return 0, false
+}
 
 // sectionsOf returns the numbers of the sections that hold RAM, ascending.
 func sectionsOf(ram []mm.PhysRange) []uint64 {
@@ -53,7 +106,11 @@ func sectionsOf(ram []mm.PhysRange) []uint64 {
 func (v *Vmemmap) Populate(s *Space) error {
 	ram := union(directMapRAM(s.RAM))
 	base := s.region(mm.KindVmemmap).Start
-	buf := make([]byte, page)
+	v.backing = map[uint64][]mm.PhysAddr{}
+	v.Deferred, v.DeferredDone = mm.PhysRange{}, false
+	if pfn, ok := firstDeferredPFN(ram); ok {
+		v.Deferred = mm.PhysRange{Start: mm.PhysAddr(pfn << 12), End: ram[len(ram)-1].End}
+	}
 	for _, nr := range sectionsOf(ram) {
 		va := base.Add(nr * sectionMemmapSize)
 		// Back the section: one 2 MiB frame, or 4 KiB frames.
@@ -79,25 +136,100 @@ func (v *Vmemmap) Populate(s *Space) error {
 			}
 		}
 		v.Sections++
-		// Each descriptor gets its pfn, written through the direct map
-		// one backing frame (64 descriptors) at a time.
-		pfn0 := nr * pfnsPerSection
-		for i, pa := range backing {
-			for d := range descsPerFrame {
-				pfn := pfn0 + uint64(i)*descsPerFrame + d
-				flags := uint64(descHole)
-				if inRAM(ram, mm.PhysAddr(pfn<<12)) {
-					flags = 0
-				}
-				binary.LittleEndian.PutUint64(buf[d*structPageSize:], pfn)
-				binary.LittleEndian.PutUint64(buf[d*structPageSize+8:], flags)
-			}
-			if err := writeBytes(s.CPU, "page descriptors", s.DirectVA(pa), buf); err != nil {
-				return err
-			}
+		v.backing[nr] = backing
+		if err := v.initSection(s, ram, nr, false); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// initSection writes section nr's descriptors through the direct map, one
+// backing frame (64 descriptors) at a time: each gets its pfn, a hole's
+// PG_reserved too. At boot (deferred false) a frame of only deferred RAM
+// descriptors is left as the allocator gave it; deferred true writes just
+// those frames.
+func (v *Vmemmap) initSection(s *Space, ram []mm.PhysRange, nr uint64, deferred bool) error {
+	buf := make([]byte, page)
+	pfn0 := nr * pfnsPerSection
+	for i, pa := range v.backing[nr] {
+		first := pfn0 + uint64(i)*descsPerFrame
+		isDeferred := v.deferred(ram, first) && v.deferred(ram, first+descsPerFrame-1)
+		if isDeferred != deferred {
+			continue
+		}
+		// Most frames' 64 descriptors lie in one RAM range: then none
+		// is a hole, and no descriptor needs a look of its own.
+		whole := rangeOf(ram, mm.PhysAddr(first<<12)) >= 0 &&
+			rangeOf(ram, mm.PhysAddr(first<<12)) == rangeOf(ram, mm.PhysAddr((first+descsPerFrame-1)<<12))
+		for d := range descsPerFrame {
+			pfn := first + d
+			flags := uint64(descHole)
+			if whole || inRAM(ram, mm.PhysAddr(pfn<<12)) {
+				flags = 0
+			}
+			binary.LittleEndian.PutUint64(buf[d*structPageSize:], pfn)
+			binary.LittleEndian.PutUint64(buf[d*structPageSize+8:], flags)
+		}
+		if err := writeBytes(s.CPU, "page descriptors", s.DirectVA(pa), buf); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deferred says whether pfn's descriptor waits for DeferredInit: a RAM
+// frame at or above first_deferred_pfn (holes are initialised at boot, as
+// memmap_init's init_unavailable_range does).
+func (v *Vmemmap) deferred(ram []mm.PhysRange, pfn uint64) bool {
+	return v.Deferred.Contains(mm.PhysAddr(pfn<<12)) && inRAM(ram, mm.PhysAddr(pfn<<12))
+}
+
+// DeferredInit writes the descriptors left at boot, as
+// deferred_init_memmap does (page_alloc_init_late, before Linux starts
+// init); physmap runs it after the verdict. It returns how many frames'
+// descriptors it wrote.
+func (v *Vmemmap) DeferredInit(s *Space) (int, error) {
+	if v.DeferredDone || v.Deferred.Len() == 0 {
+		return 0, nil
+	}
+	ram := union(directMapRAM(s.RAM))
+	n := 0
+	for _, nr := range sectionsOf(ram) {
+		before := 0
+		for i := range v.backing[nr] {
+			first := nr*pfnsPerSection + uint64(i)*descsPerFrame
+			if v.deferred(ram, first) && v.deferred(ram, first+descsPerFrame-1) {
+				before++
+			}
+		}
+		if before == 0 {
+			continue
+		}
+		if err := v.initSection(s, ram, nr, true); err != nil {
+			return n, err
+		}
+		n += before * int(descsPerFrame)
+	}
+	v.DeferredDone = true
+	return n, nil
+}
+
+// rangeOf returns the index of the sorted, joined range pa lies in, or -1.
+func rangeOf(ram []mm.PhysRange, pa mm.PhysAddr) int {
+	i, _ := slices.BinarySearchFunc(ram, pa, func(r mm.PhysRange, pa mm.PhysAddr) int {
+		switch {
+		case r.End <= pa:
+			return -1
+		case r.Start > pa:
+			return 1
+		}
+		return 0
+	})
+	if i < len(ram) && ram[i].Contains(pa) {
+		return i
+	}
+	return -1
 }
 
 // inRAM reports whether pa lies in one of the sorted, joined ranges.
@@ -114,27 +246,42 @@ func inRAM(ram []mm.PhysRange, pa mm.PhysAddr) bool {
 }
 
 // vmemmapSamples are the pfns whose descriptors the proof walks: in every
-// RAM range its first, last and middle frames and the quarter points.
+// RAM range its first, last and middle frames and the quarter points, and
+// the last frame before first_deferred_pfn, the last written at boot.
 func vmemmapSamples(ram []mm.PhysRange) []uint64 {
 	var out []uint64
-	for _, r := range union(ram) {
+	joined := union(ram)
+	for _, r := range joined {
 		first, last := uint64(r.Start)>>12, (uint64(r.End)-1)>>12
 		span := last - first
-		for _, pfn := range []uint64{first, first + span/4, first + span/2, first + 3*span/4, last} {
-			if n := len(out); n == 0 || out[n-1] != pfn {
-				out = append(out, pfn)
-			}
+		out = append(out, first, first+span/4, first+span/2, first+3*span/4, last)
+	}
+	if fd, ok := firstDeferredPFN(joined); ok {
+		out = append(out, fd-1)
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// lastBootSample is the last sampled pfn whose descriptor is written at
+// boot: the one the injection moves, which the proof reads before
+// deferred_init_memmap has run.
+func lastBootSample(ram []mm.PhysRange) uint64 {
+	samples := vmemmapSamples(ram)
+	fd, ok := firstDeferredPFN(union(ram))
+	for i := len(samples) - 1; i > 0; i-- {
+		if !ok || samples[i] < fd {
+			return samples[i]
 		}
 	}
-	return out
+	return samples[0]
 }
 
 func (v *Vmemmap) Inject(s *Space, name string) error {
 	if name != "vmemmap-off-by-one" {
 		return fmt.Errorf("vmemmap: no injection %q", name)
 	}
-	samples := vmemmapSamples(directMapRAM(s.RAM))
-	va := s.region(mm.KindVmemmap).Start.Add(samples[len(samples)/2] * structPageSize).AlignDown(page)
+	va := s.region(mm.KindVmemmap).Start.Add(lastBootSample(directMapRAM(s.RAM)) * structPageSize).AlignDown(page)
 	t, err := s.AS.Translate(va)
 	if err != nil {
 		return err
@@ -164,7 +311,16 @@ func (v *Vmemmap) Prove(p *Proof) {
 		present[nr] = true
 	}
 	samples := vmemmapSamples(ram)
-	high, leaves := 0, 0
+	// Before DeferredInit, the descriptors of RAM frames from
+	// first_deferred_pfn on (from the reference's memory map) must not
+	// hold their pfn yet: they wait, as Linux's wait for
+	// deferred_init_memmap.
+	joined := union(ram)
+	fd, deferring := firstDeferredPFN(joined)
+	pending := func(pfn uint64) bool {
+		return deferring && !v.DeferredDone && pfn >= fd && inRAM(joined, mm.PhysAddr(pfn<<12))
+	}
+	high, leaves, waiting, checked := 0, 0, 0, 0
 	err := func() error {
 		// Sampled pfns by a walk: the descriptor's address translates to a
 		// frame whose direct-map alias holds the pfn, and the CPU reads it
@@ -182,6 +338,13 @@ func (v *Vmemmap) Prove(p *Proof) {
 			if err != nil {
 				return err
 			}
+			if pending(pfn) {
+				if got == pfn {
+					return fmt.Errorf("the descriptor of pfn %#x, at or above first_deferred_pfn %#x, holds its pfn before deferred_init_memmap", pfn, fd)
+				}
+				continue
+			}
+			checked++
 			if got != pfn {
 				return fmt.Errorf("vmemmap_base+pfn*64 = %v for pfn %#x translates to %v, whose page_offset_base alias holds pfn %#x", va, pfn, t.PA, got)
 			}
@@ -214,6 +377,13 @@ func (v *Vmemmap) Prove(p *Proof) {
 			if err != nil {
 				return err
 			}
+			if pending(pfn) {
+				if got == pfn {
+					return fmt.Errorf("the %v leaf at %v, the descriptors of pfn %#x on, at or above first_deferred_pfn %#x, holds its pfn before deferred_init_memmap", lf.Size, lf.VA, pfn, fd)
+				}
+				waiting++
+				continue
+			}
 			if got != pfn {
 				return fmt.Errorf("the CPU reads pfn %#x at %v, the first descriptor of a %v leaf, which stands for pfn %#x", got, lf.VA, lf.Size, pfn)
 			}
@@ -227,6 +397,17 @@ func (v *Vmemmap) Prove(p *Proof) {
 		fail(p.R, name, "%v", err)
 		return
 	}
-	pass(p.R, name, "vmemmap_base %v: the %d sections with RAM mapped whole (%s of descriptors in %d leaves), each leaf's first descriptor holds its pfn; vmemmap_base+pfn*64 holds pfn for %d sampled pfns (%d above 4 GB); no leaf over a hole",
-		base, len(sections), humanSize(uint64(len(sections))*sectionMemmapSize), leaves, len(samples), high)
+	deferred := ""
+	switch {
+	case deferring && !v.DeferredDone:
+		deferred = fmt.Sprintf("; from first_deferred_pfn %#x the descriptors of RAM wait for deferred_init_memmap (CONFIG_DEFERRED_STRUCT_PAGE_INIT): the first descriptor of none of those %d leaves holds its pfn yet", fd, waiting)
+	case deferring:
+		deferred = fmt.Sprintf("; those from first_deferred_pfn %#x on were written after the verdict, as deferred_init_memmap writes them", fd)
+	}
+	firsts := "each leaf's first descriptor"
+	if waiting > 0 {
+		firsts = "the first descriptor of each leaf written at boot"
+	}
+	pass(p.R, name, "vmemmap_base %v: the %d sections with RAM mapped whole (%s of descriptors in %d leaves), %s holds its pfn; vmemmap_base+pfn*64 holds pfn for %d sampled pfns (%d above 4 GB); no leaf over a hole%s",
+		base, len(sections), humanSize(uint64(len(sections))*sectionMemmapSize), leaves, firsts, checked, high, deferred)
 }

@@ -438,10 +438,10 @@ var Registry = []Region{
 	},
 	{
 		Name:   "vmemmap",
-		Source: "arch/x86/mm/init_64.c: vmemmap_populate, mm/sparse-vmemmap.c: vmemmap_populate_basepages",
+		Source: "arch/x86/mm/init_64.c: vmemmap_populate, mm/sparse-vmemmap.c: vmemmap_populate_basepages, mm/page_alloc.c: defer_init",
 		Checks: []Check{
-			{Name: "region.vmemmap", Claim: "vmemmap_base+pfn*64 holds each frame's descriptor for every section with RAM, and no leaf lies over a section without RAM",
-				Expect: "the sections with RAM from the PVH memory map, the pfn each descriptor must hold"},
+			{Name: "region.vmemmap", Claim: "vmemmap_base+pfn*64 maps each frame's descriptor for every section with RAM, and no leaf lies over a section without RAM; those memmap_init writes hold their pfn, those CONFIG_DEFERRED_STRUCT_PAGE_INIT leaves for deferred_init_memmap (from first_deferred_pfn) not yet",
+				Expect: "the sections with RAM from the PVH memory map, the pfn each descriptor must hold, first_deferred_pfn by defer_init's rule on that map"},
 		},
 		Injections: []Injection{
 			{Name: "vmemmap-off-by-one", What: "one vmemmap page backed by the frame after its own", Fails: []string{"region.vmemmap"}},

@@ -168,6 +168,22 @@ func TestAnalyse(t *testing.T) {
 	if len(rep.Scaling) != 1 || rep.Scaling[0].ProofsMs != 200 || rep.Scaling[0].NsPerLeaf != 200e6/1000 {
 		t.Errorf("scaling = %+v", rep.Scaling)
 	}
+	// One size: no fit, so no part above the fixed one.
+	if !math.IsNaN(rep.Scaling[0].NsPerLeafVar) {
+		t.Errorf("ns/leaf above the fixed part without a fit: %v", rep.Scaling[0].NsPerLeafVar)
+	}
+	// Two sizes, 1000 and 3000 leaves, 200 and 400 ms: 100 ms fixed,
+	// 100 µs a leaf above it.
+	two := Report{Boots: []Boot{
+		{Kind: "physmap", Set: "sweep", Paging: "4-level 2M", Memory: "2G", OK: true, Guest: Guest{Phases: []Phase{{"regions", 100, 100}, {"proofs", 300, 200}}, Leaves: 1000}},
+		{Kind: "physmap", Set: "sweep", Paging: "4-level 2M", Memory: "8G", OK: true, Guest: Guest{Phases: []Phase{{"regions", 100, 100}, {"proofs", 500, 400}}, Leaves: 3000}},
+	}}
+	two.analyse()
+	for _, row := range two.Scaling {
+		if math.Abs(row.NsPerLeafVar-1e5) > 1e-6 {
+			t.Errorf("%s: %v ns a leaf above the fixed part, want 1e5", row.Memory, row.NsPerLeafVar)
+		}
+	}
 	if c := h.Physmap.CheckMs["content"]; c.Median != 225 || c.Min != 200 || !reflect.DeepEqual(h.Physmap.Checks, []string{"walk.image", "content"}) {
 		t.Errorf("checks %v, content %+v", h.Physmap.Checks, c)
 	}

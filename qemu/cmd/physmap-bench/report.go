@@ -67,9 +67,12 @@ type ScaleRow struct {
 	RegionsMs  float64 `json:"regions_ms"`
 	ProofsMs   float64 `json:"proofs_ms"`
 	NsPerLeaf  float64 `json:"proofs_ns_per_leaf"` // NaN (null in JSON) for a failed boot
-	NsPerMiB   float64 `json:"proofs_ns_per_mib"`
-	VerdictS   float64 `json:"verdict_s"`
-	MaxRSSMiB  float64 `json:"qemu_maxrss_mib"`
+	// NsPerLeafVar divides only the proofs' part above the fixed time the
+	// fit against leaves finds (its intercept); NaN without a fit.
+	NsPerLeafVar float64 `json:"proofs_ns_per_leaf_above_fixed"`
+	NsPerMiB     float64 `json:"proofs_ns_per_mib"`
+	VerdictS     float64 `json:"verdict_s"`
+	MaxRSSMiB    float64 `json:"qemu_maxrss_mib"`
 }
 
 // Report is everything make bench measured.
@@ -128,7 +131,7 @@ func scaleRow(b Boot) ScaleRow {
 	g := b.Guest
 	row := ScaleRow{Paging: b.Paging, Memory: b.Memory, RAMMiB: g.RAMMiB, OK: b.OK, Leaves: g.Leaves,
 		TablePages: g.TablePages, DirectMin: g.DirectMin, VerdictS: b.VerdictS, MaxRSSMiB: b.MaxRSSMiB,
-		NsPerLeaf: math.NaN(), NsPerMiB: math.NaN()}
+		NsPerLeaf: math.NaN(), NsPerMiB: math.NaN(), NsPerLeafVar: math.NaN()}
 	for _, t := range g.Tables {
 		if t.Region == "page_offset_base" {
 			row.DirectUsed = t.Pages
@@ -163,6 +166,11 @@ func (r *Report) analyse() {
 	}
 	if f, ok := LinearFit(leaves, ns); ok {
 		r.FitLeaves = &f
+		for i := range r.Scaling {
+			if row := &r.Scaling[i]; row.OK && row.ProofsMs > 0 {
+				row.NsPerLeafVar = PerUnit(row.ProofsMs*1e6-f.Intercept, row.Leaves)
+			}
+		}
 	}
 	if f, ok := LinearFit(mib, ns); ok {
 		r.FitMiB = &f
@@ -258,7 +266,7 @@ func (r *Report) Print(w io.Writer) {
 	}
 	fmt.Fprintf(w, "scaling: %d boot(s) per row, the fastest shown; %s\n", s.SweepN, s.Sweep)
 	fmt.Fprintf(w, "%-11s %7s %7s %6s %9s %8s %9s %10s %11s %8s %9s\n",
-		"paging", "-m", "leaves", "tables", "dm(min)", "regions", "proofs", "ns/leaf", "ns/MiB", "verdict", "rss MiB")
+		"paging", "-m", "leaves", "tables", "dm(min)", "regions", "proofs", "ns/leaf*", "ns/MiB", "verdict", "rss MiB")
 	rows := append([]ScaleRow(nil), r.Scaling...)
 	sort.SliceStable(rows, func(i, j int) bool { return rows[i].Paging < rows[j].Paging })
 	for _, row := range rows {
@@ -268,8 +276,9 @@ func (r *Report) Print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "%-11s %7s %7d %6d %9s %6.0fms %7.0fms %10.0f %11.0f %7.2fs %9.0f\n",
 			row.Paging, row.Memory, row.Leaves, row.TablePages, fmt.Sprintf("%d(%d)", row.DirectUsed, row.DirectMin),
-			row.RegionsMs, row.ProofsMs, row.NsPerLeaf, row.NsPerMiB, row.VerdictS, row.MaxRSSMiB)
+			row.RegionsMs, row.ProofsMs, row.NsPerLeafVar, row.NsPerMiB, row.VerdictS, row.MaxRSSMiB)
 	}
+	fmt.Fprintf(w, "* the proofs' time above the fixed part the fit against leaves finds, per leaf (NaN without a fit)\n")
 	if r.FitLeaves != nil && r.FitMiB != nil {
 		fmt.Fprintf(w, "proofs time fitted against leaves: %.0f ms + %.0f ns/leaf (R² %.2f); against RAM: %.0f ms + %.1f ns/MiB (R² %.2f)\n",
 			r.FitLeaves.Intercept/1e6, r.FitLeaves.Slope, r.FitLeaves.R2, r.FitMiB.Intercept/1e6, r.FitMiB.Slope, r.FitMiB.R2)
@@ -349,9 +358,10 @@ func (r ScaleRow) MarshalJSON() ([]byte, error) {
 	type plain ScaleRow // without this method
 	out := struct {
 		plain
-		NsPerLeaf *float64 `json:"proofs_ns_per_leaf"`
-		NsPerMiB  *float64 `json:"proofs_ns_per_mib"`
-	}{plain: plain(r), NsPerLeaf: finite(r.NsPerLeaf), NsPerMiB: finite(r.NsPerMiB)}
+		NsPerLeaf    *float64 `json:"proofs_ns_per_leaf"`
+		NsPerMiB     *float64 `json:"proofs_ns_per_mib"`
+		NsPerLeafVar *float64 `json:"proofs_ns_per_leaf_above_fixed"`
+	}{plain: plain(r), NsPerLeaf: finite(r.NsPerLeaf), NsPerMiB: finite(r.NsPerMiB), NsPerLeafVar: finite(r.NsPerLeafVar)}
 	return json.Marshal(out)
 }
 

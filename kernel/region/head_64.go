@@ -115,6 +115,35 @@ func imagePages(r mm.PhysRange, fn func(pa mm.PhysAddr) error) (int, error) {
 	return n, nil
 }
 
+// expectAlias walks the leaves over alias(r), where r is page aligned:
+// every page of it must be mapped (with frames, to r's frame at the same
+// offset), and check passes on each leaf (with the first address of r it
+// covers). One walk of the range, not one per page: the same pages,
+// translated alike.
+func (p *Proof) expectAlias(r mm.PhysRange, alias func(mm.PhysAddr) mm.VirtAddr, frames bool, check func(mm.Leaf, mm.VirtAddr) error) error {
+	start := alias(r.Start)
+	end := start.Add(r.Len())
+	frameOf := func(va mm.VirtAddr) mm.PhysAddr { return r.Start.Add(uint64(va - start)) }
+	next := start
+	for lf := range p.Live.Leaves(mm.VirtRange{Start: start, End: end}) {
+		lo := max(lf.VA, start)
+		if lo != next {
+			return fmt.Errorf("%v (alias of %v): %w", next, frameOf(next), mm.ErrNotMapped)
+		}
+		if got, want := lf.PA.Add(uint64(lo-lf.VA)), frameOf(lo); frames && got != want {
+			return fmt.Errorf("%v translates to %v, want the image frame %v", lo, got, want)
+		}
+		if err := check(lf, lo); err != nil {
+			return err
+		}
+		next = min(lf.VA.Add(uint64(lf.Size)), end)
+	}
+	if next != end {
+		return fmt.Errorf("%v (alias of %v): %w", next, frameOf(next), mm.ErrNotMapped)
+	}
+	return nil
+}
+
 // proveImageWalk: every image page is its own frame through the kernel
 // text mapping, the direct map and the identity window. Expectation: the
 // frames from the linker's symbols; __START_KERNEL_map + pa without KASLR.
@@ -130,21 +159,12 @@ func (p *Proof) proveImageWalk() {
 		fail(p.R, name, "%v", p.Bases.PageOffsetErr)
 		return
 	}
-	n, err := imagePages(im.All(), func(pa mm.PhysAddr) error {
-		for _, va := range []mm.VirtAddr{p.KernelVA(pa), p.DirectVA(pa), mm.VirtAddr(pa)} {
-			t, err := p.Live.Translate(va)
-			if err != nil {
-				return fmt.Errorf("%v (alias of %v): %w", va, pa, err)
-			}
-			if t.PA != pa {
-				return fmt.Errorf("%v translates to %v, want the image frame %v", va, t.PA, pa)
-			}
+	n := int(im.All().Len() / page)
+	for _, alias := range []func(mm.PhysAddr) mm.VirtAddr{p.KernelVA, p.DirectVA, func(pa mm.PhysAddr) mm.VirtAddr { return mm.VirtAddr(pa) }} {
+		if err := p.expectAlias(im.All(), alias, true, func(mm.Leaf, mm.VirtAddr) error { return nil }); err != nil {
+			fail(p.R, name, "%v", err)
+			return
 		}
-		return nil
-	})
-	if err != nil {
-		fail(p.R, name, "%v", err)
-		return
 	}
 	pass(p.R, name, "%d image pages of %v, each one frame at _text+off (%v), page_offset_base+pa and pa", n, im.All(), p.Bases.Text)
 }
@@ -171,13 +191,9 @@ func (p *Proof) provePerms() {
 		{"direct-map alias of data", im.Data, p.DirectVA, true, false},
 	}
 	for _, ru := range rules {
-		_, err := imagePages(ru.r, func(pa mm.PhysAddr) error {
-			t, err := p.Live.Translate(ru.va(pa))
-			if err != nil {
-				return err
-			}
-			if w, x := t.Attrs&mm.AttrWrite != 0, t.Attrs&mm.AttrNX == 0; w != ru.write || x != ru.exec {
-				return fmt.Errorf("%s at %v is %v, want write=%v exec=%v", ru.name, t.VA, t.Attrs, ru.write, ru.exec)
+		err := p.expectAlias(ru.r, ru.va, false, func(lf mm.Leaf, va mm.VirtAddr) error {
+			if w, x := lf.Attrs&mm.AttrWrite != 0, lf.Attrs&mm.AttrNX == 0; w != ru.write || x != ru.exec {
+				return fmt.Errorf("%s at %v is %v, want write=%v exec=%v", ru.name, va, lf.Attrs, ru.write, ru.exec)
 			}
 			return nil
 		})

@@ -278,6 +278,17 @@ func lastBootSample(ram []mm.PhysRange) uint64 {
 }
 
 func (v *Vmemmap) Inject(s *Space, name string) error {
+	if name == "vmemmap-deferred-early" {
+		// The first deferred descriptor gets its pfn before
+		// deferred_init_memmap: memory, not the plan.
+		fd, ok := firstDeferredPFN(union(directMapRAM(s.RAM)))
+		if !ok {
+			return fmt.Errorf("vmemmap: nothing is deferred with this RAM")
+		}
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], fd)
+		return writeBytes(s.CPU, "a deferred page descriptor", s.region(mm.KindVmemmap).Start.Add(fd*structPageSize), b[:])
+	}
 	if name != "vmemmap-off-by-one" {
 		return fmt.Errorf("vmemmap: no injection %q", name)
 	}

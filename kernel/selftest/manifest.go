@@ -445,6 +445,7 @@ var Registry = []Region{
 		},
 		Injections: []Injection{
 			{Name: "vmemmap-off-by-one", What: "one vmemmap page backed by the frame after its own", Fails: []string{"region.vmemmap"}},
+			{Name: "vmemmap-deferred-early", What: "the descriptor at first_deferred_pfn written with its pfn before deferred_init_memmap", Fails: []string{"region.vmemmap"}},
 		},
 	},
 	{

@@ -81,6 +81,11 @@ func (hwCPU) Write(va mm.VirtAddr, p []byte) (n int, f amd64.Fault) {
 
 func (hwCPU) Call(va mm.VirtAddr) (uint64, amd64.Fault) { return amd64.ProbeCall(uint64(va)) }
 
+func (hwCPU) Load64(va mm.VirtAddr) (uint64, amd64.Fault) { return amd64.ProbeRead64(uint64(va)) }
+func (hwCPU) Store64(va mm.VirtAddr, v uint64) amd64.Fault {
+	return amd64.ProbeWrite64(uint64(va), v)
+}
+
 // InvalidatePage executes INVLPG (SDM Vol. 3A 4.10.4.1).
 func (hwCPU) InvalidatePage(va mm.VirtAddr) { amd64.Invlpg(uint64(va)) }
 

@@ -18,6 +18,10 @@ type CPU interface {
 	Read(va mm.VirtAddr, p []byte) (n int, f amd64.Fault)
 	// Write copies p to va, stopping at the first fault.
 	Write(va mm.VirtAddr, p []byte) (n int, f amd64.Fault)
+	// Load64 and Store64 are one guarded quadword access at an 8-byte
+	// aligned va.
+	Load64(va mm.VirtAddr) (uint64, amd64.Fault)
+	Store64(va mm.VirtAddr, v uint64) amd64.Fault
 	// Equal compares n bytes at a with n bytes at b in place, each
 	// through the live tables, and reports the first fault.
 	Equal(a, b mm.VirtAddr, n int) (bool, amd64.Fault)
@@ -79,6 +83,13 @@ func readBytes(c CPU, what string, va mm.VirtAddr, n int) ([]byte, error) {
 
 // read64 reads the little-endian quadword at va.
 func read64(c CPU, what string, va mm.VirtAddr) (uint64, error) {
+	if va.IsAligned(8) {
+		v, f := c.Load64(va)
+		if f.Faulted {
+			return 0, &FaultError{What: "reading " + what, VA: va, Fault: f}
+		}
+		return v, nil
+	}
 	var b [8]byte
 	if _, f := c.Read(va, b[:]); f.Faulted {
 		return 0, &FaultError{What: "reading " + what, VA: va, Fault: f}
@@ -88,6 +99,12 @@ func read64(c CPU, what string, va mm.VirtAddr) (uint64, error) {
 
 // write64 stores v at va.
 func write64(c CPU, what string, va mm.VirtAddr, v uint64) error {
+	if va.IsAligned(8) {
+		if f := c.Store64(va, v); f.Faulted {
+			return &FaultError{What: "writing " + what, VA: va, Fault: f}
+		}
+		return nil
+	}
 	var b [8]byte
 	binary.LittleEndian.PutUint64(b[:], v)
 	if _, f := c.Write(va, b[:]); f.Faulted {

@@ -24,8 +24,8 @@ type Vmemmap struct {
 	// frames from first_deferred_pfn on; DeferredDone says it ran.
 	Deferred     mm.PhysRange
 	DeferredDone bool
-	// backing is each section's descriptor frames, for DeferredInit.
-	backing map[uint64][]mm.PhysAddr
+	// backing is where each section's descriptors live, for DeferredInit.
+	backing map[uint64]sectionMap
 }
 
 const (
@@ -106,24 +106,46 @@ func sectionsOf(ram []mm.PhysRange) []uint64 {
 func (v *Vmemmap) Populate(s *Space) error {
 	ram := union(directMapRAM(s.RAM))
 	base := s.region(mm.KindVmemmap).Start
-	v.backing = map[uint64][]mm.PhysAddr{}
+	v.backing = map[uint64]sectionMap{}
 	v.Deferred, v.DeferredDone = mm.PhysRange{}, false
 	if pfn, ok := firstDeferredPFN(ram); ok {
 		v.Deferred = mm.PhysRange{Start: mm.PhysAddr(pfn << 12), End: ram[len(ram)-1].End}
 	}
-	for _, nr := range sectionsOf(ram) {
-		va := base.Add(nr * sectionMemmapSize)
-		// Back the section: one 2 MiB frame, or 4 KiB frames.
-		var backing []mm.PhysAddr
-		if pa, err := s.Frames.AllocAligned(framesPerMemmap, uint64(mm.Size2M)); err == nil {
-			if err := s.AS.Map(va, pa, sectionMemmapSize, mm.PageKernel, mm.Only(mm.Size2M)); err != nil {
+	sections := sectionsOf(ram)
+	// One buffer for all the sections' descriptors, 2 MiB aligned, as
+	// sparse_buffer_init takes one for a node (mm/sparse.c), mapped with
+	// 2 MiB pages a run of consecutive sections at a time.
+	if buf, err := s.Frames.AllocAligned(len(sections)*framesPerMemmap, uint64(mm.Size2M)); err == nil {
+		for i := 0; i < len(sections); {
+			j := i + 1
+			for j < len(sections) && sections[j] == sections[j-1]+1 {
+				j++
+			}
+			va, pa := base.Add(sections[i]*sectionMemmapSize), buf.Add(uint64(i)*sectionMemmapSize)
+			if err := s.AS.Map(va, pa, uint64(j-i)*sectionMemmapSize, mm.PageKernel, mm.Only(mm.Size2M)); err != nil {
 				return err
 			}
-			for i := range framesPerMemmap {
-				backing = append(backing, pa.Add(uint64(i)*page))
+			for k := i; k < j; k++ {
+				v.backing[sections[k]] = sectionMap{huge: buf.Add(uint64(k) * sectionMemmapSize), isHuge: true}
 			}
-			v.Huge++
-		} else {
+			i = j
+		}
+		v.Huge = len(sections)
+	} else {
+		// No such buffer: each section on its own, one 2 MiB frame or
+		// 4 KiB frames (vmemmap_populate_hugepages falling back to
+		// vmemmap_populate_basepages).
+		for _, nr := range sections {
+			va := base.Add(nr * sectionMemmapSize)
+			if pa, err := s.Frames.AllocAligned(framesPerMemmap, uint64(mm.Size2M)); err == nil {
+				if err := s.AS.Map(va, pa, sectionMemmapSize, mm.PageKernel, mm.Only(mm.Size2M)); err != nil {
+					return err
+				}
+				v.backing[nr] = sectionMap{huge: pa, isHuge: true}
+				v.Huge++
+				continue
+			}
+			var frames []mm.PhysAddr
 			for i := range framesPerMemmap {
 				pa, err := s.Frames.AllocFrame()
 				if err != nil {
@@ -132,16 +154,34 @@ func (v *Vmemmap) Populate(s *Space) error {
 				if err := s.AS.Map(va.Add(uint64(i)*page), pa, page, mm.PageKernel, mm.Only(mm.Size4K)); err != nil {
 					return err
 				}
-				backing = append(backing, pa)
+				frames = append(frames, pa)
 			}
+			v.backing[nr] = sectionMap{frames: frames}
 		}
+	}
+	for _, nr := range sections {
 		v.Sections++
-		v.backing[nr] = backing
 		if err := v.initSection(s, ram, nr, false); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// sectionMap is where a section's descriptors live: one 2 MiB frame, or
+// framesPerMemmap 4 KiB ones.
+type sectionMap struct {
+	huge   mm.PhysAddr
+	isHuge bool
+	frames []mm.PhysAddr
+}
+
+// frame returns the i-th 4 KiB frame of the section's descriptors.
+func (m sectionMap) frame(i int) mm.PhysAddr {
+	if m.isHuge {
+		return m.huge.Add(uint64(i) * page)
+	}
+	return m.frames[i]
 }
 
 // initSection writes section nr's descriptors through the direct map, one
@@ -150,11 +190,16 @@ func (v *Vmemmap) Populate(s *Space) error {
 // descriptors is left as the allocator gave it; deferred true writes just
 // those frames.
 func (v *Vmemmap) initSection(s *Space, ram []mm.PhysRange, nr uint64, deferred bool) error {
+	whole := v.sectionDeferred(ram, nr)
+	if whole && !deferred {
+		return nil // at boot, a section of deferred RAM is not looked at
+	}
 	buf := make([]byte, page)
 	pfn0 := nr * pfnsPerSection
-	for i, pa := range v.backing[nr] {
+	for i := range framesPerMemmap {
+		pa := v.backing[nr].frame(i)
 		first := pfn0 + uint64(i)*descsPerFrame
-		isDeferred := v.deferred(ram, first) && v.deferred(ram, first+descsPerFrame-1)
+		isDeferred := whole || v.deferred(ram, first) && v.deferred(ram, first+descsPerFrame-1)
 		if isDeferred != deferred {
 			continue
 		}
@@ -185,6 +230,16 @@ func (v *Vmemmap) deferred(ram []mm.PhysRange, pfn uint64) bool {
 	return v.Deferred.Contains(mm.PhysAddr(pfn<<12)) && inRAM(ram, mm.PhysAddr(pfn<<12))
 }
 
+// sectionDeferred says whether all of section nr's descriptors wait for
+// DeferredInit: the section lies in one RAM range, from first_deferred_pfn
+// on. Most sections of a large machine do, and need no look frame by frame.
+func (v *Vmemmap) sectionDeferred(ram []mm.PhysRange, nr uint64) bool {
+	start := mm.PhysAddr(nr << sectionShift)
+	last := start.Add(1<<sectionShift - 1)
+	i := rangeOf(ram, start)
+	return v.Deferred.Contains(start) && v.Deferred.Contains(last) && i >= 0 && i == rangeOf(ram, last)
+}
+
 // DeferredInit writes the descriptors left at boot, as
 // deferred_init_memmap does (page_alloc_init_late, before Linux starts
 // init); physmap runs it after the verdict. It returns how many frames'
@@ -197,10 +252,14 @@ func (v *Vmemmap) DeferredInit(s *Space) (int, error) {
 	n := 0
 	for _, nr := range sectionsOf(ram) {
 		before := 0
-		for i := range v.backing[nr] {
-			first := nr*pfnsPerSection + uint64(i)*descsPerFrame
-			if v.deferred(ram, first) && v.deferred(ram, first+descsPerFrame-1) {
-				before++
+		if v.sectionDeferred(ram, nr) {
+			before = framesPerMemmap
+		} else {
+			for i := range framesPerMemmap {
+				first := nr*pfnsPerSection + uint64(i)*descsPerFrame
+				if v.deferred(ram, first) && v.deferred(ram, first+descsPerFrame-1) {
+					before++
+				}
 			}
 		}
 		if before == 0 {

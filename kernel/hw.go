@@ -55,7 +55,13 @@ func (hwCPU) Equal(a, b mm.VirtAddr, n int) (bool, amd64.Fault) {
 				return false, f
 			}
 		}
-		if !bytes.Equal(bytesAt(at, size), bytesAt(bt, size)) {
+		same := false
+		if size == int(page) {
+			same = amd64.EqualPage(uint64(at), uint64(bt))
+		} else {
+			same = bytes.Equal(bytesAt(at, size), bytesAt(bt, size))
+		}
+		if !same {
 			return false, amd64.Fault{}
 		}
 		off += size

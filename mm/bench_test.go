@@ -2,6 +2,7 @@ package mm
 
 import (
 	"io"
+	"iter"
 	"testing"
 )
 
@@ -107,16 +108,7 @@ func BenchmarkLeavesDirectMap64G(b *testing.B) {
 			e := newBenchEnv(b, mode)
 			e.mapDirect(b)
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				n := uint64(0)
-				for range e.as.AllLeaves() {
-					n++
-				}
-				if n != benchLeaves {
-					b.Fatalf("%d leaves, want %d", n, benchLeaves)
-				}
-			}
-			perLeaf(b, benchLeaves)
+			countLeaves(b, e.as.AllLeaves(), benchLeaves)
 		})
 	}
 }
@@ -299,6 +291,22 @@ func mapESPFix(b testing.TB, as *AddressSpace, mem PhysMem) VirtRange {
 	return VirtRange{r.Start, r.Start.Add(espfixPUDClones * uint64(Size1G))}
 }
 
+// countLeaves runs the benchmark's loop: each time, every leaf of leaves,
+// which must be want of them; then the time per leaf.
+func countLeaves(b *testing.B, leaves iter.Seq[Leaf], want uint64) {
+	b.Helper()
+	for i := 0; i < b.N; i++ {
+		n := uint64(0)
+		for range leaves {
+			n++
+		}
+		if n != want {
+			b.Fatalf("%d leaves, want %d", n, want)
+		}
+	}
+	perLeaf(b, want)
+}
+
 // newESPFixBench returns the benchmarks' direct map with the espfix area
 // added, and the area's range.
 func newESPFixBench(b *testing.B, mode Mode) (*benchEnv, VirtRange) {
@@ -315,16 +323,7 @@ func BenchmarkLeavesESPFix(b *testing.B) {
 			e, _ := newESPFixBench(b, mode)
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				n := uint64(0)
-				for range e.as.AllLeaves() {
-					n++
-				}
-				if n != leaves {
-					b.Fatalf("%d leaves, want %d", n, leaves)
-				}
-			}
-			perLeaf(b, leaves)
+			countLeaves(b, e.as.AllLeaves(), leaves)
 		})
 	}
 }
@@ -337,16 +336,7 @@ func BenchmarkLeavesESPFixRange(b *testing.B) {
 			e, r := newESPFixBench(b, mode)
 			b.ReportAllocs()
 			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				n := uint64(0)
-				for range e.as.Leaves(r) {
-					n++
-				}
-				if n != espfixLeaves {
-					b.Fatalf("%d leaves, want %d", n, espfixLeaves)
-				}
-			}
-			perLeaf(b, espfixLeaves)
+			countLeaves(b, e.as.Leaves(r), espfixLeaves)
 		})
 	}
 }

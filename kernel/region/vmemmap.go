@@ -161,7 +161,7 @@ func (v *Vmemmap) Populate(s *Space) error {
 	}
 	for _, nr := range sections {
 		v.Sections++
-		if err := v.initSection(s, ram, nr, false); err != nil {
+		if _, err := v.initSection(s, ram, nr, false); err != nil {
 			return err
 		}
 	}
@@ -188,12 +188,13 @@ func (m sectionMap) frame(i int) mm.PhysAddr {
 // backing frame (64 descriptors) at a time: each gets its pfn, a hole's
 // PG_reserved too. At boot (deferred false) a frame of only deferred RAM
 // descriptors is left as the allocator gave it; deferred true writes just
-// those frames.
-func (v *Vmemmap) initSection(s *Space, ram []mm.PhysRange, nr uint64, deferred bool) error {
+// those frames. It returns how many frames it wrote.
+func (v *Vmemmap) initSection(s *Space, ram []mm.PhysRange, nr uint64, deferred bool) (int, error) {
 	whole := v.sectionDeferred(ram, nr)
 	if whole && !deferred {
-		return nil // at boot, a section of deferred RAM is not looked at
+		return 0, nil // at boot, a section of deferred RAM is not looked at
 	}
+	written := 0
 	buf := make([]byte, page)
 	pfn0 := nr * pfnsPerSection
 	for i := range framesPerMemmap {
@@ -205,22 +206,22 @@ func (v *Vmemmap) initSection(s *Space, ram []mm.PhysRange, nr uint64, deferred 
 		}
 		// Most frames' 64 descriptors lie in one RAM range: then none
 		// is a hole, and no descriptor needs a look of its own.
-		whole := rangeOf(ram, mm.PhysAddr(first<<12)) >= 0 &&
-			rangeOf(ram, mm.PhysAddr(first<<12)) == rangeOf(ram, mm.PhysAddr((first+descsPerFrame-1)<<12))
+		allRAM := oneRange(ram, mm.PhysAddr(first<<12), mm.PhysAddr((first+descsPerFrame-1)<<12))
 		for d := range descsPerFrame {
 			pfn := first + d
 			flags := uint64(descHole)
-			if whole || inRAM(ram, mm.PhysAddr(pfn<<12)) {
+			if allRAM || inRAM(ram, mm.PhysAddr(pfn<<12)) {
 				flags = 0
 			}
 			binary.LittleEndian.PutUint64(buf[d*structPageSize:], pfn)
 			binary.LittleEndian.PutUint64(buf[d*structPageSize+8:], flags)
 		}
 		if err := writeBytes(s.CPU, "page descriptors", s.DirectVA(pa), buf); err != nil {
-			return err
+			return written, err
 		}
+		written++
 	}
-	return nil
+	return written, nil
 }
 
 // deferred says whether pfn's descriptor waits for DeferredInit: a RAM
@@ -236,8 +237,14 @@ func (v *Vmemmap) deferred(ram []mm.PhysRange, pfn uint64) bool {
 func (v *Vmemmap) sectionDeferred(ram []mm.PhysRange, nr uint64) bool {
 	start := mm.PhysAddr(nr << sectionShift)
 	last := start.Add(1<<sectionShift - 1)
-	i := rangeOf(ram, start)
-	return v.Deferred.Contains(start) && v.Deferred.Contains(last) && i >= 0 && i == rangeOf(ram, last)
+	return v.Deferred.Contains(start) && v.Deferred.Contains(last) && oneRange(ram, start, last)
+}
+
+// oneRange reports whether first and last lie in the same one of the
+// sorted, joined ranges.
+func oneRange(ram []mm.PhysRange, first, last mm.PhysAddr) bool {
+	i := rangeOf(ram, first)
+	return i >= 0 && i == rangeOf(ram, last)
 }
 
 // DeferredInit writes the descriptors left at boot, as
@@ -251,24 +258,11 @@ func (v *Vmemmap) DeferredInit(s *Space) (int, error) {
 	ram := union(directMapRAM(s.RAM))
 	n := 0
 	for _, nr := range sectionsOf(ram) {
-		before := 0
-		if v.sectionDeferred(ram, nr) {
-			before = framesPerMemmap
-		} else {
-			for i := range framesPerMemmap {
-				first := nr*pfnsPerSection + uint64(i)*descsPerFrame
-				if v.deferred(ram, first) && v.deferred(ram, first+descsPerFrame-1) {
-					before++
-				}
-			}
-		}
-		if before == 0 {
-			continue
-		}
-		if err := v.initSection(s, ram, nr, true); err != nil {
+		frames, err := v.initSection(s, ram, nr, true)
+		n += frames * int(descsPerFrame)
+		if err != nil {
 			return n, err
 		}
-		n += before * int(descsPerFrame)
 	}
 	v.DeferredDone = true
 	return n, nil

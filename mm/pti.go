@@ -139,3 +139,38 @@ func (as *AddressSpace) Unshare(va VirtAddr, l Level) bool {
 		t = e.Addr(lv)
 	}
 }
+
+// Withhold makes Map and Protect leave the attributes a out of every page
+// they map or change from now on, as Linux's __default_kernel_pte_mask
+// leaves _PAGE_GLOBAL out of every PAGE_KERNEL protection under PTI
+// (arch/x86/mm/init.c, probe_page_size_mask). SetGlobal still sets G.
+func (as *AddressSpace) Withhold(a Attr) { as.withheld = a }
+
+// SetGlobal sets (or clears) G in every leaf that overlaps [va,
+// va+length), whole: a huge page is not split, as pti_clone_pgtable sets
+// _PAGE_GLOBAL on a whole pmd it clones. Holes are not an error.
+func (as *AddressSpace) SetGlobal(va VirtAddr, length uint64, global bool) error {
+	last, err := as.checkRange("global", va, length)
+	if err != nil {
+		return err
+	}
+	return as.edit("global", func(w *walker) { w.walk(va, last, &globalSetter{global: global}) })
+}
+
+// globalSetter sets or clears G in the leaves it visits.
+type globalSetter struct{ global bool }
+
+func (g *globalSetter) visit(w *walker, v *slot) walkAction {
+	e := v.entry
+	switch {
+	case !e.IsPresent():
+		return walkSkip
+	case !e.IsLeaf(v.level):
+		return walkDescend
+	case g.global:
+		v.entry = e | Global
+	default:
+		v.entry = e &^ Global
+	}
+	return walkSkip
+}

@@ -70,3 +70,54 @@ func TestPTIUserCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestWithholdGlobal builds under PTI's mask: Map and Protect drop G,
+// SetGlobal puts it back on whole leaves (a 2M page stays one page) and
+// takes it off again, each change invalidated, holes passed over.
+func TestWithholdGlobal(t *testing.T) {
+	for _, mode := range modes {
+		t.Run(mode.String(), func(t *testing.T) {
+			e := newEnv(t, mode)
+			e.as.Withhold(AttrGlobal)
+			base := VirtAddr(0xffffffff80000000)
+			if err := e.as.Map(base, 0x200000, 0x200000, PageKernelExec, Only(Size2M)); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.as.Map(base.Add(0x400000), 0x400000, 0x1000, PageKernel, Only(Size4K)); err != nil {
+				t.Fatal(err)
+			}
+			global := func(va VirtAddr) bool {
+				t.Helper()
+				tr, err := e.as.Translate(va)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return tr.Attrs&AttrGlobal != 0
+			}
+			if global(base) || global(base.Add(0x400000)) {
+				t.Fatal("Map kept G that was withheld")
+			}
+			if err := e.do(func() error { return e.as.Protect(base.Add(0x400000), 0x1000, PageKernelRO) }); err != nil {
+				t.Fatal(err)
+			}
+			if global(base.Add(0x400000)) {
+				t.Error("Protect kept G that was withheld")
+			}
+			// One page inside the 2M leaf, and a hole, in one range.
+			if err := e.do(func() error { return e.as.SetGlobal(base.Add(0x1000), 0x600000, true) }); err != nil {
+				t.Fatal(err)
+			}
+			tr, _ := e.as.Translate(base)
+			if !global(base) || tr.Size != Size2M || !global(base.Add(0x400000)) {
+				t.Errorf("SetGlobal(true): %v %v, %v", global(base), tr.Size, global(base.Add(0x400000)))
+			}
+			if err := e.do(func() error { return e.as.SetGlobal(base, 0x200000, false) }); err != nil {
+				t.Fatal(err)
+			}
+			if global(base) || !global(base.Add(0x400000)) {
+				t.Error("SetGlobal(false) cleared the wrong leaves")
+			}
+			e.check()
+		})
+	}
+}

@@ -23,6 +23,8 @@ type AddressSpace struct {
 	view  FrameViewer    // mem, if it can show a table in place; else nil
 	alloc FrameAllocator // nil when read-only
 	tlb   TLB
+	// withheld are the attributes Map and Protect leave out (Withhold).
+	withheld Attr
 }
 
 // newSpace returns an address space over root, looking once for what
@@ -136,6 +138,7 @@ func (as *AddressSpace) Map(va VirtAddr, pa PhysAddr, length uint64, attrs Attr,
 	if pa.Add(length) < pa || uint64(pa)+length > 1<<MaxPhysBits {
 		return opErr("map", va, NoLevel, ErrPhysRange)
 	}
+	attrs &^= as.withheld
 	m := mapper{va: va, pa: pa, sizes: sizes, user: attrs&AttrUser != 0}
 	for l := PTE; l <= PUD; l++ {
 		m.leaf[l] = MakeLeaf(l, 0, attrs)
@@ -228,6 +231,7 @@ func (as *AddressSpace) Protect(va VirtAddr, length uint64, attrs Attr) error {
 	if err != nil {
 		return err
 	}
+	attrs &^= as.withheld
 	p := protector{user: attrs&AttrUser != 0}
 	for l := PTE; l <= PUD; l++ {
 		p.clear[l], p.set[l] = attrBits(l), attrs.bits(l)

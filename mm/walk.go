@@ -209,6 +209,8 @@ down:
 				act = x.visit(w, &v)
 			case *sharer:
 				act = x.visit(w, &v)
+			case *globalSetter:
+				act = x.visit(w, &v)
 			default:
 				panic("mm: a walk with a visitor walkTable does not list")
 			}

@@ -161,17 +161,13 @@ TEXT ·ptiEntryText(SB),NOSPLIT|NOFRAME,$0
 // from enterUser at its alias, with the process's registers loaded, the
 // process's RAX and the IRETQ frame on the entry stack. It reads ucr3
 // while kernel data is still mapped, then touches only the entry stack.
-// The kernel's own mappings stay global under PTI (Linux makes them
-// non-global), so CR4.PGE is toggled after the switch to drop every
-// global translation the kernel left in the TLB (SDM Vol. 3A 4.10.4.1).
+// Under PTI the kernel's mappings are not global but the ones both copies
+// share, so the CR3 load drops every other translation the kernel left
+// in the TLB (SDM Vol. 3A 4.10.4.1), as SWITCH_TO_USER_CR3's does on a
+// CPU without PCID.
 TEXT ·ptiExit(SB),NOSPLIT|NOFRAME,$0
 	MOVQ	·uf+userFrame_ucr3(SB), AX
 	MOVQ	AX, CR3
-	MOVQ	CR4, AX
-	XORQ	$const_CR4_PGE, AX
-	MOVQ	AX, CR4
-	XORQ	$const_CR4_PGE, AX
-	MOVQ	AX, CR4
 	MOVQ	0(SP), AX
 	ADDQ	$8, SP
 	IRETQ

@@ -48,12 +48,16 @@ const isaEnd mm.PhysAddr = 1 << 20
 // readImage returns the image's sections from the linker's symbols.
 func readImage() region.Image {
 	text, etext, rodata, noptrdata, end := amd64.Image()
-	return region.Image{
+	im := region.Image{
 		Text:     mm.PhysRange{Start: mm.PhysAddr(text).AlignDown(page), End: mm.PhysAddr(etext).AlignUp(page)},
 		Rodata:   mm.PhysRange{Start: mm.PhysAddr(rodata).AlignDown(page), End: mm.PhysAddr(noptrdata).AlignDown(page)},
 		Data:     mm.PhysRange{Start: mm.PhysAddr(noptrdata).AlignDown(page), End: mm.PhysAddr(end).AlignUp(page)},
 		RIPProbe: mm.PhysAddr(amd64.RIPProbeAddr()),
 	}
+	if t, ok := amd64.PTIEntryText(); ok {
+		im.EntryText = mm.PhysRange{Start: mm.PhysAddr(t.Start), End: mm.PhysAddr(t.End)}
+	}
+	return im
 }
 
 // pageOffsetBase is the kernel variable modules read as page_offset_base

@@ -196,7 +196,7 @@ const cacheMask = mm.AttrPWT | mm.AttrPCD | mm.AttrPAT
 // one 4 KiB page with permissions perm and cache bits cache (Linux's
 // pgprot), and that those bits select memory type want in the CPU's PAT.
 func expectDevicePage(p *Proof, what string, va mm.VirtAddr, pa mm.PhysAddr, perm, cache mm.Attr, want memType) (mm.Translation, error) {
-	t, err := expectLeaf(p.Live, what, va, pa, perm)
+	t, err := p.expectLeaf(what, va, pa, perm)
 	if err != nil {
 		return t, err
 	}

@@ -311,6 +311,16 @@ func (u *User) Populate(s *Space) error {
 			return fmt.Errorf("PTI: %w", err)
 		}
 		u.LSTAR = s.KernelVA(mm.PhysAddr(t.LSTAR))
+		// pti_clone_pgtable makes the leaves it clones global in the
+		// kernel's tables too: the entry text is mapped alike in both
+		// copies, so one TLB entry serves both.
+		text, err := entryText(s)
+		if err != nil {
+			return fmt.Errorf("PTI: %w", err)
+		}
+		if err := s.AS.SetGlobal(text.Start, text.Len(), true); err != nil {
+			return fmt.Errorf("PTI: the entry text: %w", err)
+		}
 	}
 	s.Ring3.Setup(u.LSTAR, u.CSTAR)
 	s.logf("physmap: SYSCALL enabled: LSTAR %v, CSTAR %v (the entry stubs in the kernel text mapping), STAR %#x, SFMASK %#x",

@@ -207,6 +207,12 @@ func (a *CPUEntryArea) Populate(s *Space) error {
 			return err
 		}
 	}
+	// cea_set_pte makes every present pte global, PTI or not: the area
+	// is mapped alike in the kernel's tables and PTI's user copies.
+	area := s.region(mm.KindCPUEntryArea)
+	if err := s.AS.SetGlobal(area.Start, area.Size, true); err != nil {
+		return err
+	}
 
 	// Switch the CPU to it as cpu_init does: the GDT through its writable
 	// direct-map alias for LTR, which marks the descriptor busy
@@ -268,7 +274,7 @@ func (a *CPUEntryArea) Prove(p *Proof) {
 			what string
 			va   mm.VirtAddr
 		}{{"IDT", l.idt}, {"GDT", l.gdt}} {
-			if _, err := expectLeaf(p.Live, "the "+t.what+" alias", t.va, anyPA, mm.PageKernelRO); err != nil {
+			if _, err := p.expectLeaf("the "+t.what+" alias", t.va, anyPA, mm.PageKernelRO); err != nil {
 				return err
 			}
 		}
@@ -302,7 +308,7 @@ func (a *CPUEntryArea) Prove(p *Proof) {
 			return fmt.Errorf("TR %#x selects %+v, want a busy TSS at %v", tr, desc, l.tss)
 		}
 		for i := range ceaTSSPages {
-			t, err := expectLeaf(p.Live, "a TSS page", l.tss.Add(uint64(i)*page), anyPA, mm.PageKernelRO)
+			t, err := p.expectLeaf("a TSS page", l.tss.Add(uint64(i)*page), anyPA, mm.PageKernelRO)
 			if err != nil {
 				return err
 			}
@@ -359,7 +365,7 @@ func (p *Proof) expectStackTop(top mm.VirtAddr, entry bool) error {
 		return fmt.Errorf("stack top %v is not page aligned", top)
 	}
 	for off := uint64(page); off <= size; off += page {
-		t, err := expectLeaf(p.Live, "a stack page", top.Sub(off), anyPA, mm.PageKernel)
+		t, err := p.expectLeaf("a stack page", top.Sub(off), anyPA, mm.PageKernel)
 		if err != nil {
 			return err
 		}

@@ -176,7 +176,7 @@ func (e *ESPFix) Prove(p *Proof) {
 		if first.VA&0xffff0000 != 0 {
 			return fmt.Errorf("the first espfix page %v has address bits 16-31 set", first.VA)
 		}
-		t, err := expectLeaf(p.Live, "the espfix page", first.VA, anyPA, espfixPerm)
+		t, err := p.expectLeaf("the espfix page", first.VA, anyPA, espfixPerm)
 		if err != nil {
 			return err
 		}

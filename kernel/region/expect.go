@@ -35,6 +35,33 @@ func expectLeaf(live *mm.AddressSpace, what string, va mm.VirtAddr, pa mm.PhysAd
 	return t, nil
 }
 
+// expectLeaf is expectLeaf on the live tables, with G expected as Linux
+// 6.1 leaves it under pti=on: off in every kernel mapping
+// (probe_page_size_mask clears _PAGE_GLOBAL from
+// __default_kernel_pte_mask) but the cpu_entry_area's (cea_set_pte) and
+// the leaves that hold the entry text (pti_clone_pgtable).
+func (p *Proof) expectLeaf(what string, va mm.VirtAddr, pa mm.PhysAddr, want mm.Attr) (mm.Translation, error) {
+	if p.Ref.Config.PTI && want&mm.AttrGlobal != 0 {
+		if t, err := p.Live.Translate(va); err == nil && !p.ptiGlobal(va.AlignDown(uint64(t.Size)), t.Size) {
+			want &^= mm.AttrGlobal
+		}
+	}
+	return expectLeaf(p.Live, what, va, pa, want)
+}
+
+// ptiGlobal says whether the leaf at va of size sz stays global under PTI:
+// it is in the cpu_entry_area or holds part of the entry text, whose
+// frames come from the linker's symbols.
+func (p *Proof) ptiGlobal(va mm.VirtAddr, sz mm.PageSize) bool {
+	cea := p.spec(mm.KindCPUEntryArea)
+	if va >= cea.Start && va <= cea.Last() {
+		return true
+	}
+	et := p.Ref.Image.EntryText
+	text := mm.VirtRange{Start: p.KernelVA(et.Start), End: p.KernelVA(et.End)}
+	return !et.Empty() && text.Overlaps(mm.VirtRange{Start: va, End: va.Add(uint64(sz))})
+}
+
 // expectDirect checks that the frame at pa is reachable at
 // page_offset_base+pa.
 func (p *Proof) expectDirect(what string, pa mm.PhysAddr) error {

@@ -100,7 +100,7 @@ func (l *LDTRemap) provePTI(p *Proof) {
 	const name = "region.ldt"
 	va := p.spec(mm.KindLDTRemap).Start
 	err := func() error {
-		t, err := expectLeaf(p.Live, "the LDT page", va, anyPA, ldtPerm)
+		t, err := p.expectLeaf("the LDT page", va, anyPA, ldtPerm)
 		if err != nil {
 			return err
 		}

@@ -25,16 +25,23 @@ import (
 // its own over the process's frames (Linux writes the same top-level
 // entry into both copies), because the kernel copy's user half also holds
 // the runtime's window; the top-level entry over the window keeps X in
-// the kernel copy, since the kernel runs there; the kernel's mappings stay
-// global, so the exit to ring 3 drops global translations (CR4.PGE
-// toggled), where Linux makes them non-global; no PCID; the return to
-// ring 3 is always IRETQ.
+// the kernel copy, since the kernel runs there; no PCID, which QEMU 7.2's
+// TCG does not offer (without it 6.1's CR3 switch, like this one, drops
+// every non-global translation); the return to ring 3 is always IRETQ.
+//
+// As in 6.1 the kernel's mappings are not global under PTI
+// (probe_page_size_mask), but for the cpu_entry_area's (cea_set_pte) and
+// the leaves over the entry text, in both copies (pti_clone_pgtable): the
+// CR3 load to the user copy leaves nothing else of the kernel's in the
+// TLB.
 
 const (
 	// checkPTI is the check; injectPTIDirect shares the direct map's
 	// entry into the user copies.
 	checkPTI        = "pti"
 	injectPTIDirect = "pti-directmap-shared"
+	// injectPTIGlobal sets G on one direct-map leaf.
+	injectPTIGlobal = "pti-global-leaf"
 	// cr3User is PTI_USER_PGTABLE_MASK: CR3 bit 12 selects the user copy.
 	cr3User = 1 << 12
 )
@@ -173,6 +180,10 @@ func (u *User) provePTI(p *Proof) (string, error) {
 		break
 	}
 	var nCEA, nESP, nText, nx, nwin int
+	nGlobal, nLocal, err := p.ptiGlobalScan(u.Procs)
+	if err != nil {
+		return "", err
+	}
 	for _, pr := range u.Procs {
 		if len(pr.Syscalls) == 0 {
 			return "", fmt.Errorf("process %d made no system call (%s)", pr.PID, pr.State())
@@ -258,6 +269,36 @@ func (u *User) provePTI(p *Proof) (string, error) {
 		}
 	}
 	n := len(u.Procs)
-	return fmt.Sprintf("each process's root is an 8 KiB pair: its system calls entered under the user copy (CR3 bit 12 set) and the kernel ran under the kernel copy 4 KiB below; the user copy's kernel half maps the cpu_entry_area (%d pages), espfix (%d pages) and the entry text (%d pages at %v) and nothing else: no page_offset_base, _text, kernel data, module or runtime window; its user half maps each of the process's pages as the kernel copy does; in the kernel copies %d top-level user entries are NX, %d not, being over the runtime's window too",
-		nCEA/n, nESP/n, nText/n, text.Start, nx, nwin), nil
+	return fmt.Sprintf("each process's root is an 8 KiB pair: its system calls entered under the user copy (CR3 bit 12 set) and the kernel ran under the kernel copy 4 KiB below; the user copy's kernel half maps the cpu_entry_area (%d pages), espfix (%d pages) and the entry text (%d pages at %v) and nothing else: no page_offset_base, _text, kernel data, module or runtime window; its user half maps each of the process's pages as the kernel copy does; in the kernel copies %d top-level user entries are NX, %d not, being over the runtime's window too; of the kernel copy's leaves %d are global (cpu_entry_area, entry text) and %d not",
+		nCEA/n, nESP/n, nText/n, text.Start, nx, nwin, nGlobal, nLocal), nil
+}
+
+// ptiGlobalScan holds every leaf of the first process's kernel copy (whose
+// tables below the top are every process's and the kernel's) to Linux's
+// rule under PTI: global in the cpu_entry_area and over the entry text
+// (ptiGlobal), nowhere else, the runtime's window included. It returns
+// how many leaves are global and how many are not.
+func (p *Proof) ptiGlobalScan(procs []*Process) (global, local int, err error) {
+	if len(procs) == 0 || len(procs[0].Syscalls) == 0 {
+		return 0, 0, fmt.Errorf("no process made a system call")
+	}
+	kv := mm.Open(p.Live.Mode(), mm.PhysAddr(procs[0].Syscalls[0].KernelCR3), p.Act.Mem)
+	cea := p.spec(mm.KindCPUEntryArea)
+	for l := range kv.AllLeaves() {
+		want := p.ptiGlobal(l.VA, l.Size)
+		got := l.Attrs&mm.AttrGlobal != 0
+		switch {
+		case got && !want:
+			return 0, 0, fmt.Errorf("the kernel copy's leaf at %v (%v, -> %v) is global: under PTI only the cpu_entry_area and the entry text are", l.VA, l.Size, l.PA)
+		case want && !got && cea.Contains(l.VA):
+			return 0, 0, fmt.Errorf("the cpu_entry_area's leaf at %v is not global (cea_set_pte makes it so)", l.VA)
+		case want && !got:
+			return 0, 0, fmt.Errorf("the leaf at %v over the entry text is not global (pti_clone_pgtable makes it so)", l.VA)
+		case got:
+			global++
+		default:
+			local++
+		}
+	}
+	return global, local, nil
 }

@@ -5,6 +5,7 @@ import (
 	"slices"
 
 	"github.com/physmap/physmap/kernel/selftest"
+	"github.com/physmap/physmap/mm"
 )
 
 // impls are the types of the registry's entries, by name. The boot entry
@@ -63,6 +64,14 @@ func (s *Space) Entries() []Entry { return s.regions }
 // Populate builds the early regions (before the tables go live) or the
 // others, in registry order.
 func (s *Space) Populate(early bool) error {
+	if early && s.Config.PTI {
+		// Under PTI the kernel's mappings are not global: arch/x86/mm/init.c,
+		// probe_page_size_mask, takes _PAGE_GLOBAL out of
+		// __default_kernel_pte_mask (and so of PAGE_KERNEL and its kin)
+		// before the direct map is built. The cpu_entry_area and the
+		// entry text set it back themselves.
+		s.AS.Withhold(mm.AttrGlobal)
+	}
 	for _, e := range s.regions {
 		if e.Impl == nil || e.Spec.Early != early {
 			continue

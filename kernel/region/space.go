@@ -23,6 +23,9 @@ type Image struct {
 	// RIPProbe is the physical address of a routine that returns its own
 	// address plus RIPProbeLen, whichever alias it is called through.
 	RIPProbe mm.PhysAddr
+	// EntryText is the entry text PTI's user copy maps, from the
+	// linker's symbols around it (amd64.PTIEntryText).
+	EntryText mm.PhysRange
 }
 
 // RIPProbeLen is the length of RIPProbe's first instruction, LEA RAX,

@@ -50,6 +50,11 @@ func (u *User) Inject(s *Space, name string) error {
 		}
 		u.inject = name
 		return nil
+	case injectPTIGlobal:
+		if !s.Config.PTI {
+			return fmt.Errorf("user: injection %q needs pti=on", name)
+		}
+		return s.AS.SetGlobal(s.DirectVA(s.Image.Data.Start), page, true)
 	case injectGreeting, injectKernelHalf, injectShared, injectDirectUser,
 		injectNoSMEP, injectNoSMAP, injectRet2dirExec, injectXPFOMapped:
 		u.inject = name
@@ -435,7 +440,7 @@ func (u *User) proveSyscall(p *Proof) (string, error) {
 		t, _ := p.Act.Ring3.PTIText()
 		stubPA = mm.PhysAddr(t.LSTAR)
 	}
-	if _, err := expectLeaf(p.Live, "the SYSCALL entry stub", mm.VirtAddr(lstar), stubPA, mm.PageKernelExec); err != nil {
+	if _, err := p.expectLeaf("the SYSCALL entry stub", mm.VirtAddr(lstar), stubPA, mm.PageKernelExec); err != nil {
 		return "", err
 	}
 	calls, copied := 0, 0
@@ -712,7 +717,7 @@ func (u *User) proveXPFO(p *Proof, pr *Process, kernelRoot mm.PhysAddr) (string,
 		return "", fmt.Errorf("freeing process %d: %v", q.PID, err)
 	}
 	for _, pa := range back {
-		if _, err := expectLeaf(p.Live, "a freed frame's direct-map alias", p.DirectVA(pa), pa, mm.PageKernel); err != nil {
+		if _, err := p.expectLeaf("a freed frame's direct-map alias", p.DirectVA(pa), pa, mm.PageKernel); err != nil {
 			return "", err
 		}
 		if _, err := read64(p.CPU, "a freed frame through the direct map", p.DirectVA(pa)); err != nil {

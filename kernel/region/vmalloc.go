@@ -128,7 +128,7 @@ func (p *Proof) proveVmalloc() {
 		for i := range vmallocPages {
 			va := base.Add(uint64(i) * page)
 			what := fmt.Sprintf("vmalloc page %d", i)
-			t, err := expectLeaf(p.Live, what, va, anyPA, mm.PageKernel)
+			t, err := p.expectLeaf(what, va, anyPA, mm.PageKernel)
 			if err != nil {
 				return err
 			}

@@ -391,7 +391,7 @@ func (v *Vmemmap) Prove(p *Proof) {
 		// there too.
 		for _, pfn := range samples {
 			va := base.Add(pfn * structPageSize)
-			t, err := expectLeaf(p.Live, fmt.Sprintf("the descriptor of pfn %#x", pfn), va, anyPA, mm.PageKernel)
+			t, err := p.expectLeaf(fmt.Sprintf("the descriptor of pfn %#x", pfn), va, anyPA, mm.PageKernel)
 			if err != nil {
 				return err
 			}

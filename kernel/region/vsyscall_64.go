@@ -151,7 +151,7 @@ func (v *Vsyscall) proveMapped(p *Proof) {
 	var insns []string
 	var frame mm.PhysAddr
 	err := func() error {
-		t, err := expectLeaf(p.Live, "the vsyscall page", va, anyPA, vsyscallPerm)
+		t, err := p.expectLeaf("the vsyscall page", va, anyPA, vsyscallPerm)
 		if err != nil {
 			return err
 		}

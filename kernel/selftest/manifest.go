@@ -598,8 +598,8 @@ var Registry = []Region{
 				Expect: "probe.c's payload bytes, the frame in the process's tables, the SDM's error codes", When: ret2dirOn},
 			{Name: "xpfo", Claim: "with physmap.xpfo=on (eXclusive Page Frame Ownership, ret2dir's defence), every frame a process owns is out of the direct map (its large pages split, the TLB flushed), so ret2dir's read faults; a freed process's frames are back",
 				Expect: "the live tables, the CPU's not-present fault, the frames the processes were given", When: xpfoOn},
-			{Name: "pti", Claim: "with pti=on, each process's root is PTI's 8 KiB pair: system calls enter under the user copy (CR3 bit 12) and the kernel runs under the kernel copy; the user copy's kernel half maps only the cpu_entry_area, espfix and the entry text (no direct map, kernel image, kernel data or module), its user half the process's pages; the kernel copy's user entries are NX at the top (arch/x86/mm/pti.c)",
-				Expect: "CR3 as the entry stubs found it and as the kernel ran; mm.rst's cpu_entry_area and espfix ranges; the linker's entry-text symbols; page_offset_base, _text and a module from the live tables", When: ptiOn},
+			{Name: "pti", Claim: "with pti=on, each process's root is PTI's 8 KiB pair: system calls enter under the user copy (CR3 bit 12) and the kernel runs under the kernel copy; the user copy's kernel half maps only the cpu_entry_area, espfix and the entry text (no direct map, kernel image, kernel data or module), its user half the process's pages; the kernel copy's user entries are NX at the top (arch/x86/mm/pti.c); no kernel mapping is global but the cpu_entry_area's and the entry text's (probe_page_size_mask, cea_set_pte, pti_clone_pgtable), so the CR3 switch to the user copy leaves none of the rest in the TLB",
+				Expect: "CR3 as the entry stubs found it and as the kernel ran; mm.rst's cpu_entry_area and espfix ranges; the linker's entry-text symbols; page_offset_base, _text and a module from the live tables; every leaf of the kernel copy, walked", When: ptiOn},
 		},
 		Injections: []Injection{
 			{Name: "user-greeting-patched", What: "process 1's greeting overwritten in its data frame through the direct map", Fails: []string{"user.ring3"}},
@@ -613,6 +613,7 @@ var Registry = []Region{
 			{Name: "user-lstar-cr3", What: "MSR_LSTAR pointed at an entry stub that loads the kernel's CR3 first, as PTI's does, with no user copy to come from: copy_from_user then faults",
 				Fails: []string{"user.syscall", "user.ring3"}, When: ptiOff},
 			{Name: "pti-directmap-shared", What: "the direct map's 512 GiB entry shared into every process's user copy", Fails: []string{"pti", "user.supervisor"}, When: ptiOn},
+			{Name: "pti-global-leaf", What: "G set on the direct map's leaf over the image's data", Fails: []string{"pti"}, When: ptiOn},
 		},
 	},
 }

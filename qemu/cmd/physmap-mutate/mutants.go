@@ -191,7 +191,7 @@ var mutants = []mutant{
 		"the kernel's mappings stay global under PTI, as before 6.1's rule was followed: pti must fail it"},
 	{"pti-global-unscanned", "kernel/region/pti.go",
 		"\tfor l := range kv.AllLeaves() {\n\t\twant := p.ptiGlobal(l.VA, l.Size)\n",
-		"\tfor l := range kv.AllLeaves() {\n\t\tbreak\n\t\twant := p.ptiGlobal(l.VA, l.Size)\n",
+		"\tfor l := range kv.AllLeaves() {\n\t\tif true {\n\t\t\tbreak\n\t\t}\n\t\twant := p.ptiGlobal(l.VA, l.Size)\n",
 		"pti looks at no leaf's G bit: pti-global-leaf must still fail it"},
 	{"vmemmap-deferral-unchecked", "kernel/region/vmemmap.go",
 		"\t\t\t\tif got == pfn {\n\t\t\t\t\treturn fmt.Errorf(\"the %v leaf at %v,",

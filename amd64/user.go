@@ -76,6 +76,11 @@ func syscallEntryPC() uint64
 func syscallEntryCR3PC() uint64
 func ignoreSysretPC() uint64
 func trapPCs(out *[9]uint64)
+func irqPCs() (timer, spurious uint64)
+
+// AcceptInterrupt lets an interrupt that is pending be taken, in ring 0,
+// and returns with interrupts off again.
+func AcceptInterrupt()
 
 // trapStubs returns trapPCs's addresses.
 func trapStubs() (pcs [9]uint64) {
@@ -115,6 +120,22 @@ func InstallUserTraps() error {
 		ours := old
 		ours.Offset = pcs[i]
 		lo, hi := ours.Encode()
+		entry[1] = hi
+		entry[0] = lo
+	}
+	// The interrupts a process may take: gates of their own, made as
+	// idt_setup_apic_and_irq_gates makes Linux's from apic_idts
+	// (arch/x86/kernel/idt.c: INTG, an interrupt gate, DPL 0, no IST).
+	timer, spurious := irqPCs()
+	for _, g := range []struct {
+		vector int
+		pc     uint64
+	}{{VECTOR_LOCAL_TIMER, timer}, {VECTOR_SPURIOUS, spurious}} {
+		if uint64(limit)+1 < uint64(g.vector+1)*GATE_SIZE {
+			return ErrIDTTooShort
+		}
+		entry := idtEntry(base, g.vector)
+		lo, hi := Gate{Offset: g.pc, Selector: readCS(), Type: GATE_TYPE_INTERRUPT, Present: true}.Encode()
 		entry[1] = hi
 		entry[0] = lo
 	}
@@ -185,7 +206,8 @@ func PTIEntryText() (PTIText, bool) {
 	var t PTIText
 	t.Start, t.End, t.LSTAR, t.Exit, t.PF, t.Hold = ptiPCs()
 	in := func(pc uint64) bool { return pc >= t.Start && pc < t.End }
-	ok := in(t.LSTAR) && in(t.Exit) && in(t.PF) && in(t.Hold) && in(syscallEntryPC()) && in(ignoreSysretPC())
+	timer, spurious := irqPCs()
+	ok := in(t.LSTAR) && in(t.Exit) && in(t.PF) && in(t.Hold) && in(syscallEntryPC()) && in(ignoreSysretPC()) && in(timer) && in(spurious)
 	for _, pc := range trapStubs() {
 		ok = ok && in(pc)
 	}
@@ -193,11 +215,15 @@ func PTIEntryText() (PTIText, bool) {
 }
 
 // TrapGatePCs returns the gate stubs of InstallUserTraps's vectors, in
-// the order of UserVectors, then #PF's under PTI.
+// the order of UserVectors, then the timer's and the spurious vector's,
+// then #PF's under PTI.
 func TrapGatePCs() (vectors []int, pcs []uint64) {
 	t := trapStubs()
 	vectors = append(vectors, userVectors[:]...)
 	pcs = append(pcs, t[:]...)
+	timer, spurious := irqPCs()
+	vectors = append(vectors, VECTOR_LOCAL_TIMER, VECTOR_SPURIOUS)
+	pcs = append(pcs, timer, spurious)
 	_, _, _, _, pf, _ := ptiPCs()
 	return append(vectors, VECTOR_PF), append(pcs, pf)
 }

@@ -370,6 +370,26 @@ TEXT ·trapPF(SB),NOSPLIT|NOFRAME,$0
 kernel:
 	JMP	·pfEntry(SB)
 
+// trapTimer is the LAPIC timer's gate (LOCAL_TIMER_VECTOR, with no error
+// code). From ring 3 it goes to userTrap like an exception, and the
+// kernel sends the EOI. In ring 0, where IF is clear but for
+// AcceptInterrupt's one instruction, it returns at once: the interrupt
+// stays in service until the kernel's EOI.
+TEXT ·trapTimer(SB),NOSPLIT|NOFRAME,$0
+	TESTQ	$3, 8(SP)
+	JZ	kernel
+	SUBQ	$16, SP
+	MOVQ	$0, 8(SP)
+	MOVQ	$const_VECTOR_LOCAL_TIMER, 0(SP)
+	JMP	·userTrap(SB)
+kernel:
+	IRETQ
+
+// trapSpurious is the LAPIC's spurious vector: no EOI, no record (SDM
+// Vol. 3A 11.9), from either ring.
+TEXT ·trapSpurious(SB),NOSPLIT|NOFRAME,$0
+	IRETQ
+
 // holdLoop loads CR3 from AX and halts for good, with interrupts off: the
 // machine held for the host to read the tables of an address space, a
 // process's among them. It is in the entry text so that PTI's user copy,
@@ -398,6 +418,24 @@ TEXT ·ptiPCs(SB),NOSPLIT,$0-48
 	MOVQ	AX, pf+32(FP)
 	MOVQ	$·holdLoop(SB), AX
 	MOVQ	AX, hold+40(FP)
+	RET
+
+// func irqPCs() (timer, spurious uint64)
+TEXT ·irqPCs(SB),NOSPLIT,$0-16
+	MOVQ	$·trapTimer(SB), AX
+	MOVQ	AX, timer+0(FP)
+	MOVQ	$·trapSpurious(SB), AX
+	MOVQ	AX, spurious+8(FP)
+	RET
+
+// func AcceptInterrupt()
+//
+// Opens the interrupt window for one instruction (STI's shadow covers
+// the NOP), so that an interrupt already pending is taken here, in ring 0.
+TEXT ·AcceptInterrupt(SB),NOSPLIT,$0
+	STI
+	NOP
+	CLI
 	RET
 
 // func HoldIn(cr3, pc uint64)

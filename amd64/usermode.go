@@ -122,10 +122,19 @@ const (
 	VECTOR_XM = 19
 )
 
+// The interrupt vectors a process can be interrupted by, Linux's
+// (arch/x86/include/asm/irq_vectors.h): the LAPIC timer's and the LAPIC's
+// spurious vector.
+const (
+	VECTOR_LOCAL_TIMER = 0xec // LOCAL_TIMER_VECTOR
+	VECTOR_SPURIOUS    = 0xff // SPURIOUS_APIC_VECTOR
+)
+
 // VectorName is the SDM's mnemonic for an exception vector.
 func VectorName(v uint8) string {
 	names := map[uint8]string{VECTOR_DE: "#DE", VECTOR_DB: "#DB", VECTOR_UD: "#UD", VECTOR_NM: "#NM",
-		VECTOR_SS: "#SS", VECTOR_GP: "#GP", VECTOR_PF: "#PF", VECTOR_MF: "#MF", VECTOR_AC: "#AC", VECTOR_XM: "#XM"}
+		VECTOR_SS: "#SS", VECTOR_GP: "#GP", VECTOR_PF: "#PF", VECTOR_MF: "#MF", VECTOR_AC: "#AC", VECTOR_XM: "#XM",
+		VECTOR_LOCAL_TIMER: "the LAPIC timer (vector 0xec)"}
 	if n, ok := names[v]; ok {
 		return n
 	}

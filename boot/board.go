@@ -119,3 +119,19 @@ func readPIT() uint16 {
 	hi := amd64.Inb(PIT_CH0)
 	return uint16(hi)<<8 | uint16(lo)
 }
+
+// The 8259A PICs' data ports: a byte written there is OCW1, the interrupt
+// mask (Intel 8259A datasheet).
+const (
+	PIC1_DATA = 0x21
+	PIC2_DATA = 0xa1
+)
+
+// MaskPIC masks all sixteen 8259A lines. The PIT's channel 0, which the
+// clock runs free, would otherwise raise IRQ 0 whenever a process runs
+// with IF set, at whatever vector the firmware programmed; physmap takes
+// no device interrupts, only the LAPIC's.
+func MaskPIC() {
+	amd64.Outb(PIC1_DATA, 0xff)
+	amd64.Outb(PIC2_DATA, 0xff)
+}

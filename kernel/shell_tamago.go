@@ -189,8 +189,9 @@ func runShell(k *kernel, boot selftest.Summary) bool {
 	return s.Run(shell.NewLines(uartReader{}, os.Stdout))
 }
 
-// Processes returns the user region's processes of the last run, their
-// kernel-half top-level entries compared with the kernel's raw entries.
+// Processes returns the user region's processes of the last run, the
+// spinner the timer ended among them, their kernel-half top-level entries
+// compared with the kernel's raw entries.
 func (m machine) Processes() []shell.Process {
 	if m.k == nil {
 		return nil
@@ -198,7 +199,7 @@ func (m machine) Processes() []shell.Process {
 	k := m.k
 	kroot := hwCPU{}.CR3()
 	var out []shell.Process
-	for _, pr := range region.Find[*region.User](k.space).Procs {
+	for _, pr := range region.Find[*region.User](k.space).All() {
 		sp := shell.Process{PID: pr.PID, State: pr.State(), Root: pr.AS.Root(), Syscalls: len(pr.Syscalls), Exceptions: len(pr.Traps)}
 		if pr.Freed {
 			sp.State += ", freed"

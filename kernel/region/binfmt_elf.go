@@ -39,6 +39,11 @@ type Ring3 interface {
 	// RunPTI is Run under PTI: root is the kernel copy, root+4 KiB the
 	// user copy; the exit to ring 3 runs at exit on the stack tramp.
 	RunPTI(r *amd64.UserRegs, root mm.PhysAddr, tramp, exit mm.VirtAddr) amd64.Trap
+	// AcceptInterrupt takes an interrupt that is pending, in ring 0
+	// (amd64.AcceptInterrupt).
+	AcceptInterrupt()
+	// Nanotime is the runtime's clock, in nanoseconds.
+	Nanotime() int64
 	// CopyFromUser reads p at the user address va, with RFLAGS.AC set
 	// around it where CR4.SMAP is on (copy_from_user's stac/clac); it
 	// stops at the first fault, n bytes read.
@@ -121,6 +126,16 @@ type Process struct {
 
 	Syscalls []SyscallRecord
 	Traps    []amd64.Trap // exceptions, in order
+	// ticksLeft is what remains of its ring3Budget, in timer ticks;
+	// Ring3NS is the time it spent in ring 3 by the runtime's clock.
+	ticksLeft uint64
+	Ring3NS   int64
+	// Timer is the timer interrupt that ended it, if one did: the trap
+	// as the CPU's frame had it, with the frame's RIP and RFLAGS, and the
+	// count the LAPIC had left.
+	Timer *TimerEnd
+	// EndStep is the run's entry to ring 3 after which it ended.
+	EndStep int
 	Reports  []Report
 	Output   []byte // what it wrote to the console
 	Copies   []Copy // copy_from_user's reads
@@ -170,6 +185,13 @@ type UserPage struct {
 	What  string // "text", "data", "stack", ...
 }
 
+// TimerEnd is how the LAPIC timer ended a process.
+type TimerEnd struct {
+	Trap        amd64.Trap
+	RIP, RFLAGS uint64
+	Left        uint64 // the current-count register as the kernel read it
+}
+
 // SyscallRecord is one system call as the entry stub recorded it.
 type SyscallRecord struct {
 	Nr                 uint64
@@ -195,6 +217,9 @@ type Copy struct {
 // probeBlock is struct physmap_probe of probe.c.
 type probeBlock struct {
 	DirectOwn, KernelText, KernelData, NonCanonical uint64
+	// Spin, when not zero, makes the process spin that many times in
+	// ring 3 before anything else (the timer's check).
+	Spin uint64
 }
 
 // User is the user half of a process's address space: mm.rst's
@@ -216,6 +241,15 @@ type User struct {
 	// kernel text.
 	LSTAR, CSTAR mm.VirtAddr
 	Procs        []*Process
+	// Spinner is the process that spins in ring 3 until the LAPIC timer
+	// ends it, beside Procs; nil if the timer could not be set up.
+	Spinner *Process
+	// timer bounds each process's time in ring 3; timerErr says why
+	// there is none.
+	timer    *ring3Timer
+	timerErr error
+	// steps counts the entries to ring 3 of the last run.
+	steps int
 	// inject is the injection to apply when the processes are made.
 	inject string
 	// Log holds the console lines of the last run, for the report.
@@ -323,6 +357,10 @@ func (u *User) Populate(s *Space) error {
 		}
 	}
 	s.Ring3.Setup(u.LSTAR, u.CSTAR)
+	if u.timer, u.timerErr = setupTimer(s); u.timerErr == nil {
+		s.logf("physmap: LAPIC timer: one-shot at vector %#x, %d ticks per ms against the runtime's clock; each process may spend %d ms in ring 3",
+			amd64.VECTOR_LOCAL_TIMER, u.timer.perMS, ring3Budget/1_000_000)
+	}
 	s.logf("physmap: SYSCALL enabled: LSTAR %v, CSTAR %v (the entry stubs in the kernel text mapping), STAR %#x, SFMASK %#x",
 		u.LSTAR, u.CSTAR, amd64.STAR(s.Ring3.KernelCS()), amd64.SyscallMask)
 	return nil
@@ -389,6 +427,9 @@ func (u *User) newProcess(s *Space, kernel *mm.AddressSpace, pid int, probe func
 		return nil, err
 	}
 	pr := &Process{PID: pid, AS: as, UserAS: uas}
+	if u.timer != nil {
+		pr.ticksLeft = u.timer.ticks(ring3Budget)
+	}
 	// A process's frames come from the top of RAM, apart from the
 	// kernel's (which the allocator hands out lowest first): there the
 	// direct map has large pages, which XPFO must split.
@@ -440,11 +481,12 @@ func (u *User) newProcess(s *Space, kernel *mm.AddressSpace, pid int, probe func
 	top := pr.Pages[len(pr.Pages)-1]
 	pr.Probe = probe(top.PA)
 	pr.ProbeVA = stackTop.Sub(64)
-	var blk [32]byte
+	var blk [40]byte
 	binary.LittleEndian.PutUint64(blk[0:], pr.Probe.DirectOwn)
 	binary.LittleEndian.PutUint64(blk[8:], pr.Probe.KernelText)
 	binary.LittleEndian.PutUint64(blk[16:], pr.Probe.KernelData)
 	binary.LittleEndian.PutUint64(blk[24:], pr.Probe.NonCanonical)
+	binary.LittleEndian.PutUint64(blk[32:], pr.Probe.Spin)
 	if err := writeBytes(s.CPU, "the probe block", s.DirectVA(top.PA).Add(page-64), blk[:]); err != nil {
 		return nil, err
 	}

@@ -69,19 +69,32 @@ func (u *User) run(s *Space, kernelRoot mm.PhysAddr) error {
 		}
 		defer restore()
 	}
+	u.steps = 0
 	for {
 		alive := false
-		for _, pr := range u.Procs {
+		for _, pr := range u.All() {
 			if pr.Exited || pr.Killed != "" {
 				continue
 			}
 			alive = true
 			u.step(s, pr)
+			u.steps++
+			if pr.Exited || pr.Killed != "" {
+				pr.EndStep = u.steps
+			}
 		}
 		if !alive {
 			return nil
 		}
 	}
+}
+
+// All is the processes of the last run: the probe's, then the spinner.
+func (u *User) All() []*Process {
+	if u.Spinner == nil {
+		return u.Procs
+	}
+	return append(u.Procs[:len(u.Procs):len(u.Procs)], u.Spinner)
 }
 
 // step enters the process once and handles why it came back.
@@ -90,11 +103,24 @@ func (u *User) step(s *Space, pr *Process) {
 		u.kill(s, pr, "more than %d system calls and exceptions", maxSteps)
 		return
 	}
+	if u.timer != nil && pr.ticksLeft == 0 {
+		u.kill(s, pr, "its %d ms in ring 3 are spent", ring3Budget/1_000_000)
+		return
+	}
 	r := &pr.Regs
-	r.RFLAGS = r.RFLAGS&amd64.UserFlags | amd64.RFLAGS_FIXED
+	// A process runs with interrupts on (start_thread_common's
+	// X86_EFLAGS_IF), so the LAPIC timer can reach it in ring 3.
+	r.RFLAGS = r.RFLAGS&amd64.UserFlags | amd64.RFLAGS_FIXED | amd64.RFLAGS_IF
 	// SYSRET only to a user RIP (Linux's do_syscall_64 takes the IRET
 	// path otherwise: SYSRET to a non-canonical RIP faults in ring 0).
 	sysret := pr.sysret && r.RIP < taskSizeMax(pr.AS.Mode())
+	if u.timer != nil {
+		if err := u.timer.arm(s.CPU, pr.ticksLeft); err != nil {
+			u.kill(s, pr, "arming the LAPIC timer: %v", err)
+			return
+		}
+	}
+	start := s.Ring3.Nanotime()
 	var t amd64.Trap
 	if pr.UserAS != nil {
 		t = s.Ring3.RunPTI(r, pr.AS.Root(), u.tramp, u.exit)
@@ -102,6 +128,10 @@ func (u *User) step(s *Space, pr *Process) {
 		t = s.Ring3.Run(r, pr.AS.Root(), sysret)
 	}
 	t.KernelCR3 = uint64(s.CPU.CR3())
+	pr.Ring3NS += s.Ring3.Nanotime() - start
+	if u.timer != nil && !u.timerStop(s, pr, t) {
+		return
+	}
 	switch t.Cause {
 	case amd64.CauseSyscall:
 		u.syscall(s, pr, t)
@@ -110,6 +140,39 @@ func (u *User) step(s *Space, pr *Process) {
 	default:
 		u.kill(s, pr, "left ring 3 for no known cause (%d)", t.Cause)
 	}
+}
+
+// timerStop stops the LAPIC timer after pr's time in ring 3 and charges
+// it; it ends pr, and reports false, if the timer's interrupt ended that
+// time or fell due on the way out.
+func (u *User) timerStop(s *Space, pr *Process, t amd64.Trap) bool {
+	left, pending, err := u.timer.stop(s.CPU)
+	if err != nil {
+		u.kill(s, pr, "stopping the LAPIC timer: %v", err)
+		return false
+	}
+	pr.ticksLeft = left
+	switch {
+	case t.Cause == amd64.CauseException && t.Vector == amd64.VECTOR_LOCAL_TIMER:
+		pr.Timer = &TimerEnd{Trap: t, RIP: pr.Regs.RIP, RFLAGS: pr.Regs.RFLAGS, Left: left}
+		if err := u.timer.eoi(s.CPU); err != nil {
+			u.kill(s, pr, "the LAPIC's EOI: %v", err)
+			return false
+		}
+		u.kill(s, pr, "the LAPIC timer (vector %#x) interrupted it in ring 3 at RIP %#x after %d ms there: its time is up",
+			amd64.VECTOR_LOCAL_TIMER, pr.Regs.RIP, pr.Ring3NS/1_000_000)
+		return false
+	case pending:
+		// Due after the process left ring 3: taken here, then ended.
+		s.Ring3.AcceptInterrupt()
+		if err := u.timer.eoi(s.CPU); err != nil {
+			u.kill(s, pr, "the LAPIC's EOI: %v", err)
+			return false
+		}
+		u.kill(s, pr, "its %d ms in ring 3 ran out as it left (%v)", ring3Budget/1_000_000, t)
+		return false
+	}
+	return true
 }
 
 // syscall handles one system call: the number in RAX, the arguments in

@@ -50,6 +50,11 @@ func (u *User) Inject(s *Space, name string) error {
 		}
 		u.inject = name
 		return nil
+	case injectTimerMasked:
+		if u.timer == nil {
+			return fmt.Errorf("user: injection %q: no LAPIC timer: %v", name, u.timerErr)
+		}
+		return u.timer.inject(s.CPU)
 	case injectPTIGlobal:
 		if !s.Config.PTI {
 			return fmt.Errorf("user: injection %q needs pti=on", name)
@@ -84,13 +89,13 @@ func (u *User) Prove(p *Proof) {
 		failAll("no processes: _text or page_offset_base not found in the live tables (%v, %v)", p.Bases.TextErr, p.Bases.PageOffsetErr)
 		return
 	}
-	for _, pr := range u.Procs {
+	for _, pr := range u.All() {
 		if err := pr.release(s); err != nil {
 			failAll("freeing the last run's process %d: %v", pr.PID, err)
 			return
 		}
 	}
-	u.Procs, u.Log, u.XPFO = nil, nil, XPFOCost{}
+	u.Procs, u.Spinner, u.Log, u.XPFO = nil, nil, nil, XPFOCost{}
 	kernelRoot := p.CPU.CR3()
 	mode := p.Live.Mode()
 	probe := func(stackPA mm.PhysAddr) probeBlock {
@@ -108,6 +113,18 @@ func (u *User) Prove(p *Proof) {
 			return
 		}
 		u.Procs = append(u.Procs, pr)
+	}
+	if u.timer != nil {
+		spin := func(stackPA mm.PhysAddr) probeBlock {
+			b := probe(stackPA)
+			b.Spin = spinLoops
+			return b
+		}
+		var err error
+		if u.Spinner, err = u.newProcess(s, p.Live, nprocs+1, spin); err != nil {
+			failAll("making process %d, the spinner: %v", nprocs+1, err)
+			return
+		}
 	}
 	undo, err := u.applyInjection(p, kernelRoot)
 	if err != nil {
@@ -132,6 +149,7 @@ func (u *User) Prove(p *Proof) {
 		{checkSupervisor, u.proveSupervisor},
 		{checkSyscall, u.proveSyscall},
 		{checkPTI, u.provePTI},
+		{checkTimer, u.proveTimer},
 	} {
 		if c.name == checkPTI && !p.Ref.Config.PTI {
 			continue

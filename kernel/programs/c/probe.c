@@ -1,6 +1,7 @@
 /*
  * probe: the program physmap runs as its processes, twice, at the same
- * user addresses over different frames. Static, no libc (-nostdlib): it
+ * user addresses over different frames, and a third time as the spinner
+ * the LAPIC timer ends (physmap_probe's spin). Static, no libc (-nostdlib): it
  * makes Linux's system calls itself (write 1, getpid 39, exit 60, the
  * numbers of arch/x86/entry/syscalls/syscall_64.tbl) and two of physmap's
  * own, numbered above Linux 6.1's last (450), which exist only in physmap:
@@ -28,12 +29,14 @@ typedef unsigned long u64;
 #define REPORT_NOFAULT	3	/* stage */
 #define REPORT_SECRET	4	/* secret as read back, &secret */
 #define REPORT_EFAULT	5	/* what write returned for a kernel buffer */
+#define REPORT_SPUN	6	/* the spin loop ran to its end: iterations */
 
 struct physmap_probe {
 	u64 direct_own;		/* page_offset_base + pa of this process's stack page */
 	u64 kernel_text;	/* _text in the kernel text mapping */
 	u64 kernel_data;	/* a kernel data word in the kernel text mapping */
 	u64 noncanonical;	/* an address in neither half */
+	u64 spin;		/* if not 0: spin this many times, first */
 };
 
 static long sys5(long n, long a, long b, long c, long d, long e)
@@ -140,10 +143,24 @@ void on_fault(u64 vector, u64 code, u64 addr)
 
 __attribute__((noreturn)) void pm_main(struct physmap_probe *p)
 {
-	long pid = sys5(SYS_getpid, 0, 0, 0, 0, 0);
 	unsigned short cs;
+	long pid;
 	int n;
 
+	if (p->spin) {
+		/*
+		 * The spinner: no system call, no exception, ring 3 until the
+		 * kernel's timer ends it. The loop is finite so that, with no
+		 * timer, the process says so instead of never returning.
+		 */
+		u64 i;
+
+		for (i = 0; i < p->spin; i++)
+			__asm__ volatile("");
+		report(REPORT_SPUN, i, 0, 0, 0);
+		sys_exit(0);
+	}
+	pid = sys5(SYS_getpid, 0, 0, 0, 0, 0);
 	__asm__ volatile("mov %%cs, %0" : "=r"(cs));
 	probe = p;
 	secret = 0x5ec2e700 + pid;

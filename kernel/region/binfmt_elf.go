@@ -126,10 +126,9 @@ type Process struct {
 
 	Syscalls []SyscallRecord
 	Traps    []amd64.Trap // exceptions, in order
-	// ticksLeft is what remains of its ring3Budget, in timer ticks;
-	// Ring3NS is the time it spent in ring 3 by the runtime's clock.
-	ticksLeft uint64
-	Ring3NS   int64
+	// Ring3NS is the time it spent in ring 3 by the runtime's clock, and
+	// LongestNS its longest stay there.
+	Ring3NS, LongestNS int64
 	// Timer is the timer interrupt that ended it, if one did: the trap
 	// as the CPU's frame had it, with the frame's RIP and RFLAGS, and the
 	// count the LAPIC had left.
@@ -190,6 +189,7 @@ type TimerEnd struct {
 	Trap        amd64.Trap
 	RIP, RFLAGS uint64
 	Left        uint64 // the current-count register as the kernel read it
+	NS          int64  // the stay in ring 3 it ended, by the runtime's clock
 }
 
 // SyscallRecord is one system call as the entry stub recorded it.
@@ -358,8 +358,8 @@ func (u *User) Populate(s *Space) error {
 	}
 	s.Ring3.Setup(u.LSTAR, u.CSTAR)
 	if u.timer, u.timerErr = setupTimer(s); u.timerErr == nil {
-		s.logf("physmap: LAPIC timer: one-shot at vector %#x, %d ticks per ms against the runtime's clock; each process may spend %d ms in ring 3",
-			amd64.VECTOR_LOCAL_TIMER, u.timer.perMS, ring3Budget/1_000_000)
+		s.logf("physmap: LAPIC timer: one-shot at vector %#x, %d ticks per ms against the runtime's clock; a process may stay %d ms in ring 3 without entering the kernel",
+			amd64.VECTOR_LOCAL_TIMER, u.timer.perMS, timeSlice/1_000_000)
 	}
 	s.logf("physmap: SYSCALL enabled: LSTAR %v, CSTAR %v (the entry stubs in the kernel text mapping), STAR %#x, SFMASK %#x",
 		u.LSTAR, u.CSTAR, amd64.STAR(s.Ring3.KernelCS()), amd64.SyscallMask)
@@ -427,9 +427,6 @@ func (u *User) newProcess(s *Space, kernel *mm.AddressSpace, pid int, probe func
 		return nil, err
 	}
 	pr := &Process{PID: pid, AS: as, UserAS: uas}
-	if u.timer != nil {
-		pr.ticksLeft = u.timer.ticks(ring3Budget)
-	}
 	// A process's frames come from the top of RAM, apart from the
 	// kernel's (which the allocator hands out lowest first): there the
 	// direct map has large pages, which XPFO must split.

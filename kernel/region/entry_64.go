@@ -103,10 +103,6 @@ func (u *User) step(s *Space, pr *Process) {
 		u.kill(s, pr, "more than %d system calls and exceptions", maxSteps)
 		return
 	}
-	if u.timer != nil && pr.ticksLeft == 0 {
-		u.kill(s, pr, "its %d ms in ring 3 are spent", ring3Budget/1_000_000)
-		return
-	}
 	r := &pr.Regs
 	// A process runs with interrupts on (start_thread_common's
 	// X86_EFLAGS_IF), so the LAPIC timer can reach it in ring 3.
@@ -115,7 +111,7 @@ func (u *User) step(s *Space, pr *Process) {
 	// path otherwise: SYSRET to a non-canonical RIP faults in ring 0).
 	sysret := pr.sysret && r.RIP < taskSizeMax(pr.AS.Mode())
 	if u.timer != nil {
-		if err := u.timer.arm(s.CPU, pr.ticksLeft); err != nil {
+		if err := u.timer.arm(s.CPU); err != nil {
 			u.kill(s, pr, "arming the LAPIC timer: %v", err)
 			return
 		}
@@ -128,10 +124,12 @@ func (u *User) step(s *Space, pr *Process) {
 		t = s.Ring3.Run(r, pr.AS.Root(), sysret)
 	}
 	t.KernelCR3 = uint64(s.CPU.CR3())
-	pr.Ring3NS += s.Ring3.Nanotime() - start
-	if u.timer != nil && !u.timerStop(s, pr, t) {
+	stay := s.Ring3.Nanotime() - start
+	pr.Ring3NS += stay
+	if u.timer != nil && !u.timerStop(s, pr, t, stay) {
 		return
 	}
+	pr.LongestNS = max(pr.LongestNS, stay)
 	switch t.Cause {
 	case amd64.CauseSyscall:
 		u.syscall(s, pr, t)
@@ -142,25 +140,24 @@ func (u *User) step(s *Space, pr *Process) {
 	}
 }
 
-// timerStop stops the LAPIC timer after pr's time in ring 3 and charges
-// it; it ends pr, and reports false, if the timer's interrupt ended that
-// time or fell due on the way out.
-func (u *User) timerStop(s *Space, pr *Process, t amd64.Trap) bool {
+// timerStop stops the LAPIC timer after pr's stay in ring 3; it ends pr,
+// and reports false, if the timer's interrupt ended the stay or fell due
+// on the way out.
+func (u *User) timerStop(s *Space, pr *Process, t amd64.Trap, stay int64) bool {
 	left, pending, err := u.timer.stop(s.CPU)
 	if err != nil {
 		u.kill(s, pr, "stopping the LAPIC timer: %v", err)
 		return false
 	}
-	pr.ticksLeft = left
 	switch {
 	case t.Cause == amd64.CauseException && t.Vector == amd64.VECTOR_LOCAL_TIMER:
-		pr.Timer = &TimerEnd{Trap: t, RIP: pr.Regs.RIP, RFLAGS: pr.Regs.RFLAGS, Left: left}
+		pr.Timer = &TimerEnd{Trap: t, RIP: pr.Regs.RIP, RFLAGS: pr.Regs.RFLAGS, Left: left, NS: stay}
 		if err := u.timer.eoi(s.CPU); err != nil {
 			u.kill(s, pr, "the LAPIC's EOI: %v", err)
 			return false
 		}
-		u.kill(s, pr, "the LAPIC timer (vector %#x) interrupted it in ring 3 at RIP %#x after %d ms there: its time is up",
-			amd64.VECTOR_LOCAL_TIMER, pr.Regs.RIP, pr.Ring3NS/1_000_000)
+		u.kill(s, pr, "the LAPIC timer (vector %#x) interrupted it at RIP %#x after %d ms in ring 3 without a system call: its slice is up",
+			amd64.VECTOR_LOCAL_TIMER, pr.Regs.RIP, stay/1_000_000)
 		return false
 	case pending:
 		// Due after the process left ring 3: taken here, then ended.
@@ -169,7 +166,7 @@ func (u *User) timerStop(s *Space, pr *Process, t amd64.Trap) bool {
 			u.kill(s, pr, "the LAPIC's EOI: %v", err)
 			return false
 		}
-		u.kill(s, pr, "its %d ms in ring 3 ran out as it left (%v)", ring3Budget/1_000_000, t)
+		u.kill(s, pr, "its %d ms slice in ring 3 ran out as it left (%v)", timeSlice/1_000_000, t)
 		return false
 	}
 	return true

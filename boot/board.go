@@ -127,10 +127,11 @@ const (
 	PIC2_DATA = 0xa1
 )
 
-// MaskPIC masks all sixteen 8259A lines. The PIT's channel 0, which the
-// clock runs free, would otherwise raise IRQ 0 whenever a process runs
-// with IF set, at whatever vector the firmware programmed; physmap takes
-// no device interrupts, only the LAPIC's.
+// MaskPIC masks all sixteen 8259A lines, whatever the firmware left
+// (QEMU's firmware leaves them masked: both masks read 0xff before this),
+// so that a process running with IF set can take the LAPIC's interrupts
+// only: the PIT's channel 0, which the clock runs free, raises IRQ 0
+// every 55 ms. physmap takes no device interrupts.
 func MaskPIC() {
 	amd64.Outb(PIC1_DATA, 0xff)
 	amd64.Outb(PIC2_DATA, 0xff)

@@ -13,8 +13,9 @@ import "errors"
 // the fault and calls RunUser again.
 //
 // The state is global (uf, kf): one CPU runs processes, with interrupts
-// off from the call to the return (ring 3 runs with IF clear), so nothing
-// nests. The entry code runs in exception context (STYLE rule 14): it
+// off in ring 0 from the call to the return (ring 3 runs with IF set; an
+// interrupt taken there comes back through the gate stubs like an
+// exception, and every gate clears IF), so nothing nests. The entry code runs in exception context (STYLE rule 14): it
 // only stores registers. Defined in user.s.
 
 // userFrame is the process's side, laid out for user.s.

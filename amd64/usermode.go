@@ -82,8 +82,9 @@ const SyscallMask = RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | 
 
 // UserFlags are the RFLAGS bits a process may keep across a return to it:
 // the arithmetic flags, DF and AC (which POPF in ring 3 can set, SDM Vol. 2B
-// "POPF"). TF, IF, IOPL, NT and RF are never returned set: physmap keeps
-// interrupts off in ring 3 (a departure: Linux runs processes with IF=1).
+// "POPF"). TF, IOPL, NT and RF are never returned set; IF is the
+// kernel's to set (the user region sets it, as Linux runs processes with
+// IF=1).
 const UserFlags = RFLAGS_CF | RFLAGS_PF | RFLAGS_AF | RFLAGS_ZF | RFLAGS_SF | RFLAGS_DF | RFLAGS_OF | RFLAGS_AC
 
 // STAR returns MSR_STAR as syscall_init writes it: wrmsr(MSR_STAR, 0,

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strconv"
-	"time"
 
 	"github.com/physmap/physmap/boot"
 	"github.com/physmap/physmap/kernel/dump"
@@ -45,28 +44,6 @@ func (k *kernel) dumpMM(pid int) (cr3, pc uint64, err error) {
 	fmt.Printf("physmap: JSON dump of process %d's address space (%s, %#x: %d runs) sent to the bulk channel (isa-debugcon, port %#x)\n",
 		pid, which, uint64(h.AS.Root()), len(runs), boot.DEBUGCON_PORT)
 	return uint64(h.AS.Root()), uint64(h.HoldPC), nil
-}
-
-// deferredInit writes the page descriptors the boot left for
-// deferred_init_memmap, after the verdict (Linux writes them before it
-// starts init; physmap's processes use no struct page), and says what it
-// cost. It reports whether that went well.
-func (k *kernel) deferredInit() bool {
-	v := region.Find[*region.Vmemmap](k.space)
-	if v == nil {
-		return true
-	}
-	t0 := time.Now()
-	n, err := v.DeferredInit(k.space)
-	if err != nil {
-		fmt.Printf("physmap: deferred_init_memmap: %v\n", err)
-		return false
-	}
-	if n > 0 {
-		fmt.Printf("physmap: deferred_init_memmap, after the verdict: the descriptors of %d frames (%s of RAM) from first_deferred_pfn %#x written in %v\n",
-			n, humanSize(uint64(n)*page), uint64(v.Deferred.Start)>>12, time.Since(t0).Round(time.Millisecond))
-	}
-	return true
 }
 
 // mmPID is physmap.mm's process, 0 for the kernel's address space.

@@ -173,8 +173,8 @@ func (hwRing3) Setup(lstar, cstar mm.VirtAddr) {
 	amd64.SetupSyscall(amd64.KernelCS(), uint64(lstar), uint64(cstar))
 	boot.MaskPIC()
 }
-func (hwRing3) AcceptInterrupt() { amd64.AcceptInterrupt() }
-func (hwRing3) Nanotime() int64  { return time.Now().UnixNano() }
+func (hwRing3) AcceptInterrupt()           { amd64.AcceptInterrupt() }
+func (hwRing3) Nanotime() int64            { return time.Now().UnixNano() }
 func (hwRing3) SetLSTAR(lstar mm.VirtAddr) { amd64.Wrmsr(amd64.MSR_LSTAR, uint64(lstar)) }
 func (hwRing3) Stubs() (syscall, syscallCR3, cstar mm.PhysAddr) {
 	return mm.PhysAddr(amd64.SyscallEntryPC()), mm.PhysAddr(amd64.SyscallEntryCR3PC()), mm.PhysAddr(amd64.IgnoreSysretPC())

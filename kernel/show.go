@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"time"
 
 	"golang.org/x/arch/x86/x86asm"
 
@@ -321,4 +322,26 @@ func (k *kernel) show(r *report, log io.Writer, ptdump string) {
 	k.showRegions(os.Stdout, runs)
 	k.showFirstInstruction(live)
 	k.showAnswer(r)
+}
+
+// deferredInit writes the page descriptors the boot left for
+// deferred_init_memmap, after the verdict (Linux writes them before it
+// starts init; physmap's processes use no struct page), and says what it
+// cost. It reports whether that went well.
+func (k *kernel) deferredInit() bool {
+	v := region.Find[*region.Vmemmap](k.space)
+	if v == nil {
+		return true
+	}
+	t0 := time.Now()
+	n, err := v.DeferredInit(k.space)
+	if err != nil {
+		fmt.Printf("physmap: deferred_init_memmap: %v\n", err)
+		return false
+	}
+	if n > 0 {
+		fmt.Printf("physmap: deferred_init_memmap, after the verdict: the descriptors of %d frames (%s of RAM) from first_deferred_pfn %#x written in %v\n",
+			n, humanSize(uint64(n)*page), uint64(v.Deferred.Start)>>12, time.Since(t0).Round(time.Millisecond))
+	}
+	return true
 }

@@ -135,9 +135,9 @@ type Process struct {
 	Timer *TimerEnd
 	// EndStep is the run's entry to ring 3 after which it ended.
 	EndStep int
-	Reports  []Report
-	Output   []byte // what it wrote to the console
-	Copies   []Copy // copy_from_user's reads
+	Reports []Report
+	Output  []byte // what it wrote to the console
+	Copies  []Copy // copy_from_user's reads
 }
 
 // HeldMM is a process's address space as physmap.mm names it: the tables

@@ -138,7 +138,7 @@ func (s *Shell) userCopy(pr *Process) {
 			fmt.Fprintf(s.out, "    ... %d more runs\n", len(runs)-maxRuns)
 			break
 		}
-		fmt.Fprintf(s.out, "    [%v, %v)  %d leaves\n", r.from, r.to, r.n)
+		fmt.Fprintf(s.out, "    [%v, %v)  %d %s\n", r.from, r.to, r.n, plural(r.n, "leaf", "leaves"))
 	}
 }
 

@@ -99,6 +99,11 @@ var masks = []mask{
 	{"the clock's rate", regexp.MustCompile(`^PASS clock: .* runs at ([0-9]+\.[0-9])% of its rate`), "###.#"},
 	{"the clock's retries", regexp.MustCompile(`^PASS clock: .*, ([0-9]+) measured again\)`), "#"},
 	{"the phase times", regexp.MustCompile(`^phase: [a-z0-9.-]+ ended at ([0-9]+\.[0-9]+) ms$`), "###.######"},
+	{"the spinner's stay", regexp.MustCompile(`^user\[[0-9]+\]: killed: the LAPIC timer .* after ([0-9]+) ms in ring 3`), "##"},
+	{"the spinner's flags", regexp.MustCompile(`^PASS user\.timer: .*RFLAGS (0x[0-9a-f]+) \(IF\)`), "0x###"},
+	{"the spinner's time", regexp.MustCompile(`^PASS user\.timer: .* after ([0-9]+) ms in ring 3 by`), "##"},
+	{"the LAPIC's rate", regexp.MustCompile(`^PASS user\.timer: .*, ([0-9]+) ticks a ms`), "#####"},
+	{"the other processes' longest stay", regexp.MustCompile(`^PASS user\.timer: .* ring 3 was ([0-9]+) us`), "####"},
 }
 
 // normalise applies the masks to a line, and counts the hits; a check

@@ -168,6 +168,9 @@ func TestRun(t *testing.T) {
 	// A boot whose varying numbers differ writes the same README.
 	f.edit = func(b []byte) []byte {
 		b = regexp.MustCompile(`TSC at [0-9.]+ MHz`).ReplaceAll(b, []byte("TSC at 999.5 MHz"))
+		b = regexp.MustCompile(`after [0-9]+ ms in ring 3`).ReplaceAll(b, []byte("after 97 ms in ring 3"))
+		b = regexp.MustCompile(`RFLAGS 0x[0-9a-f]+ \(IF\)`).ReplaceAll(b, []byte("RFLAGS 0x2d7 (IF)"))
+		b = regexp.MustCompile(`[0-9]+(\s+)ticks a ms`).ReplaceAll(b, []byte("99999${1}ticks a ms"))
 		return regexp.MustCompile(`(?m)^(phase: \S+) [0-9]+$`).ReplaceAll(b, []byte("$1 12345678901"))
 	}
 	check(qemu.ExitOK, "-check")

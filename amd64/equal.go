@@ -1,7 +1,9 @@
 package amd64
 
-func equalPage(a, b uint64) bool
+func equal3Page(a, b, c uint64) uint8
 
-// EqualPage reports whether the 4096 bytes at a and b are the same, both
-// mapped and readable (the caller has probed them).
-func EqualPage(a, b uint64) bool { return equalPage(a, b) }
+// Equal3Page compares the 4096 bytes at b and at c with those at a, all
+// three mapped and readable (the caller has probed them), reading each
+// once: 0 if both are the same as a, 1 if b differs (c unread past it),
+// else 2.
+func Equal3Page(a, b, c uint64) int { return int(equal3Page(a, b, c)) }

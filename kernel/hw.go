@@ -46,29 +46,33 @@ func (hwCPU) Read(va mm.VirtAddr, p []byte) (n int, f amd64.Fault) {
 	return n, f
 }
 
-// Equal compares in place, with no copy, in pieces that cross no page
-// boundary of a or of b: each piece's two pages probed once, then compared.
-func (hwCPU) Equal(a, b mm.VirtAddr, n int) (bool, amd64.Fault) {
+// Equal3 compares in place, with no copy, in pieces that cross no page
+// boundary of a, b or c: each piece's three pages probed once, then
+// compared, each read once.
+func (hwCPU) Equal3(a, b, c mm.VirtAddr, n int) (int, amd64.Fault) {
 	for off := 0; off < n; {
-		at, bt := a.Add(uint64(off)), b.Add(uint64(off))
-		size := min(n-off, int(page-uint64(at)%page), int(page-uint64(bt)%page))
-		for _, va := range []mm.VirtAddr{at, bt} {
+		at, bt, ct := a.Add(uint64(off)), b.Add(uint64(off)), c.Add(uint64(off))
+		size := min(n-off, int(page-uint64(at)%page), int(page-uint64(bt)%page), int(page-uint64(ct)%page))
+		for _, va := range []mm.VirtAddr{at, bt, ct} {
 			if _, f := amd64.ProbeRead64(uint64(va.AlignDown(8))); f.Faulted {
-				return false, f
+				return 0, f
 			}
 		}
-		same := false
-		if size == int(page) {
-			same = amd64.EqualPage(uint64(at), uint64(bt))
-		} else {
-			same = bytes.Equal(bytesAt(at, size), bytesAt(bt, size))
+		differs := 0
+		switch {
+		case size == int(page):
+			differs = amd64.Equal3Page(uint64(at), uint64(bt), uint64(ct))
+		case !bytes.Equal(bytesAt(at, size), bytesAt(bt, size)):
+			differs = 1
+		case !bytes.Equal(bytesAt(at, size), bytesAt(ct, size)):
+			differs = 2
 		}
-		if !same {
-			return false, amd64.Fault{}
+		if differs != 0 {
+			return differs, amd64.Fault{}
 		}
 		off += size
 	}
-	return true, amd64.Fault{}
+	return 0, amd64.Fault{}
 }
 
 func (hwCPU) Write(va mm.VirtAddr, p []byte) (n int, f amd64.Fault) {

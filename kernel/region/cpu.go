@@ -22,9 +22,11 @@ type CPU interface {
 	// aligned va.
 	Load64(va mm.VirtAddr) (uint64, amd64.Fault)
 	Store64(va mm.VirtAddr, v uint64) amd64.Fault
-	// Equal compares n bytes at a with n bytes at b in place, each
-	// through the live tables, and reports the first fault.
-	Equal(a, b mm.VirtAddr, n int) (bool, amd64.Fault)
+	// Equal3 compares n bytes at b and n bytes at c with n bytes at a in
+	// place, all through the live tables, reading each address once: 0
+	// when both read as a does, 1 when b differs, 2 when c does; or the
+	// first fault.
+	Equal3(a, b, c mm.VirtAddr, n int) (int, amd64.Fault)
 	// Call calls the code at va in amd64.ProbeCall's convention and
 	// returns what it left in RAX; a fault fetching its first
 	// instruction is returned.

@@ -233,14 +233,13 @@ func (p *Proof) proveContent() {
 		return
 	}
 	n, err := imagePages(p.Ref.Image.All(), func(pa mm.PhysAddr) error {
-		for _, alias := range []mm.VirtAddr{p.KernelVA(pa), p.DirectVA(pa)} {
-			eq, f := p.CPU.Equal(mm.VirtAddr(pa), alias, int(page))
-			if f.Faulted {
-				return &FaultError{What: "reading an image page", VA: mm.VirtAddr(f.CR2), Fault: f}
-			}
-			if !eq {
-				return fmt.Errorf("%v does not read what its frame %v holds", alias, pa)
-			}
+		aliases := [...]mm.VirtAddr{p.KernelVA(pa), p.DirectVA(pa)}
+		differs, f := p.CPU.Equal3(mm.VirtAddr(pa), aliases[0], aliases[1], int(page))
+		switch {
+		case f.Faulted:
+			return &FaultError{What: "reading an image page", VA: mm.VirtAddr(f.CR2), Fault: f}
+		case differs != 0:
+			return fmt.Errorf("%v does not read what its frame %v holds", aliases[differs-1], pa)
 		}
 		return nil
 	})

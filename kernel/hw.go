@@ -91,6 +91,23 @@ func (hwCPU) Write(va mm.VirtAddr, p []byte) (n int, f amd64.Fault) {
 	return n, f
 }
 
+// FillPage probes the page as Write does, then lets fill write it where it
+// is: permissions are per page, so the rest of it is writable too.
+func (hwCPU) FillPage(va mm.VirtAddr, fill func(p *[page]byte)) amd64.Fault {
+	if uint64(va)%page != 0 {
+		panic("FillPage: va not page aligned")
+	}
+	if _, f := amd64.ProbeRead64(uint64(va)); f.Faulted {
+		return f
+	}
+	p := (*[page]byte)(amd64.Ptr(uint64(va)))
+	if f := amd64.ProbeWrite8(uint64(va), p[0]); f.Faulted {
+		return f
+	}
+	fill(p)
+	return amd64.Fault{}
+}
+
 func (hwCPU) Call(va mm.VirtAddr) (uint64, amd64.Fault) { return amd64.ProbeCall(uint64(va)) }
 
 func (hwCPU) Load64(va mm.VirtAddr) (uint64, amd64.Fault) { return amd64.ProbeRead64(uint64(va)) }

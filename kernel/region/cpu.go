@@ -22,6 +22,10 @@ type CPU interface {
 	// aligned va.
 	Load64(va mm.VirtAddr) (uint64, amd64.Fault)
 	Store64(va mm.VirtAddr, v uint64) amd64.Fault
+	// FillPage has fill write the page at va (page aligned) in place
+	// through the live tables, once a probe has shown the page writable:
+	// no buffer to build and copy, where every byte of the page is new.
+	FillPage(va mm.VirtAddr, fill func(p *[page]byte)) amd64.Fault
 	// Equal3 compares n bytes at b and n bytes at c with n bytes at a in
 	// place, all through the live tables, reading each address once: 0
 	// when both read as a does, 1 when b differs, 2 when c does; or the

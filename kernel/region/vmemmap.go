@@ -195,7 +195,6 @@ func (v *Vmemmap) initSection(s *Space, ram []mm.PhysRange, nr uint64, deferred 
 		return 0, nil // at boot, a section of deferred RAM is not looked at
 	}
 	written := 0
-	buf := make([]byte, page)
 	pfn0 := nr * pfnsPerSection
 	for i := range framesPerMemmap {
 		pa := v.backing[nr].frame(i)
@@ -207,17 +206,23 @@ func (v *Vmemmap) initSection(s *Space, ram []mm.PhysRange, nr uint64, deferred 
 		// Most frames' 64 descriptors lie in one RAM range: then none
 		// is a hole, and no descriptor needs a look of its own.
 		allRAM := oneRange(ram, mm.PhysAddr(first<<12), mm.PhysAddr((first+descsPerFrame-1)<<12))
-		for d := range descsPerFrame {
-			pfn := first + d
-			flags := uint64(descHole)
-			if allRAM || inRAM(ram, mm.PhysAddr(pfn<<12)) {
-				flags = 0
+		// Each descriptor whole, as __init_single_page zeroes its struct
+		// page (mm_zero_struct_page) before setting it: the backing
+		// frames are not zeroed (sparse_buffer_init's
+		// memblock_alloc_exact_nid_raw).
+		va := s.DirectVA(pa)
+		if f := s.CPU.FillPage(va, func(p *[page]byte) {
+			for d := range uint64(descsPerFrame) {
+				desc := (*[structPageSize]byte)(p[d*structPageSize:])
+				pfn := first + d
+				binary.LittleEndian.PutUint64(desc[0:], pfn)
+				clear(desc[8:])
+				if !allRAM && !inRAM(ram, mm.PhysAddr(pfn<<12)) {
+					desc[8] = descHole // the flags' low byte
+				}
 			}
-			binary.LittleEndian.PutUint64(buf[d*structPageSize:], pfn)
-			binary.LittleEndian.PutUint64(buf[d*structPageSize+8:], flags)
-		}
-		if err := writeBytes(s.CPU, "page descriptors", s.DirectVA(pa), buf); err != nil {
-			return written, err
+		}); f.Faulted {
+			return written, &FaultError{What: "writing page descriptors", VA: va, Fault: f}
 		}
 		written++
 	}

@@ -109,17 +109,25 @@ func Problems(as *AddressSpace, opt CheckOptions) []Problem {
 	}
 	w := walker{as: as}
 	w.walkAll(&c)
-	// A second pass finds leaves that map table pages.
-	a := aliasChecker{checker: &c, sorted: make([]PhysAddr, 0, len(c.tables))}
+	// Only now are all the table pages known: the leaves outside the
+	// aliases, kept by the walk, are compared with them.
+	sorted := make([]PhysAddr, 0, len(c.tables))
 	for pa := range c.tables {
-		a.sorted = append(a.sorted, pa)
+		sorted = append(sorted, pa)
 	}
-	slices.Sort(a.sorted)
-	w.walkAll(&a)
+	slices.Sort(sorted)
+	for _, lf := range c.outside {
+		pa := lf.entry.Addr(lf.level)
+		end := pa.Add(uint64(pageSizeAt(lf.level)))
+		if i, _ := slices.BinarySearch(sorted, pa); i < len(sorted) && sorted[i] < end {
+			c.add(&lf, "data mapping covers table page %v", sorted[i])
+		}
+	}
 	return c.probs
 }
 
-// checker is Check's first pass: everything but leaves over table pages.
+// checker is Check's walk: every entry once; leaves over table pages are
+// looked for after it, among the leaves it kept.
 type checker struct {
 	opt      CheckOptions
 	physBits uint
@@ -127,6 +135,10 @@ type checker struct {
 	guard    VirtRange // inclusive
 	tables   map[PhysAddr]tableRef
 	probs    []Problem
+	// outside are the leaves met outside opt.Aliases, each entry once
+	// (a table shared on purpose is walked once): the ones that must
+	// not map a table page.
+	outside []slot
 }
 
 // tableRef is the first entry found pointing at a table page.
@@ -177,6 +189,9 @@ func (c *checker) visit(w *walker, v *slot) walkAction {
 		if eff := v.eff(); !c.opt.AllowWX && eff&AttrWrite != 0 && eff&AttrNX == 0 {
 			c.add(v, "W+X mapping")
 		}
+		if !c.inAlias(v.va) {
+			c.outside = append(c.outside, *v)
+		}
 		return walkSkip
 	}
 	child := e.Addr(l)
@@ -194,35 +209,14 @@ func (c *checker) visit(w *walker, v *slot) walkAction {
 	return walkDescend
 }
 
-// aliasChecker is Check's second pass: leaves that map table pages.
-type aliasChecker struct {
-	*checker
-	sorted []PhysAddr // the table pages
-}
-
-func (a *aliasChecker) visit(w *walker, v *slot) walkAction {
-	e, l := v.entry, v.level
-	if !e.IsPresent() || ((l == PGD || l == P4D) && e&PS != 0) {
-		return walkSkip
-	}
-	if !e.IsLeaf(l) {
-		if _, ok := a.tables[e.Addr(l)]; ok && a.opt.Owns != nil && !a.opt.Owns(e.Addr(l)) {
-			return walkSkip
-		}
-		return walkDescend
-	}
-	for _, r := range a.opt.Aliases {
-		if r.Contains(v.va) {
-			return walkSkip
+// inAlias reports whether va lies in one of opt.Aliases.
+func (c *checker) inAlias(va VirtAddr) bool {
+	for _, r := range c.opt.Aliases {
+		if r.Contains(va) {
+			return true
 		}
 	}
-	pa := e.Addr(l)
-	end := pa.Add(uint64(pageSizeAt(l)))
-	i, _ := slices.BinarySearch(a.sorted, pa)
-	if i < len(a.sorted) && a.sorted[i] < end {
-		a.add(v, "data mapping covers table page %v", a.sorted[i])
-	}
-	return walkSkip
+	return false
 }
 
 // WXPages returns the number of 4 KiB pages in r that are mapped writable

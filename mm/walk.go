@@ -130,7 +130,7 @@ func (w *walker) walkTable(table PhysAddr, h int, lo, hi VirtAddr, up Attr, coun
 	skipEmpty := false
 	if w.f == nil {
 		switch vis.(type) {
-		case *leafVisitor, *checker, *aliasChecker, *tableCounter:
+		case *leafVisitor, *checker, *tableCounter:
 			skipEmpty = true
 		}
 	}
@@ -202,8 +202,6 @@ down:
 			case *tableCounter:
 				act = x.visit(w, &v)
 			case *checker:
-				act = x.visit(w, &v)
-			case *aliasChecker:
 				act = x.visit(w, &v)
 			case *dumper:
 				act = x.visit(w, &v)

@@ -29,9 +29,12 @@ const (
 // Addr is a 64-bit address or size that marshals as a hex string.
 type Addr uint64
 
-// MarshalJSON writes a as "0x...".
-func (a Addr) MarshalJSON() ([]byte, error) {
-	return []byte(`"` + fmt.Sprintf("%#x", uint64(a)) + `"`), nil
+// MarshalText writes a as 0x..., which encoding/json quotes: a text
+// marshaler's output is only escaped, where a JSON marshaler's is parsed
+// again (the dump holds a few hundred addresses, and the guest runs under
+// TCG).
+func (a Addr) MarshalText() ([]byte, error) {
+	return strconv.AppendUint([]byte("0x"), uint64(a), 16), nil
 }
 
 // UnmarshalJSON reads a hex string.
@@ -204,35 +207,42 @@ type Alias struct {
 func Runs(as *mm.AddressSpace, layout *mm.Layout) []Run {
 	var out []Run
 	// Leaves come in address order: the region of the last one is looked
-	// up again only when a leaf leaves it.
+	// up again only when a leaf leaves it. A leaf joins the last run when
+	// its size, level, flag bits and region are the run's: compared as
+	// numbers, the run's strings and Flags made only for a run's first.
 	var region mm.Region
+	var last *Run
+	var lastLevel mm.Level
+	var lastAttrs mm.Attr
 	for leaf := range as.AllLeaves() {
 		if region.Size == 0 || !region.Contains(leaf.VA) {
 			region = layout.Find(leaf.VA)
 		}
-		r := Run{VA: Addr(leaf.VA), PA: Addr(leaf.PA), Size: Addr(leaf.Size), Count: 1, Level: leaf.Level.String(),
-			Flags: FlagsOf(leaf.Attrs), Region: region.Name}
-		if n := len(out); n > 0 {
-			last := &out[n-1]
-			same := last.Size == r.Size && last.Level == r.Level && last.Flags == r.Flags && last.Region == r.Region
+		va, pa, size, attrs := Addr(leaf.VA), Addr(leaf.PA), Addr(leaf.Size), leaf.Attrs&flagAttrs
+		if last != nil && last.Size == size && lastLevel == leaf.Level && lastAttrs == attrs && last.Region == region.Name {
 			switch {
-			case same && last.Stride == 0 && last.End() == r.VA && last.PAEnd() == r.PA:
+			case last.Stride == 0 && last.End() == va && last.PAEnd() == pa:
 				last.Count++
 				continue
 			// Clones of one frame at a fixed step: a second leaf starts
 			// the run, later ones must keep the step.
-			case same && last.PA == r.PA && last.Count == 1 && r.VA > last.VA && r.VA-last.VA > last.Size:
-				last.Stride, last.Count = r.VA-last.VA, 2
+			case last.PA == pa && last.Count == 1 && va > last.VA && va-last.VA > last.Size:
+				last.Stride, last.Count = va-last.VA, 2
 				continue
-			case same && last.PA == r.PA && last.Stride != 0 && r.VA == last.VA+last.Stride*Addr(last.Count):
+			case last.PA == pa && last.Stride != 0 && va == last.VA+last.Stride*Addr(last.Count):
 				last.Count++
 				continue
 			}
 		}
-		out = append(out, r)
+		out = append(out, Run{VA: va, PA: pa, Size: size, Count: 1, Level: leaf.Level.String(), Flags: FlagsOf(attrs), Region: region.Name})
+		last, lastLevel, lastAttrs = &out[len(out)-1], leaf.Level, attrs
 	}
 	return out
 }
+
+// flagAttrs are the attributes Flags holds: two leaves whose attributes
+// agree on these have the same Flags.
+const flagAttrs = mm.AttrWrite | mm.AttrUser | mm.AttrNX | mm.AttrGlobal | mm.AttrPWT | mm.AttrPCD | mm.AttrPAT
 
 // RegionsOf converts a layout.
 func RegionsOf(l *mm.Layout) []Region {
@@ -245,11 +255,10 @@ func RegionsOf(l *mm.Layout) []Region {
 
 // Write prints d between BeginLine and EndLine, the JSON on one line.
 func Write(w io.Writer, d *Dump) error {
-	b, err := json.Marshal(d)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintf(w, "%s\n%s\n%s\n", BeginLine, b, EndLine)
+	b := append([]byte(BeginLine), '\n')
+	b = append(d.AppendJSON(b), '\n')
+	b = append(append(b, EndLine...), '\n')
+	_, err := w.Write(b)
 	return err
 }
 

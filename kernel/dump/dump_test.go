@@ -2,6 +2,7 @@ package dump
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"reflect"
 	"strings"
@@ -12,9 +13,12 @@ import (
 
 func TestAddrJSON(t *testing.T) {
 	a := Addr(0xffff_8880_0000_0000)
-	b, err := a.MarshalJSON()
+	b, err := json.Marshal(a)
 	if err != nil || string(b) != `"0xffff888000000000"` {
-		t.Fatalf("MarshalJSON = %s, %v", b, err)
+		t.Fatalf("json.Marshal = %s, %v", b, err)
+	}
+	if b, err := json.Marshal(Addr(0)); err != nil || string(b) != `"0x0"` {
+		t.Fatalf("json.Marshal(0) = %s, %v", b, err)
 	}
 	var back Addr
 	if err := back.UnmarshalJSON(b); err != nil || back != a {

@@ -135,13 +135,13 @@ func checkClock(r *report, fast bool) {
 	}
 	ppt, retries, ok := measureClock()
 	if !ok {
-		r.fail("clock", "no clean %d ms window against the PIT in %d tries (the guest was paused too often?)", clockWindowTicks*1000/boot.PIT_HZ, retries)
+		r.fail("clock", "no clean %d ms window against the PIT in %d tries (the guest was paused too often?)", clockWindowMS, retries)
 		return
 	}
 	off := ppt - 1000
 	r.Check("clock", off >= -clockTolerance && off <= clockTolerance,
-		"TSC at %.3f MHz by %s (%s); the runtime's clock measured against the PIT runs at %d.%d%% of its rate (median of %d windows of 10 ms, %d measured again)",
-		float64(c.TSCHz)/1e6, c.Source, c.Detail(), ppt/10, abs(ppt%10), clockWindows, retries)
+		"TSC at %.3f MHz by %s (%s); the runtime's clock measured against the PIT runs at %d.%d%% of its rate (median of %d windows of %d ms, %d measured again)",
+		float64(c.TSCHz)/1e6, c.Source, c.Detail(), ppt/10, abs(ppt%10), clockWindows, clockWindowMS, retries)
 }
 
 func abs(v int64) int64 {

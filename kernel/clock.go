@@ -16,7 +16,10 @@ import (
 // them. A window in which two polls lie more than clockMaxGap apart may
 // have missed a PIT wrap (the guest was paused) and is measured again.
 const (
-	clockWindowTicks = boot.PIT_HZ / 100 // 10 ms
+	// 5 ms: the tolerance is 2%, and a window's two ends are each a PIT
+	// latch and a clock read a few microseconds apart (0.1% of it).
+	clockWindowTicks = boot.PIT_HZ / 200
+	clockWindowMS    = (clockWindowTicks*1000 + boot.PIT_HZ/2) / boot.PIT_HZ
 	clockWindows     = 5
 	clockMaxTries    = 40
 	clockMaxGap      = 20_000_000 // ns, well under the PIT's 55 ms period

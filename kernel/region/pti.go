@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/physmap/physmap/amd64"
+	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
 )
 
@@ -269,8 +270,8 @@ func (u *User) provePTI(p *Proof) (string, error) {
 		}
 	}
 	n := len(u.Procs)
-	return fmt.Sprintf("each process's root is an 8 KiB pair: its system calls entered under the user copy (CR3 bit 12 set) and the kernel ran under the kernel copy 4 KiB below; the user copy's kernel half maps the cpu_entry_area (%d pages), espfix (%d pages) and the entry text (%s at %v) and nothing else: no page_offset_base, _text, kernel data, module or runtime window; its user half maps each of the process's pages as the kernel copy does; in the kernel copies %d top-level user entries are NX, %d not, being over the runtime's window too; of the kernel copy's leaves %d are global (cpu_entry_area, entry text) and %d not",
-		nCEA/n, nESP/n, pagesText(nText/n), text.Start, nx, nwin, nGlobal, nLocal), nil
+	return fmt.Sprintf("each process's root is an 8 KiB pair: its system calls entered under the user copy (CR3 bit 12 set) and the kernel ran under the kernel copy 4 KiB below; the user copy's kernel half maps the cpu_entry_area (%d pages), espfix (%d pages) and the entry text (%d %s at %v) and nothing else: no page_offset_base, _text, kernel data, module or runtime window; its user half maps each of the process's pages as the kernel copy does; in the kernel copies %d top-level user entries are NX, %d not, being over the runtime's window too; of the kernel copy's leaves %d are global (cpu_entry_area, entry text) and %d not",
+		nCEA/n, nESP/n, nText/n, selftest.Plural(nText/n, "page", "pages"), text.Start, nx, nwin, nGlobal, nLocal), nil
 }
 
 // ptiGlobalScan holds every leaf of the first process's kernel copy (whose
@@ -301,12 +302,4 @@ func (p *Proof) ptiGlobalScan(procs []*Process) (global, local int, err error) {
 		}
 	}
 	return global, local, nil
-}
-
-// pagesText is "1 page" or "N pages".
-func pagesText(n int) string {
-	if n == 1 {
-		return "1 page"
-	}
-	return fmt.Sprintf("%d pages", n)
 }

@@ -44,3 +44,12 @@ func Unwrap(line, continuation string) string {
 func IsContinuation(line string) bool {
 	return strings.HasPrefix(line, ContinuationPrefix) && len(line) > len(ContinuationPrefix) && line[len(ContinuationPrefix)] != ' '
 }
+
+// Plural is one when n is 1, else many: a count's noun on the console,
+// "1 page" and "2 pages".
+func Plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}

@@ -11,6 +11,7 @@ import (
 
 	"golang.org/x/arch/x86/x86asm"
 
+	"github.com/physmap/physmap/kernel/selftest"
 	"github.com/physmap/physmap/mm"
 )
 
@@ -106,12 +107,8 @@ func (s *Shell) aliases(args []string) error {
 	return nil
 }
 
-func plural(n int, one, many string) string {
-	if n == 1 {
-		return one
-	}
-	return many
-}
+// plural is one for n == 1, else many.
+var plural = selftest.Plural
 
 // canonicalLen returns how many of n bytes from the canonical va stay
 // canonical: up to the end of the lower half, or up to 2^64.

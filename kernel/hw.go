@@ -75,13 +75,18 @@ func (hwCPU) Equal3(a, b, c mm.VirtAddr, n int) (int, amd64.Fault) {
 	return 0, amd64.Fault{}
 }
 
+// probeWritable shows the page of at readable, then writable by writing
+// the byte already at at: a probe that lands changes nothing.
+func probeWritable(at mm.VirtAddr) amd64.Fault {
+	if _, f := amd64.ProbeRead64(uint64(at.AlignDown(8))); f.Faulted {
+		return f
+	}
+	return amd64.ProbeWrite8(uint64(at), bytesAt(at, 1)[0])
+}
+
 func (hwCPU) Write(va mm.VirtAddr, p []byte) (n int, f amd64.Fault) {
 	chunks(va, len(p), func(at mm.VirtAddr, off, size int) bool {
-		if _, f = amd64.ProbeRead64(uint64(at.AlignDown(8))); f.Faulted {
-			return false
-		}
-		// Write the byte already there: a probe that lands changes nothing.
-		if f = amd64.ProbeWrite8(uint64(at), bytesAt(at, 1)[0]); f.Faulted {
+		if f = probeWritable(at); f.Faulted {
 			return false
 		}
 		copy(bytesAt(at, size), p[off:off+size])
@@ -97,14 +102,10 @@ func (hwCPU) FillPage(va mm.VirtAddr, fill func(p *[page]byte)) amd64.Fault {
 	if uint64(va)%page != 0 {
 		panic("FillPage: va not page aligned")
 	}
-	if _, f := amd64.ProbeRead64(uint64(va)); f.Faulted {
+	if f := probeWritable(va); f.Faulted {
 		return f
 	}
-	p := (*[page]byte)(amd64.Ptr(uint64(va)))
-	if f := amd64.ProbeWrite8(uint64(va), p[0]); f.Faulted {
-		return f
-	}
-	fill(p)
+	fill((*[page]byte)(amd64.Ptr(uint64(va))))
 	return amd64.Fault{}
 }
 

@@ -33,8 +33,11 @@ type Addr uint64
 // marshaler's output is only escaped, where a JSON marshaler's is parsed
 // again (the dump holds a few hundred addresses, and the guest runs under
 // TCG).
-func (a Addr) MarshalText() ([]byte, error) {
-	return strconv.AppendUint([]byte("0x"), uint64(a), 16), nil
+func (a Addr) MarshalText() ([]byte, error) { return a.appendText(nil), nil }
+
+// appendText appends a as 0x and its lowercase hex digits.
+func (a Addr) appendText(b []byte) []byte {
+	return strconv.AppendUint(append(b, "0x"...), uint64(a), 16)
 }
 
 // UnmarshalJSON reads a hex string.

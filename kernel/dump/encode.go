@@ -27,11 +27,7 @@ func (d *Dump) AppendJSON(b []byte) []byte {
 		b = d.GDTR.appendJSON(append(b, `,"gdtr":`...))
 	}
 	if d.TR != nil {
-		b = append(b, `,"tr":{"selector":`...)
-		b = appendAddr(b, d.TR.Selector)
-		b = appendAddr(append(b, `,"base":`...), d.TR.Base)
-		b = appendAddr(append(b, `,"limit":`...), d.TR.Limit)
-		b = append(b, '}')
+		b = d.TR.appendJSON(append(b, `,"tr":`...))
 	}
 	if p := d.Process; p != nil {
 		b = append(b, `,"process":{"pid":`...)
@@ -66,11 +62,7 @@ func appendList[T any](b []byte, xs []T, each func(T, []byte) []byte) []byte {
 }
 
 // appendAddr appends a as Addr.MarshalText writes it, quoted.
-func appendAddr(b []byte, a Addr) []byte {
-	b = append(b, `"0x`...)
-	b = strconv.AppendUint(b, uint64(a), 16)
-	return append(b, '"')
-}
+func appendAddr(b []byte, a Addr) []byte { return append(a.appendText(append(b, '"')), '"') }
 
 func appendBool(b []byte, v bool) []byte { return strconv.AppendBool(b, v) }
 
@@ -124,6 +116,13 @@ func (a Alias) appendJSON(b []byte) []byte {
 
 func (r *DescReg) appendJSON(b []byte) []byte {
 	b = appendAddr(append(b, `{"base":`...), r.Base)
+	b = appendAddr(append(b, `,"limit":`...), r.Limit)
+	return append(b, '}')
+}
+
+func (r *TaskReg) appendJSON(b []byte) []byte {
+	b = appendAddr(append(b, `{"selector":`...), r.Selector)
+	b = appendAddr(append(b, `,"base":`...), r.Base)
 	b = appendAddr(append(b, `,"limit":`...), r.Limit)
 	return append(b, '}')
 }
